@@ -40,7 +40,7 @@ class Tolerances:
     ode_rtol, ode_atol : float
         Default relative/absolute tolerances of :func:`solvers.integrate` (never scipy's 1e-3).
     halpern_tol : float
-        :func:`solvers.halpern.halpern` stops when the fixed-point residual
+        :func:`solvers.flows` stops when the fixed-point residual
         ``||θ_k − T(θ_k)|| <= halpern_tol · (1 + ||θ_k||)``. Halpern's residual decays only as
         ``O(1/k)`` (Lieder 2021), so this is loose next to ``ode_rtol``.
     kink_rtol : float
@@ -49,7 +49,7 @@ class Tolerances:
     kkt_support_factor : float
         Examples with ``q_i <= kkt_support_factor * q_min`` are candidate supports in the KKT check.
     kkt_eps_tol, kkt_delta_tol : float
-        Verdict thresholds of :func:`solvers.kkt.check_kkt`: an approximate KKT point needs
+        Verdict thresholds of :func:`solvers.check_kkt`: an approximate KKT point needs
         ``ε / ||θ̃|| <= kkt_eps_tol`` and ``δ / ||θ̃||² <= kkt_delta_tol``.
     kkt_qp_tol : float
         Termination tolerance (relative residuals, complementarity ``≤ tol²``) of the KKT check's
@@ -68,11 +68,11 @@ class Tolerances:
         relative dual-cone violation (as in ``kkt_optimality_rtol``) exceeds this; it is set
         below ``kkt_optimality_rtol`` so a converged working set certifies the full program.
     shallow_loss_tol : float
-        Default success target of :func:`solvers.shallow.train_shallow`: the mean squared loss
+        Default success target of :func:`solvers.train_shallow`: the mean squared loss
         ``(1/2n) Σ (f(x_i) − y_i)²`` must fall to this (absolute; targets are ±1, so the loss
         starts near 1/2).
     shallow_stall_rtol : float
-        A training run of :func:`solvers.shallow.train_shallow` is *stalled* when its loss fell by
+        A training run of :func:`solvers.train_shallow` is *stalled* when its loss fell by
         less than this fraction over a whole stall window (a plateau or a spurious stationary
         point; measured: such runs stay flat for thousands of steps).
     pl_rtol : float

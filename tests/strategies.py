@@ -46,9 +46,9 @@ def underdetermined_system(draw, *, n=(1, 5), extra=(1, 5)):
 
 @st.composite
 def homogeneous_nets(draw, *, depth=(1, 3), width=(1, 5), d=(1, 4), n=(1, 6)):
-    """Draw ``(net, X, seed)``: a random :class:`solvers.network.HomogeneousMLP` (any activation),
+    """Draw ``(net, X, seed)``: a random :class:`solvers.HomogeneousMLP` (any activation),
     inputs ``X`` of shape ``(n, d_0)`` and a seed for further randomness in the test."""
-    from solvers.network import HomogeneousMLP
+    from solvers.nets import HomogeneousMLP
 
     seed = draw(seeds)
     L = draw(st.integers(*depth))
@@ -83,7 +83,7 @@ def linear_net_widths(draw, *, depth=(1, 4), width=(1, 4)):
 
 @st.composite
 def shallow_problems(draw, *, n=(2, 10), d=(1, 5), width=(1, 12)):
-    """Draw ``(X, y, width, seed, activation)`` for :mod:`solvers.shallow`: unit-sphere inputs
+    """Draw ``(X, y, width, seed, activation)`` for :mod:`solvers.nets`: unit-sphere inputs
     ``(n, d)``, targets in ``[-1, 1]``, a small width, an init seed and an activation."""
     seed = draw(seeds)
     rng = np.random.default_rng(seed)

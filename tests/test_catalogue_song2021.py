@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from solvers.shallow import WidthSearch, train_shallow_batch
+from solvers.nets import WidthSearch, train_shallow_batch
 from theory.catalogue import song2021
-from theory.sweep import run_sweep
+from theory.checking import run_sweep
 
 THEOREM = song2021.THEOREMS[0]
 #: Bootstrap replicates for the synthetic-fit tests (percentiles of a few hundred draws).

@@ -1,4 +1,4 @@
-"""Tests of ``marginflow kkt`` (theory.cli_kkt): through a parser built with ``register`` and,
+"""Tests of ``marginflow kkt`` (theory.cli._kkt): through a parser built with ``register`` and,
 once the lead wires the command, through ``theory.cli.main``."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from solvers.errors import NotFeasibleError
-from theory import cli_kkt
+from theory.cli import _kkt as cli_kkt
 
 # The hand-derived KKT point of tests/test_kkt.py::test_hand_derived_linear_kkt_point:
 # w* = (1, -1) on x1 = (1, 0) (+1), x2 = (0, 1) (-1), x3 = (3, 0) (+1); multipliers (1, 1, 0).
@@ -90,12 +90,9 @@ def test_help_has_an_example(capsys):
     assert "marginflow kkt --weights" in capsys.readouterr().out
 
 
-def test_through_main_once_wired(files, tmp_path, capsys):
-    from theory import _commands
+def test_through_main(files, tmp_path, capsys):
     from theory.cli import main
 
-    if "theory.cli_kkt" not in _commands.COMMAND_MODULES:
-        pytest.skip("theory.cli_kkt is not yet in theory._commands.COMMAND_MODULES")
     wpath, dpath = files
     assert main(["kkt", "--weights", wpath, "--data", dpath]) == 0
     assert "approximate KKT point" in capsys.readouterr().out
@@ -115,9 +112,8 @@ def test_cli_kkt_reads_a_torch_file_end_to_end(tmp_path, capsys):
     import numpy as np
 
     from solvers.datasets import make_separable
-    from solvers.kkt import check_kkt
-    from solvers.torch_adapter import from_torch, save_torch
-    from solvers.weights_io import save_data
+    from solvers.nets import from_torch, save_data, save_torch
+    from solvers.nets.kkt import check_kkt
     from theory.cli import main
 
     torch.manual_seed(0)

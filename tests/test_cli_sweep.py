@@ -3,7 +3,7 @@ import json
 import pytest
 
 from theory.cli import main
-from theory.cli_sweep import theorem_trial
+from theory.cli._sweep import theorem_trial
 
 
 def test_sweep_runs_a_theorem_and_resumes(tmp_path, capsys):

@@ -3,9 +3,8 @@ import json
 import pytest
 
 import theory.catalogue as cat
+from theory.checking import Source, Theorem, Verdict, compare_le
 from theory.cli import main
-from theory.theorem import Source, Theorem
-from theory.verdict import Verdict, compare_le
 
 
 def _fake(theorem_id, measured):

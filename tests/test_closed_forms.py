@@ -11,7 +11,14 @@ import sympy as sp
 from scipy.integrate import solve_ivp
 
 from solvers.tolerances import TOLERANCES
-from theory.closed_forms import (
+from theory.symbolic import (
+    compile_flow,
+    deep_linear_net,
+    derive_gradient_flow,
+    linear_chain,
+    linear_model,
+)
+from theory.symbolic._closed_forms import (
     RANK_RTOL,
     U0,
     S,
@@ -27,9 +34,6 @@ from theory.closed_forms import (
     saxe_mode_time,
     saxe_time_integral,
 )
-from theory.codegen import compile_flow
-from theory.flows import derive_gradient_flow
-from theory.models import deep_linear_net, linear_chain, linear_model
 
 # Integrator tolerances and the agreement required between an integrated trajectory and an
 # exact closed form: the DOP853 global error at rtol 1e-12 stays below ~1e-10 here.

@@ -14,11 +14,13 @@ from scipy.special import expit
 
 from solvers.losses import loss_derivative
 from tests.strategies import linear_net_widths
-from theory.codegen import compile_flow
-from theory.flows import LAM, derive_gradient_flow, derive_minnorm_flow
-from theory.models import (
+from theory.symbolic import (
+    LAM,
     N_EXAMPLES,
+    compile_flow,
     deep_linear_net,
+    derive_gradient_flow,
+    derive_minnorm_flow,
     diagonal_linear_net,
     linear_chain,
     linear_model,
@@ -90,7 +92,7 @@ def test_minnorm_generated_code_matches_subs_evalf(rng):
     np.testing.assert_allclose(f(0.0, y), _evalf_rhs(flow, f.params, y, n), rtol=RTOL, atol=ATOL)
 
 
-# --- a hand-written vectorised numpy reference (independent of theory and of solvers.rhs) ----
+# --- a hand-written vectorised numpy reference (independent of theory and of solvers.flows) ----
 def _hand_deep_linear(Ws, X, target, loss, lam=0.0):
     """W_l' = -(W_L..W_{l+1})^T G (W_{l-1}..W_1)^T - lam W_l with G = dL/dE, E = W_L..W_1."""
     n = X.shape[0]

@@ -1,6 +1,6 @@
 """Issue 3, §3: gradient-flow limits against their convex references and closed forms.
 
-Every flow is one of the hand-written right-hand sides of ``solvers.rhs``, integrated by
+Every flow is one of the hand-written right-hand sides of ``solvers.flows``, integrated by
 ``solvers.integrate`` at rtol 1e-10 / atol 1e-12 unless stated; every reference is independent of
 it (a certified program of ``solvers.programs``, a pseudo-inverse, a closed form written out here,
 or a second ODE written here). Test tolerances sit well above the integrator's: a flow integrated
@@ -17,24 +17,22 @@ from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 from scipy.optimize import brentq
 
-from solvers.integrate import integrate
-from solvers.programs import solve_max_margin, solve_min_norm, solve_min_nuclear_norm
-from solvers.quantities import (
+from solvers.flows import (
+    balanced_init,
+    chain_flow,
     chain_imbalance,
+    deep_linear_flow,
     direction_error,
     distance_to,
     effective_rank,
     end_to_end,
+    integrate,
     layer_imbalance,
-)
-from solvers.rhs import (
-    balanced_init,
-    chain_flow,
-    deep_linear_flow,
     linear_flow,
     minnorm_flow,
     sensing_flow,
 )
+from solvers.programs import solve_max_margin, solve_min_norm, solve_min_nuclear_norm
 from tests.strategies import _separable, underdetermined_system
 
 # --- declared tolerances ----------------------------------------------------------------------

@@ -11,10 +11,18 @@ import pytest
 import sympy as sp
 from scipy.integrate import solve_ivp
 
-from theory.codegen import compile_flow
-from theory.conservation import conserved_quantities, prove_conserved
-from theory.flows import LAM, derive_gradient_flow, derive_minnorm_flow
-from theory.models import deep_linear_net, diagonal_linear_net, linear_chain, linear_model
+from theory.symbolic import (
+    LAM,
+    compile_flow,
+    conserved_quantities,
+    deep_linear_net,
+    derive_gradient_flow,
+    derive_minnorm_flow,
+    diagonal_linear_net,
+    linear_chain,
+    linear_model,
+    prove_conserved,
+)
 
 # Integrator tolerances (DOP853) and the drift allowed on O(1) quantities over t <= 3:
 # global error ~ 1e2 * rtol in practice; 1e-7 sits well above it.

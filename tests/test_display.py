@@ -12,18 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from theory.display import (  # noqa: E402
-    ClaimsFailedError,
-    format_comparisons,
-    format_value,
-    format_verdict,
-    plot_figure,
-    show_claims,
-    show_report,
-    show_verdict,
-)
-from theory.report import Code, Equation, Figure, Paragraph, Report, Table  # noqa: E402
-from theory.verdict import (  # noqa: E402
+from theory.checking import (  # noqa: E402
     FigureData,
     Series,
     Verdict,
@@ -33,6 +22,22 @@ from theory.verdict import (  # noqa: E402
     compare_le,
     compare_nondecreasing,
     report_value,
+)
+from theory.reports import (  # noqa: E402  # noqa: E402
+    ClaimsFailedError,
+    Code,
+    Equation,
+    Figure,
+    Paragraph,
+    Report,
+    Table,
+    format_comparisons,
+    format_value,
+    format_verdict,
+    plot_figure,
+    show_claims,
+    show_report,
+    show_verdict,
 )
 
 

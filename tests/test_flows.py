@@ -9,16 +9,14 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from theory.codegen import compile_flow
-from theory.flows import (
+from theory.symbolic import (
     LAM,
+    N_EXAMPLES,
+    compile_flow,
+    deep_linear_net,
     derive_gradient_flow,
     derive_minnorm_flow,
     derive_normalized_flow,
-)
-from theory.models import (
-    N_EXAMPLES,
-    deep_linear_net,
     diagonal_linear_net,
     linear_chain,
     linear_model,
@@ -86,7 +84,7 @@ def test_deep_linear_rhs_has_theory_form():
 
 
 def _expand_G(flow, G):
-    from theory._matcalc import expand_definitions
+    from theory.symbolic._matcalc import expand_definitions
 
     return expand_definitions(flow.definitions, [G])[0]
 

@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from solvers.halpern import halpern, halpern_least_squares
+from solvers.flows import halpern, halpern_least_squares
 from solvers.programs import solve_min_norm
 
 EXACT_RTOL = 1e-10     # float64 recurrences over ≤ 1e4 steps: rounding ~1e-13 relative
@@ -119,7 +119,7 @@ def test_converged_means_the_anchor_projection_not_just_a_minimiser():
 
     import numpy as np
 
-    from solvers.halpern import halpern_least_squares
+    from solvers.flows import halpern_least_squares
 
     X, y = np.array([[1.0, 0.0]]), np.array([1.0])
     with warnings.catch_warnings():

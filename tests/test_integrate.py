@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 
 from solvers.errors import IntegrationError
-from solvers.integrate import integrate
-from solvers.rhs import linear_flow
+from solvers.flows import integrate, linear_flow
 from solvers.tolerances import TOLERANCES
 
 # Integrator at rtol 1e-10 / atol 1e-12 over O(10) time constants: global error ~1e-9; tests 1e-7.

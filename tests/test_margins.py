@@ -1,4 +1,4 @@
-"""Tests of solvers.margins: hand computations, an mpmath oracle in the deep-underflow regime,
+"""Tests of solvers.nets: hand computations, an mpmath oracle in the deep-underflow regime,
 the Lyu & Li sandwich bound, and scale invariance."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from solvers.margins import (
+from solvers.nets import (
+    HomogeneousMLP,
     layer_balance,
     layer_norms,
     margin_summary,
@@ -22,7 +23,6 @@ from solvers.margins import (
     support_mask,
     unit_balance,
 )
-from solvers.network import HomogeneousMLP
 
 from .strategies import homogeneous_nets
 

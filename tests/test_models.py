@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import sympy as sp
 
-from theory.models import deep_linear_net, diagonal_linear_net, linear_chain, linear_model
+from theory.symbolic import deep_linear_net, diagonal_linear_net, linear_chain, linear_model
 
 # Evaluating a small product exactly in sympy floats (15 digits) then in numpy: rounding only.
 EVAL_RTOL = 1e-12

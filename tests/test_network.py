@@ -1,4 +1,4 @@
-"""Tests of solvers.network.HomogeneousMLP against hand computations, finite differences and
+"""Tests of solvers.HomogeneousMLP against hand computations, finite differences and
 identities (homogeneity, Euler), plus forward-mode vs reverse-mode cross-checks."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from solvers.network import HomogeneousMLP
+from solvers.nets import HomogeneousMLP
 from solvers.tolerances import TOLERANCES
 
 from .strategies import homogeneous_nets

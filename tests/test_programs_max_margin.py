@@ -11,7 +11,7 @@ import scipy.optimize as so
 from hypothesis import given
 from hypothesis import strategies as st
 
-import solvers.programs.max_margin as mm
+import solvers.programs._max_margin as mm
 from solvers.errors import NotSeparableError, SolverError
 from solvers.programs import MarginSolution, solve_max_margin
 from solvers.tolerances import TOLERANCES

@@ -1,37 +1,35 @@
-"""Derived quantities along trajectories (solvers.quantities) against direct numpy formulas."""
+"""Derived quantities along trajectories (solvers.flows) against direct numpy formulas."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from solvers.integrate import integrate
-from solvers.losses import log_loss
-from solvers.programs import solve_max_margin
-from solvers.quantities import (
+from solvers.flows import (
+    Trajectory,
     angle_to,
+    balanced_init,
+    chain_flow,
     chain_imbalance,
+    deep_linear_flow,
+    diagonal_flow,
     direction_error,
     distance_to,
     effective_rank,
     end_to_end,
     infer_model,
+    integrate,
     layer_imbalance,
+    linear_flow,
     loss_along,
-    margins,
-    normalised_margin,
+    margins_along,
+    minnorm_flow,
+    normalized_flow,
+    normalized_margin_along,
     parameter_norms,
 )
-from solvers.rhs import (
-    balanced_init,
-    chain_flow,
-    deep_linear_flow,
-    diagonal_flow,
-    linear_flow,
-    minnorm_flow,
-    normalised_flow,
-)
-from solvers.trajectory import Trajectory
+from solvers.losses import log_loss
+from solvers.programs import solve_max_margin
 
 EXACT_RTOL = 1e-12
 
@@ -68,7 +66,7 @@ def test_end_to_end_for_every_model(rng, data):
 
 def test_extra_blocks_rho_and_lambda(rng, data):
     X, _, lab = data
-    nf = normalised_flow(X, lab, loss="exp")
+    nf = normalized_flow(X, lab, loss="exp")
     states = rng.standard_normal((2, nf.size))
     np.testing.assert_allclose(end_to_end(_fake(nf, states)), states[:, :1] * states[:, 1:],
                                rtol=EXACT_RTOL)
@@ -83,7 +81,7 @@ def test_loss_and_margins(rng, data):
     flow = linear_flow(X, lab, loss="logistic")
     states = 50 * rng.standard_normal((3, 4))
     tr = _fake(flow, states)
-    q = margins(tr, X, lab)
+    q = margins_along(tr, X, lab)
     np.testing.assert_allclose(q, (states @ X.T) * lab, rtol=EXACT_RTOL)
     ll = loss_along(tr, X, lab, loss="logistic", log=True)
     np.testing.assert_allclose(ll, [log_loss(qi, "logistic") for qi in q], rtol=EXACT_RTOL)
@@ -101,7 +99,7 @@ def test_normalised_margin_bounded_by_max_margin_and_approaches_it(data):
     flow = linear_flow(X, lab, loss="exp")
     t = np.logspace(1, 60, 10)
     tr = integrate(flow, np.zeros(4), (0.0, 1e60), log_time=True, t_eval=t)
-    gam = normalised_margin(tr, X, lab)
+    gam = normalized_margin_along(tr, X, lab)
     # γ(w) = min_i q_i/||w|| <= γ_2 = max over unit directions (THEORY §5), equality at the SVM
     assert np.all(gam <= svm.margin * (1 + 1e-9))
     assert svm.margin - gam[-1] < 0.1 * (svm.margin - gam[0])

@@ -4,9 +4,9 @@ import subprocess
 
 import pytest
 
-import theory.report as report_mod
-from theory.report import Code, Equation, Paragraph, Report, Table, write_report
-from theory.verdict import FigureData, Series, Verdict, compare_close
+import theory.reports._report as report_mod
+from theory.checking import FigureData, Series, Verdict, compare_close
+from theory.reports import Code, Equation, Paragraph, Report, Table, write_report
 
 
 def _report():

@@ -1,4 +1,4 @@
-"""Hand-written right-hand sides (solvers.rhs) against independent derivatives and formulas."""
+"""Hand-written right-hand sides (solvers.flows) against independent derivatives and formulas."""
 
 from __future__ import annotations
 
@@ -6,20 +6,20 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from solvers.integrate import integrate
-from solvers.losses import loss_derivative, loss_weights
-from solvers.programs import solve_max_margin
-from solvers.quantities import normalised_margin
-from solvers.rhs import (
+from solvers.flows import (
     balanced_init,
     chain_flow,
     deep_linear_flow,
     diagonal_flow,
+    integrate,
     linear_flow,
     minnorm_flow,
-    normalised_flow,
+    normalized_flow,
+    normalized_margin_along,
     sensing_flow,
 )
+from solvers.losses import loss_derivative, loss_weights
+from solvers.programs import solve_max_margin
 from tests.strategies import separable_data
 
 FD_STEP = 1e-6
@@ -177,7 +177,7 @@ def test_minnorm_projection_keeps_inactive_multipliers_at_zero(rng):
 @given(separable_data(n=(4, 8), d=(2, 3)))
 def test_normalised_flow_keeps_unit_norm_and_raises_margin(data):
     X, y = data
-    flow = normalised_flow(X, y, loss="exp")
+    flow = normalized_flow(X, y, loss="exp")
     svm = solve_max_margin(X, y, norm=2)
     v0 = np.ones(X.shape[1]) / np.sqrt(X.shape[1])
     traj = integrate(flow, np.concatenate([[1.0], v0]), (0.0, 1e4), log_time=True)
@@ -186,7 +186,7 @@ def test_normalised_flow_keeps_unit_norm_and_raises_margin(data):
     assert np.abs(np.linalg.norm(v, axis=1) - 1).max() <= 1e-7
     # the margin of v ends positive and higher than it started, never above the certified max
     # margin (it is a min over examples of a unit-norm direction); not necessarily monotone
-    gam = normalised_margin(traj, X, y)
+    gam = normalized_margin_along(traj, X, y)
     assert gam[-1] > 0 and gam[-1] > gam[0]
     assert gam.max() <= svm.margin * (1 + 1e-6)
     # once θ = ρv fits every example, ρ̇ = −⟨v, ∇𝓛⟩ = Σ −ℓ'(q_i) y_i⟨v, x_i⟩ has the sign of ρ:

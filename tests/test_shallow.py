@@ -1,4 +1,4 @@
-"""Tests of solvers.shallow: Jacobian vs finite differences, one GD step by hand, the exact PL
+"""Tests of solvers.nets: Jacobian vs finite differences, one GD step by hand, the exact PL
 inequality, batch/single agreement, run statuses, the width search and bad input."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 
-from solvers.shallow import (
+from solvers.nets import (
     init_shallow,
     minimal_width,
     shallow_forward,

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from tests import _sweep_targets as targets
-from theory.sweep import grid_points, point_key, read_results, run_sweep
+from theory.checking import grid_points, point_key, read_results, run_sweep
 
 
 def test_grid_is_the_cartesian_product_in_order():

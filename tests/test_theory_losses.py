@@ -7,7 +7,7 @@ import pytest
 import sympy as sp
 
 from solvers import losses as numeric
-from theory.losses import Sigmoid, Softplus, exp_loss, get_loss, logistic_loss, squared_loss
+from theory.symbolic import Sigmoid, Softplus, exp_loss, get_loss, logistic_loss, squared_loss
 
 # sympy evalf at 30 digits vs scipy's expit/logaddexp in float64: a few ulps.
 RTOL = 1e-13

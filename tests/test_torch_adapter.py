@@ -10,7 +10,7 @@ torch = pytest.importorskip("torch")
 nn = torch.nn
 
 from solvers.errors import NotHomogeneousError  # noqa: E402
-from solvers.torch_adapter import (  # noqa: E402
+from solvers.nets import (  # noqa: E402
     augment_constant_feature,
     from_torch,
     load_torch,
@@ -157,9 +157,9 @@ def test_save_and_load_round_trip(tmp_path, rng):
 
 def test_trained_torch_model_end_to_end(rng):
     # Train a bias-free ReLU net in torch (float64, exp loss summed, plain GD) until it separates
-    # the data, convert it, and check it with solvers.kkt.check_kkt; the numpy margins must equal
+    # the data, convert it, and check it with solvers.check_kkt; the numpy margins must equal
     # torch's y·f(x).
-    kkt = pytest.importorskip("solvers.kkt")
+    kkt = pytest.importorskip("solvers.nets.kkt")
     X = rng.standard_normal((30, 2))
     y = np.where(X[:, 0] * X[:, 1] > 0, 1.0, -1.0)  # XOR-like: needs the hidden layer
     model = _seq(nn.Linear(2, 20, bias=False), nn.ReLU(), nn.Linear(20, 1, bias=False), seed=1)

@@ -1,4 +1,4 @@
-"""Tests of solvers.training against certified max-margin programs (solvers.programs),
+"""Tests of solvers.nets against certified max-margin programs (solvers.programs),
 conservation laws with their O(lr) discretisation error, and the Lyu & Li / Tsilivis et al.
 monotonicity claims."""
 
@@ -10,10 +10,8 @@ import numpy as np
 import pytest
 
 from solvers.errors import IntegrationError, NotFeasibleError
-from solvers.margins import layer_balance, margins
-from solvers.network import HomogeneousMLP
+from solvers.nets import HomogeneousMLP, layer_balance, margins, train
 from solvers.programs import solve_max_margin
-from solvers.training import train
 
 # The max-margin programs are certified to TOLERANCES.certificate_rtol = 1e-6; the direction errors
 # asserted below (≥ 1e-2) are far above it, so solver error cannot decide a test.

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from solvers.trajectory import Trajectory, normalise_blocks, pack_state, unpack_state
+from solvers.flows._trajectory import Trajectory, normalise_blocks, pack_state, unpack_state
 
 BLOCKS = {"W1": (2, 3), "W2": (1, 2), "b": (4,)}
 

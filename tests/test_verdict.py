@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from theory.verdict import (
+from theory.checking import (
     FigureData,
     Series,
     Verdict,
@@ -51,7 +51,7 @@ def test_verdict_status_and_json_roundtrip():
 
 
 def test_unknown_relation_is_refused():
-    from theory.verdict import Comparison
+    from theory.checking import Comparison
 
     with pytest.raises(ValueError, match="relation must be one of"):
         Comparison("x", 1.0, 1.0, "approx", "", True)

@@ -1,12 +1,11 @@
-"""Round trips and refusals of solvers.weights_io (.npz, allow_pickle=False)."""
+"""Round trips and refusals of solvers.nets (.npz, allow_pickle=False)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from solvers.network import HomogeneousMLP
-from solvers.weights_io import load_data, load_weights, save_data, save_weights
+from solvers.nets import HomogeneousMLP, load_data, load_weights, save_data, save_weights
 
 
 @pytest.mark.parametrize("activation,alpha", [("relu", 0.0), ("leaky_relu", 0.3), ("linear", 0.0)])

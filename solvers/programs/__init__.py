@@ -4,14 +4,16 @@ Every function returns a frozen result whose :class:`Certificate` (primal infeas
 residual, duality gap, computed in numpy after the solve) verified; otherwise it raises. Fast
 routes (NNLS working set, HiGHS LPs with constraint generation) are tried first, CVXPY + Clarabel
 is the general route and the fallback.
+
+The implementation modules are private; every public name is re-exported here.
 """
 
 from __future__ import annotations
 
 from ._certificate import Certificate
-from .max_margin import MAX_MARGIN_METHODS, MarginSolution, solve_max_margin
-from .min_norm import MIN_NORM_METHODS, MinNormSolution, solve_min_norm
-from .nuclear_norm import (
+from ._max_margin import MAX_MARGIN_METHODS, MarginSolution, solve_max_margin
+from ._min_norm import MIN_NORM_METHODS, MinNormSolution, solve_min_norm
+from ._nuclear_norm import (
     NUCLEAR_NORM_METHODS,
     NuclearNormSolution,
     sensing_operator_from_regression,

@@ -24,9 +24,7 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from theory.codegen import compile_flow
-from theory.flows import derive_gradient_flow
-from theory.models import deep_linear_net
+from theory.symbolic import compile_flow, deep_linear_net, derive_gradient_flow
 
 N_EXAMPLES = 100
 RATIO_TARGET = 1.5

@@ -27,9 +27,7 @@ import numpy as np
 import pytest
 from sympy.core.cache import clear_cache
 
-from theory.codegen import compile_flow
-from theory.flows import derive_gradient_flow
-from theory.models import deep_linear_net, linear_chain
+from theory.symbolic import compile_flow, deep_linear_net, derive_gradient_flow, linear_chain
 
 TARGET_SECONDS = 2.0
 DEPTHS = (2, 5, 10, 20, 50, 100)

@@ -2,7 +2,7 @@
 
 Compares, on the CPU and in float64, for bias-free ReLU nets of 2 and 3 layers:
 
-- ``numpy``: :meth:`solvers.network.HomogeneousMLP.per_example_gradients` (one vectorised backward
+- ``numpy``: :meth:`solvers.HomogeneousMLP.per_example_gradients` (one vectorised backward
   pass, blocks written straight into the ``(n, P)`` output);
 - ``torch.func``: ``vmap(jacrev(f))`` over examples (PyTorch's recommended per-example gradients);
 - ``loop``: one backward pass per example (numpy, ``n`` calls on single rows), timed on the first
@@ -44,7 +44,7 @@ if ARGS is not None:  # must happen before numpy / torch load their thread pools
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))
-from solvers.network import HomogeneousMLP  # noqa: E402
+from solvers.nets import HomogeneousMLP  # noqa: E402
 
 D_IN = 32
 FULL = [  # (L, n, width)

@@ -1,4 +1,4 @@
-"""Benchmark of solvers.kkt.check_kkt at scale, and its QP against scipy.optimize.nnls.
+"""Benchmark of solvers.check_kkt at scale, and its QP against scipy.optimize.nnls.
 
     python tests/benchmarks/bench_kkt.py [--quick]
 
@@ -26,8 +26,8 @@ import tracemalloc
 import numpy as np
 from scipy.optimize import nnls
 
-from solvers.kkt import check_kkt
-from solvers.network import HomogeneousMLP
+from solvers.nets import HomogeneousMLP
+from solvers.nets.kkt import check_kkt
 
 
 def make_instance(n, d, m, *, n_kink_examples, seed, q_range=(1.0, 4.0)):

@@ -10,7 +10,7 @@ gap 0.1); reference direction from the certified ``solvers.programs.solve_max_ma
 
 For each loss the script measures (median of ``--repeats`` runs for the ODE):
 
-1. the flow :func:`solvers.rhs.linear_flow` integrated by :func:`solvers.integrate` with
+1. the flow :func:`solvers.flows.linear_flow` integrated by :func:`solvers.integrate` with
    ``log_time=True`` (LSODA, default tolerances rtol 1e-10/atol 1e-12, analytic Jacobian) from
    ``w = 0`` to ``t = 1e100``: wall time and direction error;
 2. a plain numpy gradient-descent loop (step ``η = 1/L``, ``L`` the smoothness at ``w = 0``,
@@ -36,9 +36,8 @@ import numpy as np
 import pytest
 from scipy.special import log_expit
 
-from solvers.integrate import integrate
+from solvers.flows import integrate, linear_flow
 from solvers.programs import solve_max_margin
-from solvers.rhs import linear_flow
 from tests.strategies import _separable
 
 N, D = 200, 50

@@ -1,5 +1,10 @@
 """The theorem catalogue: one module per source paper, each exposing ``THEOREMS``.
 
+``theory.catalogue`` is this package *and* the function that lists the theorems: importing a
+paper module (``import theory.catalogue.bansal2018``) binds the package under the name
+``theory.catalogue``, so the package itself is callable and ``theory.catalogue()`` returns the
+same tuple as :func:`catalogue`, whichever was imported first.
+
 >>> from theory.catalogue import catalogue
 >>> [t.id for t in catalogue()][:1]  # doctest: +SKIP
 ['soudry-direction']
@@ -8,8 +13,10 @@
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 
-from ..theorem import Theorem
+from ..checking import Theorem
 
 __all__ = ["catalogue", "get_theorem", "select"]
 
@@ -60,3 +67,13 @@ def select(ids=None, *, quick: bool = False) -> tuple[Theorem, ...]:
     if quick:
         chosen = [t for t in chosen if t.quick]
     return tuple(chosen)
+
+
+class _CallableCatalogue(types.ModuleType):
+    """The package's class: calling it lists the catalogue (see the module docstring)."""
+
+    def __call__(self) -> tuple[Theorem, ...]:
+        return catalogue()
+
+
+sys.modules[__name__].__class__ = _CallableCatalogue

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..verdict import FigureData, Series
+from ..checking import FigureData, Series
 
 __all__: list[str] = []
 

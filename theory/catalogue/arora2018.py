@@ -9,7 +9,7 @@ from a balanced initialisation the end-to-end map follows a closed-form flow (TH
   The default depth is 3 (two laws): the proof is linear in the depth but sympy's expansion is
   not free, so larger depths belong to ``tests/test_conservation.py``.
 * **Balancedness, numerically.** The same law along integrated trajectories of the hand-written
-  flow :func:`solvers.rhs.deep_linear_flow` (an implementation independent of the symbolic one),
+  flow :func:`solvers.flows.deep_linear_flow` (an implementation independent of the symbolic one),
   from an *unbalanced* initialisation (``D_l(0) = O(1)``), with and without weight decay.
 * **ReLU nets, discretely.** Du, Hu & Lee: for bias-free ReLU nets ``||W_{l+1}||_F² − ||W_l||_F²``
   and, per hidden unit, incoming minus outgoing squared weight are conserved by gradient flow;
@@ -27,19 +27,18 @@ import dataclasses
 import numpy as np
 import sympy as sp
 
-from solvers.integrate import integrate
-from solvers.margins import layer_balance, layer_norms, unit_balance
-from solvers.network import HomogeneousMLP
-from solvers.quantities import end_to_end, layer_imbalance
-from solvers.rhs import balanced_init, deep_linear_flow
-from solvers.training import train
-from theory.closed_forms import arora_end_to_end_rhs
-from theory.conservation import conserved_quantities, prove_conserved
-from theory.flows import LAM, derive_gradient_flow
-from theory.models import deep_linear_net
+from solvers.flows import balanced_init, deep_linear_flow, end_to_end, integrate, layer_imbalance
+from solvers.nets import HomogeneousMLP, layer_balance, layer_norms, train, unit_balance
+from theory.symbolic import (
+    LAM,
+    arora_end_to_end_rhs,
+    conserved_quantities,
+    deep_linear_net,
+    derive_gradient_flow,
+    prove_conserved,
+)
 
-from ..theorem import Source, Theorem
-from ..verdict import Verdict, compare_close, compare_ge, compare_le
+from ..checking import Source, Theorem, Verdict, compare_close, compare_ge, compare_le
 from ._common import ScaledBlocks, line_figure, loglog_slope, merge
 
 __all__ = ["THEOREMS"]
@@ -53,7 +52,7 @@ SOURCE = Source(
     arxiv="1802.06509",
     where="Arora et al. Theorem 1 (end-to-end dynamics under balancedness); Du et al. "
           "Theorem 2.1 and Corollary 2.1 (conservation for homogeneous ReLU nets) -- numbers as "
-          "cited in theory.closed_forms and solvers.margins, not re-confirmed against the papers",
+          "cited in theory.closed_forms and solvers.nets, not re-confirmed against the papers",
 )
 
 #: Integrator tolerance of the numeric checks (solvers.integrate, LSODA / DOP853).

@@ -7,13 +7,13 @@ minimum-norm fixed points by Halpern iteration (THEORY.md §3, §9).
   (the trace of the Arora–Du balancedness matrix) as ``ρ = ||θ|| → ∞``; integrated in log-time to
   ``t = 1e30``.
 * **Normalised dynamics increase the margin of v**: with ``θ = ρ v``, ``||v|| = 1``,
-  ``ρ̇ = −⟨v, ∇𝓛⟩``, ``v̇ = −ρ (I − vvᵀ)∇𝓛`` (:func:`solvers.rhs.normalised_flow`). This is gradient
+  ``ρ̇ = −⟨v, ∇𝓛⟩``, ``v̇ = −ρ (I − vvᵀ)∇𝓛`` (:func:`solvers.flows.normalized_flow`). This is gradient
   flow preconditioned by ``vvᵀ + ρ²(I − vvᵀ)``; the Lyu & Li argument (radial part plus Euler's
   identity ``⟨θ, −∇𝓛⟩ = L Σ e^{−q_i} q_i ≥ L 𝓛 log(1/𝓛)``) carries over unchanged, so once
   ``𝓛 < 1`` the smoothed margin ``γ̃ = log(1/𝓛)/ρ^L`` of ``v`` is non-decreasing. The flow starts
   where plain gradient flow has fitted the data.
 * **Halpern / NMGD**: ``θ_{k+1} = β_k θ_a + (1 − β_k)(θ_k − η∇𝓛)``, ``β_k = 1/(k+2)``
-  (:func:`solvers.halpern.halpern_least_squares`) converges on least squares to the minimum-norm
+  (:func:`solvers.halpern_least_squares`) converges on least squares to the minimum-norm
   fixed point ``X⁺y`` (anchor 0) from any ``θ_0``, at the tight rate ``O(1/k)``; plain gradient
   descent converges to the projection of ``θ_0`` instead.
 """
@@ -25,15 +25,20 @@ import warnings
 import numpy as np
 
 from solvers.datasets import make_separable, make_underdetermined
-from solvers.halpern import halpern_least_squares
-from solvers.integrate import integrate
+from solvers.flows import (
+    deep_linear_flow,
+    halpern_least_squares,
+    integrate,
+    layer_imbalance,
+    margins_along,
+    normalized_flow,
+)
 from solvers.programs import solve_max_margin, solve_min_norm
-from solvers.quantities import layer_imbalance, margins
-from solvers.rhs import deep_linear_flow, normalised_flow
-from theory.closed_forms import gunasekar_projection
+from theory.symbolic import gunasekar_projection
 
-from ..theorem import Source, Theorem
-from ..verdict import (
+from ..checking import (
+    Source,
+    Theorem,
     Verdict,
     compare_ge,
     compare_in_band,
@@ -147,7 +152,7 @@ def check_normalised_margin(inst: dict) -> Verdict:
     X, y, widths = _data(inst)
     L = len(widths) - 1
     gf, _, theta_fit = _fitted_start(inst, X, y, widths)
-    nf = normalised_flow(X, y, model="deep_linear", widths=widths, loss="exp")
+    nf = normalized_flow(X, y, model="deep_linear", widths=widths, loss="exp")
     rho0 = float(np.linalg.norm(theta_fit))
     z0 = np.concatenate([[rho0], theta_fit / rho0])
     blocks_v = tuple(k for k in nf.blocks if k != "rho")
@@ -158,7 +163,7 @@ def check_normalised_margin(inst: dict) -> Verdict:
     Z = traj.states
     rho = Z[:, 0] * np.linalg.norm(Z[:, 1:], axis=1)                 # ||θ||, with ||v|| ≈ 1
     log_loss = np.array([nf.log_loss(z) for z in Z])
-    q = margins(traj, X, y)                                          # margins of θ = ρ v
+    q = margins_along(traj, X, y)                                        # margins of θ = ρ v
     smoothed = -log_loss / rho ** L
     normalised = q.min(axis=1) / rho ** L
     svm = solve_max_margin(X, y, norm=2)

@@ -2,7 +2,7 @@
 solution of an over-parameterised problem (THEORY.md §8).
 
 Minnorm integrates ``θ̇ = −βθ + Σ_i λ_i ∇g_i(θ)``, ``λ̇_i = α c_i(θ)``
-(:func:`solvers.rhs.minnorm_flow`; ``c_i = 1 − q_i`` with projected ``λ ≥ 0`` for
+(:func:`solvers.flows.minnorm_flow`; ``c_i = 1 − q_i`` with projected ``λ ≥ 0`` for
 classification, ``c_i = y_i − f_i`` for regression). Its equilibria are the KKT points of
 ``min ½||θ||²`` subject to the constraints. The claims checked, each against an independent
 reference:
@@ -22,7 +22,7 @@ reference:
 
 Deviation from the paper: on the linear chain of depth ≥ 3 the plain flow (``penalty=0``) is
 attracted to the origin (pinned in ``tests/test_comparisons.py``), so the chain check uses the
-augmented-Lagrangian variant ``penalty=1`` documented in :class:`solvers.rhs.MinnormRHS` (same
+augmented-Lagrangian variant ``penalty=1`` documented in :class:`solvers.flows.MinnormRHS` (same
 equilibria); so does the deep-linear check: there the plain flow converges too but slowly on some
 instances (measured: distance 0.06 to ``X⁺y`` at t = 200 on seed 6; ``penalty=1`` adds the damping
 ``ρ∇f∇fᵀ`` and converges to 1e-15 by then). The linear check uses the flow of Bansal et al.
@@ -36,13 +36,28 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.datasets import make_separable, make_underdetermined
-from solvers.integrate import integrate
+from solvers.flows import (
+    chain_flow,
+    chain_imbalance,
+    deep_linear_flow,
+    direction_error,
+    end_to_end,
+    integrate,
+    linear_flow,
+    minnorm_flow,
+)
 from solvers.programs import solve_max_margin, solve_min_norm
-from solvers.quantities import chain_imbalance, direction_error, end_to_end
-from solvers.rhs import chain_flow, deep_linear_flow, linear_flow, minnorm_flow
 
-from ..theorem import Source, Theorem
-from ..verdict import Verdict, compare_close, compare_ge, compare_in_band, compare_le, report_value
+from ..checking import (
+    Source,
+    Theorem,
+    Verdict,
+    compare_close,
+    compare_ge,
+    compare_in_band,
+    compare_le,
+    report_value,
+)
 from ._common import direction_error as unit_direction_error
 from ._common import line_figure, loglog_slope, merge, semilog_rate
 
@@ -58,7 +73,7 @@ SOURCE = Source(
 )
 
 #: Integrator tolerances. The projected multiplier dynamics have kinks at λ_i = 0: DOP853 (explicit)
-#: at rtol 1e-9, as in solvers.rhs.MinnormRHS's advice; the smooth flows use LSODA at 1e-10.
+#: at rtol 1e-9, as in solvers.flows.MinnormRHS's advice; the smooth flows use LSODA at 1e-10.
 MINNORM_RTOL = 1e-9
 ODE_RTOL = 1e-10
 #: The exponential rate is fitted where the state error ||(w, λ) − (ŵ, λ*)|| lies in

@@ -5,7 +5,7 @@ Conjecture 1 of the paper: for matrix sensing ``y_i = ⟨A_i, W*⟩`` with a ful
 factorisation, gradient flow from an initialisation of scale ``σ → 0`` converges to the
 minimum-nuclear-norm solution ``argmin {||W||_* : ⟨A_i, W⟩ = y_i}`` (they prove it when the
 ``A_i`` commute, Theorem 1; Arora et al. 2019 later questioned it in general). Here the flow is
-:func:`solvers.rhs.sensing_flow` on ``W = W_L ⋯ W_1`` (depth 2 and 3, square factors) and the
+:func:`solvers.flows.sensing_flow` on ``W = W_L ⋯ W_1`` (depth 2 and 3, square factors) and the
 reference is the certified program :func:`solvers.programs.solve_min_nuclear_norm`.
 
 What is *reported* (never asserted): the relative gap ``||W_∞ − W_nuc||_F/||W_nuc||_F`` at each
@@ -26,13 +26,10 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.datasets import make_sensing
-from solvers.integrate import integrate
+from solvers.flows import effective_rank, end_to_end, integrate, sensing_flow
 from solvers.programs import solve_min_nuclear_norm
-from solvers.quantities import effective_rank, end_to_end
-from solvers.rhs import sensing_flow
 
-from ..theorem import Source, Theorem
-from ..verdict import Verdict, compare_ge, compare_le, report_value
+from ..checking import Source, Theorem, Verdict, compare_ge, compare_le, report_value
 from ._common import line_figure, loglog_slope, merge
 
 __all__ = ["THEOREMS"]

@@ -22,15 +22,20 @@ from scipy.optimize import linprog
 
 from solvers.datasets import make_separable, make_underdetermined
 from solvers.errors import SolverError
-from solvers.integrate import integrate
-from solvers.network import HomogeneousMLP
+from solvers.flows import integrate, linear_flow
+from solvers.nets import HomogeneousMLP, train
 from solvers.programs import solve_max_margin, solve_min_norm
-from solvers.rhs import linear_flow
 from solvers.tolerances import TOLERANCES
-from solvers.training import train
 
-from ..theorem import Source, Theorem
-from ..verdict import Verdict, compare_in_band, compare_le, compare_nondecreasing, report_value
+from ..checking import (
+    Source,
+    Theorem,
+    Verdict,
+    compare_in_band,
+    compare_le,
+    compare_nondecreasing,
+    report_value,
+)
 from ._common import line_figure, merge
 
 __all__ = ["THEOREMS"]

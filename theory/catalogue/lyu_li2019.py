@@ -11,8 +11,8 @@ correctly classified):
 
 Checked on a bias-free 2-layer ReLU network (L = 2) fitted to the labels of a random ReLU teacher,
 with the loss- and norm-normalised step ``η_k = lr/(𝓛 ρ^{2L−2})`` of
-:func:`solvers.training.train` (``adaptive='loss_norm'``), and the exact Clarke KKT program of
-:func:`solvers.kkt.check_kkt`. A KKT point is only *stationary*: it need not maximise the margin
+:func:`solvers.train` (``adaptive='loss_norm'``), and the exact Clarke KKT program of
+:func:`solvers.check_kkt`. A KKT point is only *stationary*: it need not maximise the margin
 (Vardi, Shamir & Srebro 2022), and nothing here claims more.
 """
 
@@ -20,14 +20,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.kkt import check_kkt
 from solvers.losses import log_loss
-from solvers.margins import margins
-from solvers.network import HomogeneousMLP
-from solvers.training import train
+from solvers.nets import HomogeneousMLP, margins, train
+from solvers.nets.kkt import check_kkt
 
-from ..theorem import Source, Theorem
-from ..verdict import Verdict, compare_ge, compare_le, compare_nondecreasing, report_value
+from ..checking import (
+    Source,
+    Theorem,
+    Verdict,
+    compare_ge,
+    compare_le,
+    compare_nondecreasing,
+    report_value,
+)
 from ._common import line_figure, merge
 
 __all__ = ["THEOREMS", "teacher_data"]
@@ -131,7 +136,7 @@ def check_monotone(inst: dict) -> Verdict:
         comps.append(compare_ge("ρ growth ρ_K/ρ_fit", float(rho[-1] / rho[0]), 1.0,
                                 note="ρ → ∞ (Lyu & Li): it must have grown over the fitted phase"))
         if loss == "exp":
-            # the sandwich, recomputed from the final network with solvers.margins
+            # the sandwich, recomputed from the final network with solvers.nets
             q = margins(r.net, X, y)
             L = r.net.degree
             rhoL = float(np.linalg.norm(r.net.flat())) ** L

@@ -6,7 +6,7 @@ with the SVD ``Σ_yx = YᵀX/n = U diag(s) Vᵀ``, the modes decouple: the end-t
 ``u(t) = s e^{2st}/(e^{2st} − 1 + s/u₀)`` (the sigmoidal learning curve). The closed forms are
 :func:`theory.closed_forms.saxe_mode_strength` (depth 2: ``sympy.dsolve``; depth L: the exact
 separable integral inverted by bisection); the measured strengths ``u_a(t) = U_aᵀ W(t) V_a`` come
-from integrating the factorised flow :func:`solvers.rhs.deep_linear_flow` on data from
+from integrating the factorised flow :func:`solvers.flows.deep_linear_flow` on data from
 :func:`solvers.datasets.make_whitened_regression`.
 """
 
@@ -15,13 +15,10 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.datasets import make_whitened_regression
-from solvers.integrate import integrate
-from solvers.quantities import end_to_end
-from solvers.rhs import deep_linear_flow
-from theory.closed_forms import saxe_mode_strength
+from solvers.flows import deep_linear_flow, end_to_end, integrate
+from theory.symbolic import saxe_mode_strength
 
-from ..theorem import Source, Theorem
-from ..verdict import Verdict, compare_ge, compare_le
+from ..checking import Source, Theorem, Verdict, compare_ge, compare_le
 from ._common import line_figure, merge
 
 __all__ = ["THEOREMS"]

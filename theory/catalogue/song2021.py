@@ -61,7 +61,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from solvers.shallow import (
+from solvers.nets import (
     minimal_width,
     threshold_width,
     train_shallow,
@@ -69,8 +69,7 @@ from solvers.shallow import (
 )
 from solvers.tolerances import TOLERANCES
 
-from ..theorem import Source, Theorem
-from ..verdict import Verdict, compare_ge, compare_le, report_value
+from ..checking import Source, Theorem, Verdict, compare_ge, compare_le, report_value
 from ._common import line_figure, merge
 
 __all__ = ["THEOREMS", "width_trial", "sphere_memorisation_data", "fit_width_exponent",
@@ -164,7 +163,7 @@ def width_trial(*, n: int, width: int, d: int, seed: int, activation: str = "rel
     """One trial of the width experiment, for :func:`theory.sweep.run_sweep`.
 
     Draws :func:`sphere_memorisation_data` ``(n, d, seed)``, trains a width-``width`` network from
-    initialisation seed ``seed`` (:func:`solvers.shallow.train_shallow`) and reports the outcome.
+    initialisation seed ``seed`` (:func:`solvers.train_shallow`) and reports the outcome.
     The check uses exactly these trials (batched over seeds).
 
     Returns
@@ -174,7 +173,7 @@ def width_trial(*, n: int, width: int, d: int, seed: int, activation: str = "rel
 
     Examples
     --------
-    >>> from theory.sweep import run_sweep                                   # doctest: +SKIP
+    >>> from theory.checking import run_sweep                                   # doctest: +SKIP
     >>> run_sweep(width_trial, {"n": [16, 32], "width": [8, 16], "d": [10]},
     ...           seeds=range(8), results="song.jsonl")                      # doctest: +SKIP
     """
@@ -197,7 +196,7 @@ def fit_width_exponent(n_values, searches, *, success_rate: float, n_boot: int =
     Parameters
     ----------
     n_values : sequence of int, length K
-    searches : sequence of :class:`solvers.shallow.WidthSearch`, length K
+    searches : sequence of :class:`solvers.WidthSearch`, length K
         All found (``m_star > 0``).
     success_rate : float
     n_boot : int

@@ -13,12 +13,10 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.datasets import make_separable
-from solvers.integrate import integrate
+from solvers.flows import integrate, linear_flow
 from solvers.programs import solve_max_margin
-from solvers.rhs import linear_flow
 
-from ..theorem import Source, Theorem
-from ..verdict import Verdict, compare_le, report_value
+from ..checking import Source, Theorem, Verdict, compare_le, report_value
 from ._common import direction_error, line_figure, loglog_slope, merge
 
 __all__ = ["THEOREMS"]

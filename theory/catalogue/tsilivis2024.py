@@ -26,13 +26,11 @@ from __future__ import annotations
 import numpy as np
 
 from solvers.datasets import make_separable
-from solvers.kkt import check_kkt
 from solvers.losses import log_loss
-from solvers.network import HomogeneousMLP
-from solvers.training import train
+from solvers.nets import HomogeneousMLP, train
+from solvers.nets.kkt import check_kkt
 
-from ..theorem import Source, Theorem
-from ..verdict import Verdict, compare_ge, compare_le, report_value
+from ..checking import Source, Theorem, Verdict, compare_ge, compare_le, report_value
 from ._common import line_figure, merge
 from .lyu_li2019 import teacher_data
 

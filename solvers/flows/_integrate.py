@@ -1,0 +1,338 @@
+"""Accurate integration of gradient-flow ODEs to very long horizons (numpy/scipy only).
+
+:func:`integrate` drives one of scipy's ``OdeSolver`` classes step by step (so a failure still
+leaves a partial trajectory for diagnosis), with tight default tolerances from
+:data:`solvers.tolerances.TOLERANCES` (never scipy's ``rtol = 1e-3``), an optional log-time
+reparametrisation for the slow logarithmic regimes of implicit-bias theory (Soudry et al. 2018),
+events, and a frozen :class:`~solvers.Trajectory` as result.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+from scipy.integrate import BDF, DOP853, LSODA, RK23, RK45, Radau
+from scipy.optimize import brentq
+
+from ..errors import IntegrationError
+from ..tolerances import TOLERANCES
+from ._trajectory import Trajectory, normalise_blocks
+
+__all__ = ["integrate", "METHODS"]
+
+METHODS = {"LSODA": LSODA, "DOP853": DOP853, "Radau": Radau, "BDF": BDF, "RK45": RK45,
+           "RK23": RK23}
+_IMPLICIT = {"LSODA", "Radau", "BDF"}
+_EPS = np.finfo(float).eps
+
+
+class _NonFinite(Exception):
+    def __init__(self, t: float, where: str):
+        super().__init__(where)
+        self.t = t
+        self.where = where
+
+
+def _check_rhs_output(out, n: int, t: float) -> np.ndarray:
+    out = np.asarray(out, dtype=np.float64)
+    if out.shape != (n,):
+        raise ValueError(
+            f"rhs(t, y) returned shape {out.shape} for a state of shape ({n},); "
+            f"it must return the flat time derivative of shape ({n},)."
+        )
+    if not np.isfinite(out).all():
+        raise _NonFinite(t, "rhs")
+    return out
+
+
+def _wrap_event(event, log_time: bool):
+    def g(s, y):
+        return float(event(float(np.expm1(s)) if log_time else s, y))
+
+    terminal = getattr(event, "terminal", False)
+    g.terminal = int(terminal) if not isinstance(terminal, bool) else (1 if terminal else 0)
+    g.direction = float(getattr(event, "direction", 0.0))
+    return g
+
+
+def _failure_hint(method: str, log_time: bool) -> str:
+    hints = []
+    if method not in _IMPLICIT:
+        hints.append("an implicit method (method='LSODA' or 'Radau') if the flow is stiff")
+    else:
+        hints.append("method='DOP853' if the flow is not stiff, or pass jac= for a stiff one")
+    if not log_time:
+        hints.append("log_time=True for horizons spanning many decades")
+    hints.append("looser rtol/atol (the defaults are in solvers.tolerances.TOLERANCES)")
+    hints.append("a shorter t_span to see where the flow breaks down")
+    return "Try " + "; ".join(hints) + "."
+
+
+def integrate(
+    rhs: Callable,
+    y0,
+    t_span: Sequence[float],
+    *,
+    method: str = "LSODA",
+    rtol: float | None = None,
+    atol: float | np.ndarray | None = None,
+    t_eval=None,
+    log_time: bool = False,
+    events: Callable | Sequence[Callable] | None = None,
+    jac: Callable | None = None,
+    blocks=None,
+    throw: bool = True,
+    max_step: float = np.inf,
+    first_step: float | None = None,
+) -> Trajectory:
+    r"""Integrate ``ẏ = rhs(t, y)`` over ``t_span`` and return a :class:`Trajectory`.
+
+    With ``log_time=True`` the integration variable is :math:`s = \log(1 + t)`:
+
+    .. math::
+
+        \frac{dy}{ds} = (1 + t)\, f(t, y), \qquad t = \operatorname{expm1}(s),
+
+    so a flow whose interesting time scale grows geometrically (the :math:`O(1/\log t)` direction
+    convergence of Soudry et al. 2018, Theorem 3) is resolved with a step count that grows only
+    with :math:`\log t`; ``t = 1e100`` is reached in a few hundred steps. Times, ``t_eval`` and
+    events are always in the original time ``t``.
+
+    Parameters
+    ----------
+    rhs : callable ``rhs(t, y) -> ndarray (N,)``
+        The right-hand side (a hand-written flow of :mod:`solvers.flows` or a bound compiled flow).
+        If it has attributes ``blocks`` (ordered name -> shape) and ``jac``, they are used when the
+        corresponding arguments are not given.
+    y0 : array_like of shape (N,)
+        Initial flat state.
+    t_span : (float, float)
+        ``(t0, t1)``; with ``log_time=True`` both must exceed ``-1``.
+    method : {'LSODA', 'DOP853', 'Radau', 'BDF', 'RK45', 'RK23'}, keyword-only
+        The scipy integrator. LSODA switches between stiff and non-stiff modes by itself.
+    rtol, atol : float, optional
+        Default ``TOLERANCES.ode_rtol`` (1e-10) and ``TOLERANCES.ode_atol`` (1e-12).
+    t_eval : array_like of shape (T,), optional
+        Report only these times (sorted in the direction of integration, inside ``t_span``),
+        interpolated with the integrator's dense output. Default: every accepted step.
+    log_time : bool
+        Integrate in :math:`s = \log(1 + t)` as above.
+    events : callable or list of callables ``event(t, y) -> float``, optional
+        Zero crossings are located with Brent's method on the dense output. Attributes
+        ``terminal`` (bool or count) and ``direction`` as in :func:`scipy.integrate.solve_ivp`.
+    jac : callable ``jac(t, y) -> ndarray (N, N)``, optional
+        Jacobian of ``rhs`` for the implicit methods (ignored by explicit ones).
+    blocks : mapping name -> shape, optional
+        The block layout of the state; default ``rhs.blocks`` or a single block ``"y"``.
+    throw : bool
+        If True (default) a failed integration raises :class:`IntegrationError`; if False it
+        returns the partial trajectory with ``status`` ``"failed"`` or ``"non-finite"``.
+    max_step, first_step : float, optional
+        Passed to the scipy integrator (in ``s`` when ``log_time=True``).
+
+    Returns
+    -------
+    Trajectory
+        ``times`` (T,), ``states`` (T, N), ``blocks``, ``status``, solver statistics.
+
+    Raises
+    ------
+    ValueError, TypeError
+        Bad arguments (unknown method, non-finite ``y0``, ``t_eval`` outside ``t_span``, ...).
+    IntegrationError
+        The integrator failed or the state became non-finite (only with ``throw=True``); the
+        partial trajectory is attached as ``error.trajectory``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> traj = integrate(lambda t, y: -y, [1.0], (0.0, 1.0), t_eval=[1.0])
+    >>> bool(abs(traj.states[-1, 0] - np.exp(-1.0)) < 1e-9)
+    True
+    """
+    if not callable(rhs):
+        raise TypeError(f"rhs must be callable as rhs(t, y); got {type(rhs).__name__}.")
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)}; got {method!r}.")
+    y0 = np.array(y0, dtype=np.float64).reshape(-1)
+    if y0.size == 0:
+        raise ValueError("y0 is empty; pass the flat initial state of shape (N,).")
+    if not np.all(np.isfinite(y0)):
+        raise ValueError("y0 contains NaN or inf; pass a finite initial state.")
+    n = y0.size
+    try:
+        t0, t1 = (float(v) for v in t_span)
+    except (TypeError, ValueError):
+        raise ValueError(f"t_span must be a pair (t0, t1) of floats; got {t_span!r}.") from None
+    if not (np.isfinite(t0) and np.isfinite(t1)) or t0 == t1:
+        raise ValueError(f"t_span must hold two distinct finite times; got {t_span!r}.")
+    if log_time and min(t0, t1) <= -1.0:
+        raise ValueError(
+            f"log_time=True integrates in s = log(1 + t), which needs t > -1; "
+            f"got t_span={t_span!r}."
+        )
+    rtol = TOLERANCES.ode_rtol if rtol is None else float(rtol)
+    atol = TOLERANCES.ode_atol if atol is None else atol
+    if not rtol > 0:
+        raise ValueError(f"rtol must be positive; got {rtol!r}.")
+    if np.any(np.asarray(atol) < 0):
+        raise ValueError(f"atol must be non-negative; got {atol!r}.")
+    if blocks is None:
+        blocks = getattr(rhs, "blocks", None)
+    blocks = normalise_blocks(blocks, n)
+    if jac is None:
+        jac = getattr(rhs, "jac", None)
+    if jac is not None and not callable(jac):
+        raise TypeError(f"jac must be callable as jac(t, y); got {type(jac).__name__}.")
+    if events is None:
+        events = []
+    elif callable(events):
+        events = [events]
+    else:
+        events = list(events)
+    sign = 1.0 if t1 > t0 else -1.0
+
+    # --- change of variable -------------------------------------------------------------------
+    if log_time:
+        s0, s1 = float(np.log1p(t0)), float(np.log1p(t1))
+
+        def fun(s, y):
+            t = float(np.expm1(s))
+            return np.exp(s) * _check_rhs_output(rhs(t, y), n, t)
+
+        jac_s = None
+        if jac is not None:
+            def jac_s(s, y):
+                return np.exp(s) * np.asarray(jac(float(np.expm1(s)), y), dtype=np.float64)
+    else:
+        s0, s1 = t0, t1
+
+        def fun(s, y):
+            return _check_rhs_output(rhs(s, y), n, s)
+
+        jac_s = jac
+
+    if t_eval is not None:
+        t_eval = np.asarray(t_eval, dtype=np.float64).reshape(-1)
+        lo, hi = min(t0, t1), max(t0, t1)
+        if t_eval.size and (t_eval.min() < lo or t_eval.max() > hi):
+            raise ValueError(
+                f"t_eval must lie inside t_span={t_span!r}; got values in "
+                f"[{t_eval.min():g}, {t_eval.max():g}]. Clip it to t_span."
+            )
+        if np.any(sign * np.diff(t_eval) < 0):
+            raise ValueError("t_eval must be sorted in the direction of integration; sort it.")
+        s_eval = np.log1p(t_eval) if log_time else t_eval
+    wrapped = [_wrap_event(e, log_time) for e in events]
+
+    # --- step loop ----------------------------------------------------------------------------
+    kwargs = dict(rtol=rtol, atol=atol, max_step=max_step)
+    if first_step is not None:
+        kwargs["first_step"] = first_step
+    if method in _IMPLICIT and jac_s is not None:
+        kwargs["jac"] = jac_s
+    out_t: list[float] = []
+    out_y: list[np.ndarray] = []
+    ev_t: list[list[float]] = [[] for _ in wrapped]
+    ev_y: list[list[np.ndarray]] = [[] for _ in wrapped]
+    ev_left = [g.terminal for g in wrapped]
+    status, message = "success", "reached the end of t_span"
+    t_user = (lambda s: float(np.expm1(s))) if log_time else float
+    start = time.perf_counter()
+    solver = None
+    eval_pos = 0
+    n_steps = 0
+    try:
+        if t_eval is None:
+            out_t.append(t0)
+            out_y.append(y0.copy())
+        else:
+            while eval_pos < t_eval.size and s_eval[eval_pos] == s0:
+                out_t.append(float(t_eval[eval_pos]))
+                out_y.append(y0.copy())
+                eval_pos += 1
+        solver = METHODS[method](fun, s0, y0, s1, **kwargs)
+        g_old = [g(s0, y0) for g in wrapped]
+        while solver.status == "running":
+            step_msg = solver.step()
+            if solver.status == "failed":
+                status = "failed"
+                message = (f"{method} failed at t = {t_user(solver.t):.6g}: {step_msg}. "
+                           + _failure_hint(method, log_time))
+                break
+            if not np.isfinite(solver.y).all():
+                raise _NonFinite(solver.t, "state")
+            n_steps += 1
+            s_old, s_new = solver.t_old, solver.t
+            dense = None
+            stop_at = None
+            if wrapped:
+                g_new = [g(s_new, solver.y) for g in wrapped]
+                dense = solver.dense_output()
+                hits = []
+                for i, g in enumerate(wrapped):
+                    a, b = g_old[i], g_new[i]
+                    up = a <= 0 <= b and a != b
+                    down = a >= 0 >= b and a != b
+                    fired = (up and g.direction >= 0) or (down and g.direction <= 0)
+                    if fired:
+                        root = brentq(lambda s, g=g, dense=dense: g(s, dense(s)), s_old, s_new,
+                                      xtol=4 * _EPS, rtol=4 * _EPS)
+                        hits.append((sign * root, i, root))
+                for _, i, root in sorted(hits):
+                    if stop_at is not None:
+                        break
+                    ev_t[i].append(t_user(root))
+                    ev_y[i].append(dense(root))
+                    if wrapped[i].terminal:
+                        ev_left[i] -= 1
+                        if ev_left[i] == 0:
+                            stop_at = root
+                g_old = g_new
+            s_hi = s_new if stop_at is None else stop_at
+            if t_eval is None:
+                if stop_at is None:
+                    out_t.append(t_user(s_new))
+                    out_y.append(solver.y.copy())
+                else:
+                    out_t.append(t_user(stop_at))
+                    out_y.append(dense(stop_at))
+            else:
+                j = eval_pos
+                while j < t_eval.size and sign * (s_eval[j] - s_hi) <= 0:
+                    j += 1
+                if j > eval_pos:
+                    if dense is None:
+                        dense = solver.dense_output()
+                    ys = dense(s_eval[eval_pos:j]) if j - eval_pos > 1 else \
+                        dense(s_eval[eval_pos]).reshape(n, 1)
+                    for k in range(eval_pos, j):
+                        out_t.append(float(t_eval[k]))
+                        out_y.append(np.asarray(ys[:, k - eval_pos], dtype=np.float64))
+                    eval_pos = j
+            if stop_at is not None:
+                status, message = "event", f"a terminal event fired at t = {t_user(stop_at):.6g}"
+                break
+    except _NonFinite as exc:
+        status = "non-finite"
+        message = (
+            f"the {'right-hand side' if exc.where == 'rhs' else 'state'} became NaN/inf at "
+            f"t = {t_user(exc.t):.6g} (the flow may blow up in finite time, e.g. a deep net from a "
+            f"large initialisation, or overflow). " + _failure_hint(method, log_time)
+        )
+    wall = time.perf_counter() - start
+    states = np.array(out_y, dtype=np.float64).reshape(-1, n)
+    traj = Trajectory(
+        times=np.array(out_t, dtype=np.float64), states=states, blocks=blocks, status=status,
+        message=message, method=method, log_time=bool(log_time), rtol=rtol,
+        atol=float(np.max(atol)),
+        nfev=int(getattr(solver, "nfev", 0)), njev=int(getattr(solver, "njev", 0)),
+        nlu=int(getattr(solver, "nlu", 0)), n_steps=n_steps, wall_time=wall,
+        t_events=tuple(np.array(t) for t in ev_t),
+        y_events=tuple(np.array(y).reshape(-1, n) for y in ev_y),
+    )
+    if not traj.ok and throw:
+        raise IntegrationError(f"integration failed ({status}): {message}", trajectory=traj)
+    return traj

@@ -1,0 +1,52 @@
+"""Homogeneous networks: the bias-free MLP (``HomogeneousMLP``), its margins, training loops,
+weight files, the PyTorch adapter, two-layer nets of Song et al. (2021), and the KKT checker
+(:mod:`solvers.nets.kkt`).
+
+The implementation modules are private; every public name is re-exported here (and from
+:mod:`solvers`).
+"""
+
+from __future__ import annotations
+
+from ._margins import (
+    MarginSummary,
+    layer_balance,
+    layer_norms,
+    margin_summary,
+    margins,
+    min_margin,
+    normalized_margin,
+    parameter_norm,
+    smoothed_margin,
+    support_mask,
+    unit_balance,
+)
+from ._network import ACTIVATIONS, HomogeneousMLP
+from ._shallow import (
+    ShallowRun,
+    WidthSearch,
+    init_shallow,
+    minimal_width,
+    shallow_forward,
+    shallow_jacobian,
+    threshold_width,
+    train_shallow,
+    train_shallow_batch,
+)
+from ._torch_adapter import augment_constant_feature, from_torch, load_torch, save_torch
+from ._training import TRAINING_METHODS, History, TrainingResult, train
+from ._weights_io import load_data, load_weights, save_data, save_weights
+from .kkt import KKTReport, check_kkt
+
+__all__ = [
+    "HomogeneousMLP", "ACTIVATIONS",
+    "MarginSummary", "margins", "min_margin", "parameter_norm", "normalized_margin",
+    "smoothed_margin", "support_mask", "layer_norms", "layer_balance", "unit_balance",
+    "margin_summary",
+    "train", "TrainingResult", "History", "TRAINING_METHODS",
+    "load_weights", "save_weights", "load_data", "save_data",
+    "from_torch", "load_torch", "save_torch", "augment_constant_feature",
+    "ShallowRun", "WidthSearch", "init_shallow", "shallow_forward", "shallow_jacobian",
+    "train_shallow", "train_shallow_batch", "minimal_width", "threshold_width",
+    "check_kkt", "KKTReport",
+]

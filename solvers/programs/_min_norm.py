@@ -1,0 +1,270 @@
+"""Minimum-ℓp-norm interpolation ``min ||w||_p s.t. X w = y``, solved and certified."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.optimize as so
+import scipy.sparse as sp
+
+from .._validation import as_float_array, check_norm, check_X, dual_exponent
+from ..errors import InconsistentSystemError
+from ..tolerances import TOLERANCES
+from ._certificate import Certificate, build_certificate, lp_norm
+from ._chain import Infeasible, RouteOutcome, run_chain
+
+__all__ = ["MinNormSolution", "solve_min_norm", "MIN_NORM_METHODS"]
+
+MIN_NORM_METHODS = ("auto", "lstsq", "highs", "cvxpy-clarabel", "cvxpy-scs")
+"""Accepted values of ``method=`` in :func:`solve_min_norm`."""
+
+
+@dataclass(frozen=True)
+class MinNormSolution:
+    """A certified solution of :math:`\\min\\|w\\|_p` s.t. :math:`Xw = y` (:func:`solve_min_norm`).
+
+    Attributes
+    ----------
+    w : ndarray of shape (d,)
+        The minimum-norm interpolant.
+    value : float
+        ``||w||_p``.
+    dual : ndarray of shape (n,)
+        Multipliers ``ν`` (free sign) of the half-squared program
+        :math:`\\min\\tfrac12\\|w\\|_p^2` s.t. :math:`Xw = y`, the maximiser of
+        :math:`y^\\top\\nu - \\tfrac12\\|X^\\top\\nu\\|_q^2`. For ``p = 2``: ``w = X^T ν``.
+    residual : float
+        ``||X w - y||_2`` (absolute).
+    norm : float
+        The exponent ``p``.
+    certificate : Certificate
+        Computed in numpy; primal infeasibility is ``||Xw - y||_2 / ||y||_2``.
+    solver : str
+        The route that verified: ``"lstsq"`` (closed form ``X⁺ y``), ``"highs"``, ``"cvxpy-*"``,
+        or ``"trivial"`` for ``y = 0``.
+    status : str
+        ``"optimal"``.
+    attempts : tuple of dict
+        Every route tried and why it was rejected.
+    """
+
+    w: np.ndarray
+    value: float
+    dual: np.ndarray
+    residual: float
+    norm: float
+    certificate: Certificate
+    solver: str
+    status: str = "optimal"
+    attempts: tuple = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable view."""
+        return {
+            "w": self.w.tolist(), "value": float(self.value), "dual": self.dual.tolist(),
+            "residual": float(self.residual),
+            "norm": "inf" if np.isinf(self.norm) else float(self.norm),
+            "certificate": self.certificate.to_dict(), "solver": self.solver,
+            "status": self.status, "attempts": [dict(a) for a in self.attempts],
+        }
+
+
+def min_norm_certificate(X: np.ndarray, y: np.ndarray, w: np.ndarray, nu: np.ndarray, p: float,
+                         *, rtol: float | None = None) -> Certificate:
+    """Certificate of ``(w, ν)`` for :math:`\\min\\tfrac12\\|w\\|_p^2` s.t. :math:`Xw = y`."""
+    rtol = TOLERANCES.certificate_rtol if rtol is None else rtol
+    z = X.T @ nu
+    return build_certificate(
+        primal_infeasibility=float(np.linalg.norm(X @ w - y) / np.linalg.norm(y)),
+        w_norm=lp_norm(w, p), z_dual_norm=lp_norm(z, dual_exponent(p)), z_dot_w=float(z @ w),
+        b_dot_lam=float(y @ nu), lam=nu, inequality=False, rtol=rtol)
+
+
+def _route_lstsq(X: np.ndarray, y: np.ndarray) -> RouteOutcome:
+    """Closed form ``w = X⁺ y`` (minimum-norm least squares, ranks cut at ``rank_rtol``).
+
+    ``w`` lies in the row space of ``X``, so ``w = X^T ν`` has a solution ``ν = (X^T)⁺ w``;
+    these are the multipliers of ``½||w||²`` (stationarity ``w = X^T ν``).
+    """
+    rc = TOLERANCES.rank_rtol
+    w = np.linalg.lstsq(X, y, rcond=rc)[0]
+    nu = np.linalg.lstsq(X.T, w, rcond=rc)[0]
+    return RouteOutcome(w, nu, "optimal")
+
+
+def _route_highs(X: np.ndarray, y: np.ndarray, p: float) -> RouteOutcome:
+    """LP for ``p = 1`` (``w = a - b``) or ``p = ∞`` (epigraph ``|w_j| <= t``).
+
+    The equality multipliers ``ν'`` of :math:`\\min\\|w\\|_p` (``dual = max y^T ν'`` s.t.
+    ``||X^T ν'||_q <= 1``) rescale to ``ν = ||w||_p ν'`` for the half-squared program.
+    """
+    n, d = X.shape
+    eps = TOLERANCES.solver_eps
+    opts = {"primal_feasibility_tolerance": eps, "dual_feasibility_tolerance": eps}
+    if p == 1.0:
+        c = np.ones(2 * d)
+        res = so.linprog(c, A_eq=np.hstack([X, -X]), b_eq=y, bounds=(0, None), method="highs",
+                         options=opts)
+        w = None if res.x is None else res.x[:d] - res.x[d:]
+    else:
+        c = np.zeros(d + 1)
+        c[-1] = 1.0
+        eye = sp.identity(d, format="csr")
+        one = sp.csr_matrix(np.ones((d, 1)))
+        A_ub = sp.vstack([sp.hstack([eye, -one]), sp.hstack([-eye, -one])])
+        A_eq = np.hstack([X, np.zeros((n, 1))])
+        res = so.linprog(c, A_ub=A_ub, b_ub=np.zeros(2 * d), A_eq=A_eq, b_eq=y,
+                         bounds=[(None, None)] * d + [(0, None)], method="highs", options=opts)
+        w = None if res.x is None else res.x[:d]
+    if res.status == 2:
+        raise Infeasible(res.message)
+    if res.status != 0 or w is None:
+        raise RuntimeError(f"HiGHS: {res.message}")
+    nu = np.asarray(res.eqlin.marginals, dtype=float) * lp_norm(w, p)
+    return RouteOutcome(w, nu, "optimal")
+
+
+def _route_cvxpy(X: np.ndarray, y: np.ndarray, p: float, solver: str) -> RouteOutcome:
+    import cvxpy as cp
+
+    from ._max_margin import _cvxpy_options
+
+    n, d = X.shape
+    w = cp.Variable(d)
+    con = X @ w == y
+    obj = 0.5 * cp.sum_squares(w) if p == 2.0 else cp.pnorm(w, p)
+    prob = cp.Problem(cp.Minimize(obj), [con])
+    with warnings.catch_warnings():  # the status is checked below
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+        prob.solve(solver=solver, **_cvxpy_options(solver))
+    if prob.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+        raise Infeasible(f"CVXPY/{solver} status {prob.status}")
+    if prob.status != cp.OPTIMAL or w.value is None or con.dual_value is None:
+        return RouteOutcome(np.full(d, np.nan), np.zeros(n), str(prob.status))
+    wv = np.asarray(w.value, dtype=float)
+    # CVXPY's equality duals enter the Lagrangian as +ν(Xw - y): flip the sign to ours.
+    nu = -np.asarray(con.dual_value, dtype=float)
+    return RouteOutcome(wv, nu if p == 2.0 else nu * lp_norm(wv, p), "optimal")
+
+
+def solve_min_norm(X, y, *, norm=2, method: str = "auto",
+                   rtol: float | None = None) -> MinNormSolution:
+    """Minimum-norm interpolation, certified in numpy.
+
+    .. math::
+
+        \\min_{w \\in \\mathbb R^d} \\; \\|w\\|_p \\quad \\text{s.t.} \\quad X w = y,
+
+    with the dual of the equivalent half-squared program
+
+    .. math::
+
+        \\max_{\\nu \\in \\mathbb R^n} \\; y^\\top \\nu - \\tfrac12 \\|X^\\top \\nu\\|_q^2,
+        \\qquad 1/p + 1/q = 1.
+
+    For ``p = 2`` the solution is the closed form :math:`w = X^+ y`, the limit of gradient descent
+    from zero on underdetermined least squares (Gunasekar et al. 2018, THEORY.md §4); it is still
+    verified. ``p = 1`` and ``p = ∞`` are solved as LPs (HiGHS), other ``p`` with CVXPY.
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+    y : array_like of shape (n,)
+        Real targets (for ``(n, k)`` targets, solve one column at a time).
+    norm : {1, 2, inf} or float >= 1, keyword-only
+    method : str, keyword-only
+        ``"auto"`` (ℓ2: ``lstsq → cvxpy-clarabel``; ℓ1/ℓ∞: ``highs → cvxpy-clarabel →
+        cvxpy-scs``; other p: ``cvxpy-clarabel → cvxpy-scs``) or one name of
+        :data:`MIN_NORM_METHODS`.
+    rtol : float, optional
+        Certificate tolerance (default ``TOLERANCES.certificate_rtol``). ``X w = y`` counts as
+        inconsistent when its least-squares residual exceeds
+        ``TOLERANCES.consistency_rtol * ||y||_2``.
+
+    Returns
+    -------
+    MinNormSolution
+
+    Raises
+    ------
+    InconsistentSystemError
+        ``X w = y`` has no solution: ``min ||Xw - y||_2 > consistency_rtol ||y||_2``;
+        ``.residual`` holds it.
+    SolverError
+        No route verified.
+    ValueError, TypeError
+        Bad shapes, non-finite entries, empty data, bad ``norm``/``method``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> sol = solve_min_norm(np.array([[1.0, 1.0]]), np.array([2.0]))
+    >>> np.round(sol.w, 6).tolist()
+    [1.0, 1.0]
+    """
+    X = check_X(X)
+    y = as_float_array(y, "y", ndim=(1, 2))
+    if y.ndim == 2:
+        raise ValueError(f"y must be 1-D of shape ({X.shape[0]},); got shape {y.shape}. "
+                         f"Solve one target column at a time, e.g. y[:, k].")
+    if y.shape[0] != X.shape[0]:
+        raise ValueError(f"y has {y.shape[0]} entries but X has {X.shape[0]} rows; "
+                         f"pass one target per example.")
+    p = check_norm(norm)
+    if method not in MIN_NORM_METHODS:
+        raise ValueError(f"method must be one of {MIN_NORM_METHODS}; got {method!r}.")
+    if method == "lstsq" and p != 2.0:
+        raise ValueError(f"method='lstsq' solves norm=2 only; got norm={norm!r}. "
+                         f"Use method='auto'.")
+    if method == "highs" and p not in (1.0, np.inf):
+        raise ValueError(f"method='highs' solves norm=1 or 'inf' only; got norm={norm!r}. "
+                         f"Use method='auto'.")
+    rtol = TOLERANCES.certificate_rtol if rtol is None else float(rtol)
+    n, d = X.shape
+    ctx = f"solve_min_norm(norm={norm!r})"
+
+    # consistency first, independently of the route: the least-squares residual
+    ls = np.linalg.lstsq(X, y, rcond=TOLERANCES.rank_rtol)[0]
+    r = float(np.linalg.norm(X @ ls - y))
+    ynorm = float(np.linalg.norm(y))
+    if ynorm == 0.0:
+        cert = build_certificate(primal_infeasibility=0.0, w_norm=1.0, z_dual_norm=1.0,
+                                 z_dot_w=1.0, b_dot_lam=1.0, lam=np.zeros(n),
+                                 inequality=False, rtol=rtol)
+        return MinNormSolution(w=np.zeros(d), value=0.0, dual=np.zeros(n), residual=0.0,
+                               norm=p, certificate=cert, solver="trivial")
+    if r > TOLERANCES.consistency_rtol * ynorm:
+        raise InconsistentSystemError(
+            f"{ctx}: X w = y has no solution: the least-squares residual ||X w - y||_2 = {r:.3e} "
+            f"is {r / ynorm:.2e} of ||y||_2 (> consistency_rtol "
+            f"{TOLERANCES.consistency_rtol:.0e}); X has rank "
+            f"{np.linalg.matrix_rank(X)} < n = {n} and y leaves its column space. Drop "
+            f"redundant rows, or fit least squares instead.", residual=r)
+
+    xs = float(np.max(np.abs(X)))
+    Xs = X / xs  # solve at unit scale: w = w_s / xs, ν = ν_s / xs²... (see certify)
+    table = {
+        "lstsq": lambda: _route_lstsq(Xs, y),
+        "highs": lambda: _route_highs(Xs, y, p),
+        "cvxpy-clarabel": lambda: _route_cvxpy(Xs, y, p, "CLARABEL"),
+        "cvxpy-scs": lambda: _route_cvxpy(Xs, y, p, "SCS"),
+    }
+    if method == "auto":
+        names = (["lstsq", "cvxpy-clarabel"] if p == 2.0 else
+                 ["highs", "cvxpy-clarabel", "cvxpy-scs"] if p in (1.0, np.inf) else
+                 ["cvxpy-clarabel", "cvxpy-scs"])
+    else:
+        names = [method]
+
+    # X = xs Xs: w = w_s / xs; stationarity z = X^T ν ∈ ∂(½||·||²)(w) gives ν = ν_s / xs².
+    def certify(out: RouteOutcome) -> Certificate:
+        return min_norm_certificate(X, y, out.w / xs, out.dual / xs**2, p, rtol=rtol)
+
+    name, out, cert, attempts = run_chain([(nm, table[nm]) for nm in names], certify,
+                                          on_infeasible=None, program=ctx)
+    w = out.w / xs
+    return MinNormSolution(w=w, value=lp_norm(w, p), dual=out.dual / xs**2,
+                           residual=float(np.linalg.norm(X @ w - y)), norm=p, certificate=cert,
+                           solver=name, status="optimal", attempts=tuple(attempts))

@@ -1,0 +1,253 @@
+"""Minimum nuclear norm matrix sensing ``min ||W||_* s.t. <A_i, W> = y_i``, solved and certified."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .._validation import as_float_array, check_X
+from ..errors import InconsistentSystemError
+from ..tolerances import TOLERANCES
+from ._certificate import Certificate, build_certificate
+from ._chain import Infeasible, RouteOutcome, run_chain
+
+__all__ = ["NuclearNormSolution", "solve_min_nuclear_norm", "sensing_operator_from_regression",
+           "NUCLEAR_NORM_METHODS"]
+
+NUCLEAR_NORM_METHODS = ("auto", "cvxpy-clarabel", "cvxpy-scs")
+"""Accepted values of ``method=`` in :func:`solve_min_nuclear_norm`."""
+
+
+@dataclass(frozen=True)
+class NuclearNormSolution:
+    """A certified solution of the minimum nuclear norm program (:func:`solve_min_nuclear_norm`).
+
+    Attributes
+    ----------
+    W : ndarray of shape (d1, d2)
+        The minimiser.
+    value : float
+        ``||W||_*`` (sum of singular values).
+    singular_values : ndarray of shape (min(d1, d2),)
+        Singular values of ``W``, descending.
+    dual : ndarray of shape (n,)
+        Multipliers ``ν`` of the half-squared program :math:`\\min\\tfrac12\\|W\\|_*^2`, the
+        maximiser of :math:`y^\\top\\nu - \\tfrac12\\|\\sum_i \\nu_i A_i\\|_{op}^2`; the
+        multipliers of :math:`\\min\\|W\\|_*` are ``ν / ||W||_*`` (operator norm of
+        ``Σ ν_i A_i`` then ``<= 1``).
+    residual : float
+        ``||(<A_i, W>)_i - y||_2``.
+    certificate : Certificate
+        Dual norm = spectral norm; computed in numpy.
+    solver : str
+    status : str
+        ``"optimal"``.
+    attempts : tuple of dict
+    """
+
+    W: np.ndarray
+    value: float
+    singular_values: np.ndarray
+    dual: np.ndarray
+    residual: float
+    certificate: Certificate
+    solver: str
+    status: str = "optimal"
+    attempts: tuple = field(default_factory=tuple)
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable view."""
+        return {
+            "W": self.W.tolist(), "value": float(self.value),
+            "singular_values": self.singular_values.tolist(), "dual": self.dual.tolist(),
+            "residual": float(self.residual), "certificate": self.certificate.to_dict(),
+            "solver": self.solver, "status": self.status,
+            "attempts": [dict(a) for a in self.attempts],
+        }
+
+
+def nuclear_norm_certificate(A: np.ndarray, y: np.ndarray, W: np.ndarray, nu: np.ndarray, *,
+                             rtol: float | None = None) -> Certificate:
+    """Certificate of ``(W, ν)`` for :math:`\\min\\tfrac12\\|W\\|_*^2` s.t. ``<A_i, W> = y_i``."""
+    rtol = TOLERANCES.certificate_rtol if rtol is None else rtol
+    Z = np.tensordot(nu, A, axes=1)
+    s = np.linalg.svd(W, compute_uv=False)
+    return build_certificate(
+        primal_infeasibility=float(np.linalg.norm(np.tensordot(A, W, axes=2) - y)
+                                   / np.linalg.norm(y)),
+        w_norm=float(s.sum()), z_dual_norm=float(np.linalg.norm(Z, 2)),
+        z_dot_w=float(np.sum(Z * W)), b_dot_lam=float(y @ nu), lam=nu, inequality=False,
+        rtol=rtol)
+
+
+def _route_cvxpy(A: np.ndarray, y: np.ndarray, solver: str) -> RouteOutcome:
+    import cvxpy as cp
+
+    from ._max_margin import _cvxpy_options
+
+    n, d1, d2 = A.shape
+    W = cp.Variable((d1, d2))
+    con = A.reshape(n, d1 * d2) @ cp.vec(W, order="C") == y
+    prob = cp.Problem(cp.Minimize(cp.normNuc(W)), [con])
+    with warnings.catch_warnings():  # the status is checked below
+        warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+        prob.solve(solver=solver, **_cvxpy_options(solver))
+    if prob.status in (cp.INFEASIBLE, cp.INFEASIBLE_INACCURATE):
+        raise Infeasible(f"CVXPY/{solver} status {prob.status}")
+    if prob.status != cp.OPTIMAL or W.value is None or con.dual_value is None:
+        return RouteOutcome(np.full((d1, d2), np.nan), np.zeros(n), str(prob.status))
+    Wv = np.asarray(W.value, dtype=float)
+    # CVXPY's equality dual enters as +ν(AW - y): flip, then rescale to the half-squared program
+    nu = -np.asarray(con.dual_value, dtype=float) * float(np.linalg.svd(Wv, compute_uv=False).sum())
+    return RouteOutcome(Wv, nu, "optimal")
+
+
+def solve_min_nuclear_norm(A, y, *, method: str = "auto",
+                           rtol: float | None = None) -> NuclearNormSolution:
+    """Minimum nuclear norm subject to linear measurements, certified in numpy.
+
+    .. math::
+
+        \\min_{W \\in \\mathbb R^{d_1 \\times d_2}} \\; \\|W\\|_* \\quad \\text{s.t.} \\quad
+        \\langle A_i, W \\rangle = \\operatorname{tr}(A_i^\\top W) = y_i, \\quad i = 1..n,
+
+    the conjectured limit of gradient flow on a depth-2 factorisation ``W = U V^T`` from small
+    initialisation (Gunasekar, Woodworth, Bhojanapalli, Neyshabur, Srebro 2017, Conjecture 1).
+    The certificate uses the dual of the half-squared program,
+
+    .. math::
+
+        \\max_{\\nu} \\; y^\\top\\nu - \\tfrac12 \\Big\\|\\sum_i \\nu_i A_i\\Big\\|_{op}^2,
+
+    (the operator norm is the dual of the nuclear norm).
+
+    **Regression form** ``W x_i = y_i`` (``X`` of shape ``(n, d)``, ``Y`` of shape ``(n, k)``,
+    ``W`` of shape ``(k, d)``): ``A, b = sensing_operator_from_regression(X, Y)`` then
+    ``solve_min_nuclear_norm(A, b)``. For that form every Schatten norm is minimised by the
+    closed form ``W = (X⁺ Y)^T`` (THEORY.md §5), which the tests use as an independent check.
+
+    Parameters
+    ----------
+    A : array_like of shape (n, d1, d2)
+        Measurement matrices.
+    y : array_like of shape (n,)
+        Measurements.
+    method : {"auto", "cvxpy-clarabel", "cvxpy-scs"}, keyword-only
+        ``"auto"`` tries Clarabel then SCS.
+    rtol : float, optional
+        Certificate tolerance (default ``TOLERANCES.certificate_rtol``). The measurements count
+        as inconsistent when their least-squares residual exceeds
+        ``TOLERANCES.consistency_rtol * ||y||_2``.
+
+    Returns
+    -------
+    NuclearNormSolution
+
+    Raises
+    ------
+    InconsistentSystemError
+        No ``W`` satisfies the measurements (least-squares residual ``> consistency_rtol ||y||``).
+    SolverError
+        No solver verified.
+    ValueError, TypeError
+        Bad shapes, non-finite entries, empty data, unknown ``method``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A = np.zeros((2, 2, 2)); A[0, 0, 0] = 1.0; A[1, 1, 1] = 1.0
+    >>> sol = solve_min_nuclear_norm(A, np.array([1.0, -2.0]))
+    >>> round(sol.value, 6)
+    3.0
+    """
+    A = as_float_array(A, "A", ndim=3)
+    y = as_float_array(y, "y", ndim=1)
+    if y.shape[0] != A.shape[0]:
+        raise ValueError(f"y has {y.shape[0]} entries but A has {A.shape[0]} measurement "
+                         f"matrices (A.shape = {A.shape}); pass one measurement per A_i.")
+    if method not in NUCLEAR_NORM_METHODS:
+        raise ValueError(f"method must be one of {NUCLEAR_NORM_METHODS}; got {method!r}.")
+    rtol = TOLERANCES.certificate_rtol if rtol is None else float(rtol)
+    n, d1, d2 = A.shape
+    ctx = "solve_min_nuclear_norm"
+    Af = A.reshape(n, d1 * d2)
+    ynorm = float(np.linalg.norm(y))
+    if ynorm == 0.0:
+        cert = build_certificate(primal_infeasibility=0.0, w_norm=1.0, z_dual_norm=1.0,
+                                 z_dot_w=1.0, b_dot_lam=1.0, lam=np.zeros(n),
+                                 inequality=False, rtol=rtol)
+        return NuclearNormSolution(W=np.zeros((d1, d2)), value=0.0,
+                                   singular_values=np.zeros(min(d1, d2)), dual=np.zeros(n),
+                                   residual=0.0, certificate=cert, solver="trivial")
+    ls = np.linalg.lstsq(Af, y, rcond=TOLERANCES.rank_rtol)[0]
+    r = float(np.linalg.norm(Af @ ls - y))
+    if r > TOLERANCES.consistency_rtol * ynorm:
+        raise InconsistentSystemError(
+            f"{ctx}: no W satisfies <A_i, W> = y_i: the least-squares residual is {r:.3e} "
+            f"({r / ynorm:.2e} of ||y||_2 > consistency_rtol {TOLERANCES.consistency_rtol:.0e}). "
+            f"Drop contradictory measurements or fit least squares instead.", residual=r)
+    scale = float(np.max(np.abs(A)))
+    As = A / scale
+    names = ["cvxpy-clarabel", "cvxpy-scs"] if method == "auto" else [method]
+    table = {"cvxpy-clarabel": lambda: _route_cvxpy(As, y, "CLARABEL"),
+             "cvxpy-scs": lambda: _route_cvxpy(As, y, "SCS")}
+
+    def certify(out: RouteOutcome) -> Certificate:  # A = scale As: W = W_s/scale, ν = ν_s/scale²
+        return nuclear_norm_certificate(A, y, out.w / scale, out.dual / scale**2, rtol=rtol)
+
+    name, out, cert, attempts = run_chain([(nm, table[nm]) for nm in names], certify,
+                                          on_infeasible=None, program=ctx)
+    W = out.w / scale
+    s = np.linalg.svd(W, compute_uv=False)
+    return NuclearNormSolution(W=W, value=float(s.sum()), singular_values=s,
+                               dual=out.dual / scale**2,
+                               residual=float(np.linalg.norm(np.tensordot(A, W, axes=2) - y)),
+                               certificate=cert, solver=name, status="optimal",
+                               attempts=tuple(attempts))
+
+
+def sensing_operator_from_regression(X, Y) -> tuple[np.ndarray, np.ndarray]:
+    """State the regression constraints ``W x_i = Y_i`` as matrix sensing ``<A_m, W> = b_m``.
+
+    With ``X`` of shape ``(n, d)`` (one example per row) and ``Y`` of shape ``(n, k)``, the
+    unknown ``W`` has shape ``(k, d)`` and the ``n k`` scalar constraints are
+
+    .. math::
+
+        (W x_i)_j = \\langle e_j x_i^\\top, W \\rangle = Y_{ij},
+        \\qquad m = i k + j \\;(\\text{row-major}).
+
+    Parameters
+    ----------
+    X : array_like of shape (n, d)
+    Y : array_like of shape (n, k) or (n,)
+        A 1-D ``Y`` is treated as ``k = 1``.
+
+    Returns
+    -------
+    A : ndarray of shape (n * k, k, d)
+    b : ndarray of shape (n * k,)
+        ``Y.ravel()`` (row-major).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> A, b = sensing_operator_from_regression(np.eye(2), np.array([[1.0], [2.0]]))
+    >>> A.shape, b.tolist()
+    ((2, 1, 2), [1.0, 2.0])
+    """
+    X = check_X(X)
+    Y = as_float_array(Y, "Y", ndim=(1, 2))
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if Y.shape[0] != X.shape[0]:
+        raise ValueError(f"Y has {Y.shape[0]} rows but X has {X.shape[0]}; pass one target "
+                         f"row per example.")
+    n, d = X.shape
+    k = Y.shape[1]
+    A = np.zeros((n, k, k, d))
+    for j in range(k):
+        A[:, j, j, :] = X
+    return A.reshape(n * k, k, d), Y.ravel().copy()

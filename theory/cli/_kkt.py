@@ -1,0 +1,83 @@
+"""``marginflow kkt``: the approximate-KKT check of a trained homogeneous network from files.
+
+Thin wrapper around :func:`solvers.check_kkt` (Lyu & Li 2019; Tsilivis, Vardi & Kempe 2024
+for ℓ1/ℓ∞). Exit status 0 whether or not the point is KKT (the answer is in the output); bad
+input raises ``ValueError``/``MarginflowError``, which ``marginflow``'s main wrapper turns into
+one line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+__all__ = ["register", "run"]
+
+EXAMPLE_KKT = """examples:
+  marginflow kkt --weights net.npz --data train.npz
+  marginflow kkt --weights net.npz --data train.npz --norm inf --json > kkt.json
+
+files: weights .npz with W1..WL (W_l of shape (d_l, d_{l-1}), W_L of shape (1, d_{L-1})) and
+optionally 'activation' ('relu', 'leaky_relu', 'linear') and 'alpha'; data .npz with X (n, d)
+and y (n,) in {-1, +1}.
+exit status: 0 checked (KKT or not: see the verdict), 2 bad input (e.g. misclassified points)."""
+
+
+def register(sub) -> None:
+    """Add the ``kkt`` subparser to ``sub`` (an ``argparse`` subparsers action)."""
+    from solvers.tolerances import TOLERANCES
+
+    p = sub.add_parser(
+        "kkt", help="check whether a trained homogeneous net is an approximate KKT point",
+        description="Best (ε, δ)-KKT certificate of min ½||θ||_p² s.t. y_i f(θ; x_i) >= 1 at the "
+                    "rescaled weights θ/q_min^{1/L}, over the multipliers and the Clarke "
+                    "subgradients at ReLU kinks (Lyu & Li 2019).",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog=EXAMPLE_KKT)
+    p.add_argument("--weights", required=True, metavar="FILE",
+                   help="network weights: .npz (W1..WL) or .pt saved by "
+                        "solvers.save_torch (read with weights_only=True)")
+    p.add_argument("--data", required=True, metavar="FILE", help="data set (.npz with X, y)")
+    p.add_argument("--norm", choices=("2", "1", "inf"), default="2",
+                   help="geometry of the margin problem (default 2)")
+    p.add_argument("--loss", choices=("logistic", "exp"), default="logistic",
+                   help="loss defining the natural multipliers (default logistic)")
+    p.add_argument("--eps-tol", type=float, default=TOLERANCES.kkt_eps_tol,
+                   help=f"threshold on ε/||θ̃|| (default {TOLERANCES.kkt_eps_tol:g})")
+    p.add_argument("--delta-tol", type=float, default=TOLERANCES.kkt_delta_tol,
+                   help=f"threshold on δ/||θ̃||² (default {TOLERANCES.kkt_delta_tol:g})")
+    p.add_argument("--support-factor", type=float, default=TOLERANCES.kkt_support_factor,
+                   help="candidate supports: q_i <= factor · q_min "
+                        f"(default {TOLERANCES.kkt_support_factor:g})")
+    p.add_argument("--norm-rtol", type=float, default=TOLERANCES.kkt_norm_rtol,
+                   help="ℓ1/ℓ∞: relative tolerance for zero / tied-at-max coordinates "
+                        f"(default {TOLERANCES.kkt_norm_rtol:g})")
+    p.add_argument("--constant-feature", action="store_true",
+                   help=".pt only: the first Linear has a bias, fed by a constant-1 column "
+                        "appended to X (see solvers.augment_constant_feature)")
+    p.add_argument("--json", action="store_true", help="print the full report as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    """Load the files, run :func:`solvers.check_kkt`, print the summary (or JSON); return 0."""
+    from solvers.nets import load_data, load_weights
+    from solvers.nets.kkt import check_kkt
+
+    X, y = load_data(args.data)
+    if str(args.weights).endswith((".pt", ".pth")):
+        from solvers.nets import augment_constant_feature, load_torch
+
+        net = load_torch(args.weights, constant_feature=args.constant_feature)
+        if args.constant_feature:
+            X = augment_constant_feature(X)
+    else:
+        net = load_weights(args.weights)
+    norm = float("inf") if args.norm == "inf" else int(args.norm)
+    report = check_kkt(net, X, y, norm=norm, loss=args.loss, eps_tol=args.eps_tol,
+                       delta_tol=args.delta_tol, support_factor=args.support_factor,
+                       norm_rtol=args.norm_rtol)
+    if args.json:
+        print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(report.summary())
+    return 0

@@ -1,0 +1,142 @@
+"""``marginflow list`` and ``marginflow verify``: the theorem catalogue from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+__all__ = ["register", "run_list", "run_verify", "run_checks"]
+
+EXAMPLE_VERIFY = """examples:
+  marginflow verify                      # every theorem on its built-in instance
+  marginflow verify --quick              # the fastest subset (under 30 s)
+  marginflow verify soudry-direction lyu-li-kkt --report out/ --seed 3
+  marginflow verify --json > verdicts.json
+exit status: 0 all passed, 1 some check failed, 2 bad input."""
+
+
+def register(sub) -> None:
+    p = sub.add_parser("list", help="list the theorem catalogue with sources",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog="example:\n  marginflow list --json")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run_list)
+
+    p = sub.add_parser("verify", help="check theorems on built-in instances",
+                       formatter_class=argparse.RawDescriptionHelpFormatter,
+                       epilog=EXAMPLE_VERIFY)
+    p.add_argument("ids", nargs="*", metavar="ID",
+                   help="theorem ids or source modules (default: all); see `marginflow list`")
+    p.add_argument("--quick", action="store_true", help="run only the fastest subset")
+    p.add_argument("--report", metavar="DIR", help="write a report (md, tex, json, figures) to DIR")
+    p.add_argument("--force", action="store_true", help="replace an existing report directory")
+    p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    p.add_argument("--seed", type=int, default=0, help="seed of the built-in instances (default 0)")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="run checks in N processes (joblib; default 1)")
+    p.set_defaults(func=run_verify)
+
+
+def run_list(args) -> int:
+    from ..catalogue import catalogue
+
+    theorems = catalogue()
+    if args.json:
+        print(json.dumps([t.to_dict() for t in theorems], indent=2, ensure_ascii=False))
+        return 0
+    rows = [(t.id, t.kind, "quick" if t.quick else "", t.source.short(), t.title[:60])
+            for t in theorems]
+    _print_table(("id", "kind", "", "source", "title"), rows)
+    return 0
+
+
+def _check_one(theorem_id: str, seed: int):
+    from ..catalogue import get_theorem
+
+    return get_theorem(theorem_id).check(seed=seed)
+
+
+def run_checks(theorems, *, seed: int = 0, jobs: int = 1, progress: bool | None = None):
+    """Check each theorem on its default instance for ``seed``; returns the verdicts in order.
+
+    A check that raises is turned into a verdict with status ``error`` (and the message), so one
+    broken check does not hide the others' results; it still counts as a failure.
+    """
+    from solvers._progress import progress as bar
+
+    from ..checking import Verdict
+
+    def safe(t):
+        start = time.perf_counter()
+        try:
+            return _check_one(t.id, seed)
+        except Exception as exc:  # reported as an error verdict, never as a pass
+            return Verdict(t.id, t.title, (), runtime=time.perf_counter() - start, kind=t.kind,
+                           error=f"{type(exc).__name__}: {exc}")
+
+    if jobs and jobs > 1:
+        from joblib import Parallel, delayed
+
+        return list(Parallel(n_jobs=jobs)(delayed(safe)(t) for t in theorems))
+    return [safe(t) for t in bar(theorems, desc="verify", enabled=progress)]
+
+
+def _claim_text(v) -> tuple[str, str]:
+    """Theory vs measured for the table: the first comparison that failed, else the first one."""
+    if v.error:
+        return "—", v.error[:60]
+    if not v.comparisons:
+        return "—", "—"
+    c = next((c for c in v.comparisons if not c.passed), v.comparisons[0])
+
+    def fmt(x):
+        return f"{x:.3g}" if isinstance(x, float) else str(x)
+
+    return f"{fmt(c.theory)}", f"{fmt(c.measured)} ({c.reads.split()[1]})"
+
+
+def run_verify(args) -> int:
+    from ..catalogue import catalogue, select
+
+    theorems = select(args.ids, quick=args.quick)
+    if not theorems:
+        raise ValueError("no theorem selected; drop --quick or name ids from `marginflow list`.")
+    if args.report:
+        from pathlib import Path
+
+        if Path(args.report).exists() and not args.force:
+            raise FileExistsError(f"report directory {args.report!r} exists; pass --force to "
+                                  f"replace it or choose another --report DIR.")
+    verdicts = run_checks(theorems, seed=args.seed, jobs=args.jobs)
+    if args.json:
+        print(json.dumps([v.to_dict() for v in verdicts], indent=2, ensure_ascii=False))
+    else:
+        rows = []
+        for v in verdicts:
+            theory, measured = _claim_text(v)
+            rows.append((v.theorem_id, v.title[:44], theory, measured, v.status.upper(),
+                         f"{v.runtime:.2f}"))
+        _print_table(("id", "claim", "theory", "measured", "verdict", "time (s)"), rows)
+        n_ok = sum(v.status in ("passed", "reported") for v in verdicts)
+        total = sum(v.runtime for v in verdicts)
+        print(f"\n{n_ok}/{len(verdicts)} checks passed or reported, {total:.1f} s of checks.")
+    if args.report:
+        from ..reports import verify_report, write_report
+
+        path = write_report(verify_report(verdicts, catalogue()), args.report, force=args.force)
+        print(f"report written to {path}", file=sys.stderr)
+    failed = [v for v in verdicts if v.status in ("failed", "error")]
+    return 1 if failed else 0
+
+
+def _print_table(headers, rows) -> None:
+    rows = [tuple(str(c) for c in r) for r in rows]
+    widths = [max(len(str(h)), *(len(r[i]) for r in rows)) if rows else len(str(h))
+              for i, h in enumerate(headers)]
+    line = "  ".join(str(h).ljust(w) for h, w in zip(headers, widths, strict=True))
+    print(line)
+    print("  ".join("-" * w for w in widths))
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))

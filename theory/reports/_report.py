@@ -1,0 +1,341 @@
+"""Reports a researcher can put next to a paper: Markdown, standalone LaTeX, JSON and figures.
+
+A :class:`Report` is a list of content blocks (paragraphs with ``$…$`` math, display equations,
+tables, code listings, figures). :func:`write_report` renders it to ``report.md`` (readable on
+GitHub), ``report.tex`` (a standalone document for pdflatex), ``report.json`` (every number) and
+each figure as PNG and SVG (matplotlib, Agg). The directory is written to a temporary sibling and
+moved into place, so an interrupted run never leaves a half report, and an existing report is only
+replaced with ``force=True``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..checking import FigureData, Verdict, jsonable
+
+__all__ = [
+    "Report",
+    "Paragraph",
+    "Equation",
+    "Table",
+    "Code",
+    "Figure",
+    "verdict_blocks",
+    "verify_report",
+    "write_report",
+]
+
+
+@dataclass(frozen=True)
+class Paragraph:
+    """Text; inline math between ``$…$``; ``heading`` makes it a section title instead."""
+
+    text: str
+    heading: int = 0
+
+
+@dataclass(frozen=True)
+class Equation:
+    """A display equation in LaTeX (no surrounding ``$$``)."""
+
+    latex: str
+
+
+@dataclass(frozen=True)
+class Table:
+    headers: tuple
+    rows: tuple
+
+
+@dataclass(frozen=True)
+class Code:
+    source: str
+    language: str = "python"
+
+
+@dataclass(frozen=True)
+class Figure:
+    data: FigureData
+
+
+@dataclass(frozen=True)
+class Report:
+    """A titled sequence of blocks plus the machine-readable payload of ``report.json``."""
+
+    title: str
+    blocks: tuple
+    payload: dict = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- verdicts → blocks
+
+
+def _fmt(x: Any) -> str:
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
+
+
+def verdict_blocks(verdict: Verdict, *, statement: str = "", source: str = "") -> list:
+    """The blocks describing one verdict: heading, statement, comparison table, figures."""
+    blocks: list = [Paragraph(f"{verdict.theorem_id}: {verdict.title}", heading=2)]
+    if source:
+        blocks.append(Paragraph(f"Source: {source}."))
+    if statement:
+        blocks.append(Paragraph(f"Claim: {statement}"))
+    blocks.append(Paragraph(f"Verdict: **{verdict.status}** in {verdict.runtime:.2f} s."))
+    if verdict.error:
+        blocks.append(Paragraph(f"Error: {verdict.error}"))
+    rows = tuple(
+        (c.name, _fmt(c.theory), _fmt(c.measured), c.reads, c.tolerance,
+         "yes" if c.passed else "NO")
+        for c in verdict.comparisons
+    )
+    if rows:
+        blocks.append(Table(("quantity", "theory", "measured", "assertion", "tolerance", "holds"),
+                            rows))
+    blocks.extend(Figure(f) for f in verdict.figures)
+    return blocks
+
+
+def verify_report(verdicts, theorems=None, *, title: str = "marginflow verify") -> Report:
+    """A report of a ``marginflow verify`` run: summary table, then one section per theorem."""
+    by_id = {t.id: t for t in (theorems or ())}
+    summary = tuple(
+        (v.theorem_id, v.title, v.status, f"{v.runtime:.2f}") for v in verdicts
+    )
+    blocks: list = [
+        Paragraph("Each theorem's value is paired with the measured one under a declared "
+                  "tolerance; a KKT check says *stationary*, never *maximum margin*."),
+        Table(("id", "claim", "verdict", "time (s)"), summary),
+    ]
+    for v in verdicts:
+        th = by_id.get(v.theorem_id)
+        blocks += verdict_blocks(v, statement=th.statement if th else "",
+                                 source=th.source.cite() if th else "")
+    payload = {"verdicts": [v.to_dict() for v in verdicts],
+               "theorems": [by_id[v.theorem_id].to_dict() for v in verdicts
+                            if v.theorem_id in by_id]}
+    return Report(title, tuple(blocks), payload)
+
+
+# ----------------------------------------------------------------------------- rendering
+
+
+def _md_escape_cell(s: str) -> str:
+    return s.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(report: Report) -> str:
+    """The report as GitHub Markdown (math in ``$…$`` and ``$$…$$``)."""
+    out = [f"# {report.title}", ""]
+    for b in report.blocks:
+        if isinstance(b, Paragraph):
+            out += [("#" * (b.heading + 1) + " " + b.text) if b.heading else b.text, ""]
+        elif isinstance(b, Equation):
+            out += ["$$", b.latex, "$$", ""]
+        elif isinstance(b, Table):
+            out.append("| " + " | ".join(map(_md_escape_cell, b.headers)) + " |")
+            out.append("|" + "---|" * len(b.headers))
+            out += ["| " + " | ".join(_md_escape_cell(str(c)) for c in row) + " |"
+                    for row in b.rows]
+            out.append("")
+        elif isinstance(b, Code):
+            out += [f"```{b.language}", b.source.rstrip(), "```", ""]
+        elif isinstance(b, Figure):
+            out += [f"![{b.data.caption}]({b.data.name}.png)", "", f"*{b.data.caption}*", ""]
+    return "\n".join(out)
+
+
+_TEX_SPECIAL = {"&": r"\&", "%": r"\%", "#": r"\#", "_": r"\_", "{": r"\{", "}": r"\}",
+                "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "\\": r"\textbackslash{}"}
+
+#: Unicode that appears in marginflow's prose, declared for pdflatex (text and math mode alike).
+_UNICODE_TEX = {
+    "ℓ": r"\ell", "≤": r"\le", "≥": r"\ge", "≈": r"\approx", "θ": r"\theta", "λ": r"\lambda",
+    "ε": r"\varepsilon", "δ": r"\delta", "γ": r"\gamma", "ρ": r"\rho", "σ": r"\sigma",
+    "μ": r"\mu", "α": r"\alpha", "β": r"\beta", "η": r"\eta", "τ": r"\tau", "Σ": r"\Sigma",
+    "∇": r"\nabla", "∈": r"\in", "→": r"\to", "×": r"\times", "−": r"-", "·": r"\cdot",
+    "∞": r"\infty", "∝": r"\propto", "⟨": r"\langle", "⟩": r"\rangle", "𝓛": r"\mathcal{L}",
+    "‖": r"\|", "√": r"\surd", "Θ": r"\Theta", "ŵ": r"\hat{w}", "γ̃": r"\tilde\gamma",
+    "≠": r"\neq", "⊙": r"\odot", "∂": r"\partial", "±": r"\pm",
+    "²": r"^2", "ᵀ": r"^\top", "₀": r"_0", "₁": r"_1", "₂": r"_2", "∗": r"*", "…": r"\dots",
+    "⁺": r"^{+}", "³": r"^3", "⁻": r"^{-}", "¹": r"^1", "₃": r"_3", "ₗ": r"_l", "ᵢ": r"_i",
+    "⊥": r"\perp", "⋯": r"\cdots", "≪": r"\ll", "≫": r"\gg", "∑": r"\sum", "∏": r"\prod",
+    "⇒": r"\Rightarrow", "⇔": r"\Leftrightarrow", "∀": r"\forall", "∃": r"\exists",
+    "≡": r"\equiv", "∼": r"\sim", "°": r"^\circ", "Δ": r"\Delta", "ξ": r"\xi", "ζ": r"\zeta",
+    "ω": r"\omega", "κ": r"\kappa", "ν": r"\nu", "χ": r"\chi", "ψ": r"\psi", "Λ": r"\Lambda",
+    "Ω": r"\Omega", "φ": r"\phi", "π": r"\pi",
+}
+
+
+#: Unicode declared in text mode (dashes, quotes) or dropped (a combining tilde: γ̃ prints as γ).
+_UNICODE_TEXT_MODE = {"—": "---", "–": "--", "’": "'", "\u0303": ""}
+
+
+def _tex_text(s: str) -> str:
+    """Escape plain text for LaTeX, keeping ``$…$`` math and ``**bold**``/``*italic*``."""
+    parts = re.split(r"(\$[^$]+\$)", s)
+    out = []
+    for i, part in enumerate(parts):
+        if i % 2 == 1:
+            out.append(part)
+            continue
+        t = "".join(_TEX_SPECIAL.get(ch, ch) for ch in part)
+        t = re.sub(r"\*\*(.+?)\*\*", r"\\textbf{\1}", t)
+        t = re.sub(r"\*(.+?)\*", r"\\emph{\1}", t)
+        out.append(t)
+    return "".join(out)
+
+
+def render_latex(report: Report) -> str:
+    """The report as a standalone LaTeX document (compiles with pdflatex)."""
+    decl_lines = (
+        [f"\\DeclareUnicodeCharacter{{{ord(ch):04X}}}{{\\ensuremath{{{cmd}}}}}"
+         for ch, cmd in _UNICODE_TEX.items() if len(ch) == 1]
+        + [f"\\DeclareUnicodeCharacter{{{ord(ch):04X}}}{{{cmd}}}"
+           for ch, cmd in _UNICODE_TEXT_MODE.items()]
+    )
+    head = [
+        r"\documentclass[11pt]{article}",
+        r"\usepackage[utf8]{inputenc}",
+        r"\usepackage[T1]{fontenc}",
+        r"\usepackage{amsmath,amssymb,graphicx,longtable,array}",
+        r"\usepackage[margin=2cm]{geometry}",
+        "%DECLARATIONS%",
+        r"\newcommand{\marginflowverbatimsize}{\footnotesize}",
+        r"\begin{document}",
+        rf"\title{{{_tex_text(report.title)}}}",
+        r"\date{}",
+        r"\maketitle",
+    ]
+    body = []
+    for b in report.blocks:
+        if isinstance(b, Paragraph):
+            if b.heading:
+                cmd = {1: "section", 2: "subsection"}.get(b.heading, "subsubsection")
+                body.append(f"\\{cmd}*{{{_tex_text(b.text)}}}")
+            else:
+                body += [_tex_text(b.text), ""]
+        elif isinstance(b, Equation):
+            multi = "\\\\" in b.latex and "\\begin{" not in b.latex
+            body += [r"\begin{equation*}", *([r"\begin{aligned}"] if multi else []),
+                     b.latex.strip(), *([r"\end{aligned}"] if multi else []),
+                     r"\end{equation*}"]
+        elif isinstance(b, Table):
+            cols = "|".join(["p{%.2f\\linewidth}" % (0.9 / len(b.headers))] * len(b.headers))
+            body.append(r"{\small\begin{longtable}{|" + cols + "|}\\hline")
+            body.append(" & ".join(_tex_text(str(h)) for h in b.headers) + r" \\ \hline")
+            body += [" & ".join(_tex_text(str(c)) for c in row) + r" \\ \hline"
+                     for row in b.rows]
+            body.append(r"\end{longtable}}")
+        elif isinstance(b, Code):
+            body += [r"{\marginflowverbatimsize", r"\begin{verbatim}",
+                     b.source.rstrip().encode("ascii", "replace").decode(), r"\end{verbatim}}"]
+        elif isinstance(b, Figure):
+            body += [r"\begin{figure}[h]\centering",
+                     rf"\includegraphics[width=0.7\linewidth]{{{b.data.name}.png}}",
+                     rf"\caption*{{{_tex_text(b.data.caption)}}}", r"\end{figure}"]
+    doc = "\n".join(head + body + [r"\end{document}", ""])
+    # any other non-ASCII character (inputenc knows Latin-1 letters) prints as '?', never an error
+    known = set(_UNICODE_TEX) | set(_UNICODE_TEXT_MODE)
+    unknown = sorted({ch for ch in doc if ord(ch) > 0x17F and ch not in known})
+    decl_lines += [f"\\DeclareUnicodeCharacter{{{ord(ch):04X}}}{{?}}" for ch in unknown]
+    return doc.replace("%DECLARATIONS%", "\n".join(decl_lines), 1)
+
+
+def draw_figure(fig_data: FigureData, directory: Path) -> list[Path]:
+    """Draw ``fig_data`` to ``NAME.png`` and ``NAME.svg`` in ``directory``.
+
+    Uses a bare :class:`matplotlib.figure.Figure` (no pyplot), so it works headless and leaves the
+    caller's backend (e.g. a notebook's inline one) alone.
+    """
+    from matplotlib.figure import Figure as MplFigure
+
+    from ._display import plot_figure
+
+    fig = MplFigure(figsize=(6.0, 4.0), layout="constrained")
+    plot_figure(fig_data, fig.subplots())
+    paths = [directory / f"{fig_data.name}.png", directory / f"{fig_data.name}.svg"]
+    for p in paths:
+        fig.savefig(p, dpi=120)
+    return paths
+
+
+def write_report(report: Report, directory: str | os.PathLike, *, force: bool = False) -> Path:
+    """Write ``report`` into ``directory`` atomically and return its path.
+
+    The files are written into a temporary directory beside ``directory`` and renamed into place
+    in one step; if anything fails (or the process is interrupted) no partial report is left.
+
+    Raises
+    ------
+    FileExistsError
+        ``directory`` exists and ``force`` is False (pass ``force=True`` to replace it).
+    """
+    target = Path(directory).resolve()
+    if target.exists() and not force:
+        raise FileExistsError(
+            f"report directory {str(target)!r} exists; choose another --report DIR or pass "
+            f"--force to replace it."
+        )
+    if target.exists() and not _is_replaceable_report(target):
+        raise FileExistsError(
+            f"{str(target)!r} exists and is not a marginflow report (no report.json with a "
+            f"title, or not a directory); --force only replaces an earlier report or an empty "
+            f"directory. Choose another --report DIR."
+        )
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a report is an ordinary directory
+    try:
+        (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")
+        (tmp / "report.tex").write_text(render_latex(report), encoding="utf-8")
+        payload = {"title": report.title, **report.payload}
+        (tmp / "report.json").write_text(
+            json.dumps(_num_tree(payload), indent=2, ensure_ascii=False), encoding="utf-8")
+        for b in report.blocks:
+            if isinstance(b, Figure):
+                draw_figure(b.data, tmp)
+        if target.exists():  # force: swap in the new report, then drop the old one
+            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+            os.replace(target, old / "report")
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+def _is_replaceable_report(path: Path) -> bool:
+    """An empty directory, or one holding a marginflow ``report.json`` (with a ``title``)."""
+    if not path.is_dir():
+        return False
+    if not any(path.iterdir()):
+        return True
+    try:
+        payload = json.loads((path / "report.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(payload, dict) and "title" in payload
+
+
+def _num_tree(x: Any) -> Any:
+    if isinstance(x, dict):
+        return {str(k): _num_tree(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_num_tree(v) for v in x]
+    return jsonable(x)

@@ -1,0 +1,524 @@
+"""Code generation: a :class:`~theory.flows.GradientFlow` to a numpy right-hand side and Jacobian.
+
+:func:`compile_flow` prints the flow's straight-line program (definitions, optionally after
+sympy's common-subexpression elimination, then one expression per block) with a subclass of
+sympy's ``NumPyPrinter`` (the printer behind ``lambdify``): matrix products stay matrix products
+(``@``), Hadamard products are ``*``, the logistic pieces print as ``scipy.special.expit`` and
+``numpy.logaddexp`` (numerically stable). The Jacobian is generated in forward mode: the
+directional derivative of every definition is derived symbolically (product rule through
+``@``, chain rule through elementwise functions) and evaluated for all ``N`` unit directions
+at once, batched along a leading axis.
+
+Flat state convention: the state ``y`` of length ``N`` is the concatenation, in block order,
+of each block raveled in C order (``CompiledFlow.blocks``: ordered ``name -> shape``).
+"""
+
+from __future__ import annotations
+
+__all__ = ["CompiledFlow", "BoundFlow", "compile_flow"]
+
+import keyword
+import math
+import textwrap
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+from scipy.special import expit
+from sympy.printing.numpy import NumPyPrinter
+
+from . import _matcalc
+from ._flows import GradientFlow, pack, unpack
+
+
+class _Printer(NumPyPrinter):
+    """NumPyPrinter with ``@`` products and optional batched transposes (leading axis)."""
+
+    def __init__(self, batched: bool = False):
+        super().__init__({"fully_qualified_modules": True, "inline": True})
+        self.batched = batched
+
+    def _paren(self, expr):
+        s = self._print(expr)
+        if s.isidentifier() or (s.startswith("(") and s.endswith(")") and _balanced(s)):
+            return s
+        return f"({s})"
+
+    def _print_MatrixSymbol(self, expr):
+        return str(expr.name)
+
+    def _print_MatMul(self, expr):
+        coeff, mats = expr.as_coeff_mmul()
+        margs = list(mats.args) if isinstance(mats, sp.MatMul) else [mats]
+        body = self._chain(margs)
+        if coeff == 1:
+            return f"({body})"
+        if coeff == -1:
+            return f"(-({body}))"
+        return f"(({self._print(coeff)}) * ({body}))"
+
+    def _chain(self, margs) -> str:
+        """Print a matrix chain in the cheapest parenthesisation (classic dynamic program).
+
+        Shapes are concrete except the number of examples ``n``, costed as ``_N_COST``.
+        """
+        m = len(margs)
+        if m <= 2:
+            return " @ ".join(self._paren(a) for a in margs)
+        dims = [_dim(margs[0].shape[0])] + [_dim(a.shape[1]) for a in margs]
+        cost = [[0.0] * m for _ in range(m)]
+        split = [[0] * m for _ in range(m)]
+        for length in range(2, m + 1):
+            for i in range(m - length + 1):
+                j = i + length - 1
+                best = None
+                for s in range(i, j):
+                    c = cost[i][s] + cost[s + 1][j] + dims[i] * dims[s + 1] * dims[j + 1]
+                    if best is None or c < best:
+                        best, split[i][j] = c, s
+                cost[i][j] = best
+
+        def build(i, j):
+            if i == j:
+                return self._paren(margs[i])
+            s = split[i][j]
+            return f"({build(i, s)} @ {build(s + 1, j)})"
+
+        return build(0, m - 1)
+
+    def _print_MatAdd(self, expr):
+        # print "a - b" for terms with coefficient -1 (no negated temporary)
+        pos, neg = [], []
+        for a in expr.args:
+            if isinstance(a, sp.MatMul):
+                coeff, mats = a.as_coeff_mmul()
+                if coeff == -1:
+                    margs = list(mats.args) if isinstance(mats, sp.MatMul) else [mats]
+                    neg.append(self._chain(margs) if len(margs) > 1 else self._paren(margs[0]))
+                    continue
+            pos.append(self._paren(a))
+        if not pos:
+            return "(-" + " - ".join(neg) + ")"
+        return "(" + " + ".join(pos) + "".join(f" - {t}" for t in neg) + ")"
+
+    def _print_Pow(self, expr, rational=False):
+        if expr.exp == -1 and not getattr(expr.base, "is_Matrix", False):
+            return f"(1.0 / {self._paren(expr.base)})"
+        return super()._print_Pow(expr, rational=rational)
+
+    def _print_Transpose(self, expr):
+        if self.batched:
+            return f"numpy.swapaxes({self._print(expr.arg)}, -1, -2)"
+        return f"{self._paren(expr.arg)}.T"
+
+    def _print_HadamardProduct(self, expr):
+        return "(" + " * ".join(self._paren(a) for a in expr.args) + ")"
+
+    def _print_HadamardPower(self, expr):
+        return f"({self._paren(expr.base)} ** {self._print(expr.exp)})"
+
+    def _print_ElementwiseApplyFunction(self, expr):
+        f = expr.function
+        x = f.variables[0]
+        marker = sp.Symbol("__ARG__")
+        body = self._print(f.expr.xreplace({x: marker}))
+        return "(" + body.replace("__ARG__", self._paren(expr.expr)) + ")"
+
+    def _print_ZeroMatrix(self, expr):
+        return f"numpy.zeros({tuple(expr.shape)!r})"
+
+    def _print_OneMatrix(self, expr):
+        r, c = (self._print(s) for s in expr.shape)
+        return f"numpy.ones(({r}, {c}))"
+
+    def _print_Symbol(self, expr):
+        return str(expr.name)
+
+
+_N_COST = 1000.0
+"""Nominal number of examples used to cost matrix chains that involve the data."""
+
+
+def _dim(x) -> float:
+    return float(x) if getattr(x, "is_Integer", False) or isinstance(x, int) else _N_COST
+
+
+def _balanced(s: str) -> bool:
+    """True if the outer parentheses of ``s`` enclose all of it."""
+    depth = 0
+    for i, ch in enumerate(s):
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth == 0 and i < len(s) - 1:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class CompiledFlow:
+    """A compiled flow: numpy callables over the flat state and their source.
+
+    Attributes
+    ----------
+    flow : GradientFlow
+    blocks : dict
+        Ordered ``name -> shape`` (flat-state layout, C-order ravel).
+    rhs : callable
+        ``rhs(t, y, params) -> (N,)``. ``params`` maps data names (``'X'`` ``(n, d)``,
+        ``'Y'`` ``(n, k)`` or ``'y'`` ``(n,)``) and hyper-parameter names (``'lam'``,
+        ``'alpha'``, ``'beta'``) to values. Autonomous: ``t`` is ignored. No validation beyond
+        a clear error for a missing key; use :meth:`bind` for validated data.
+    jac : callable or None
+        ``jac(t, y, params) -> (N, N)``, ``J[i, j] = ∂ rhs_i / ∂ y_j``.
+    source : str
+        The generated Python source of ``rhs`` (and ``jac``).
+    data_names, hyper_names : tuple of str
+    cse : bool
+    status : str
+        ``'compiled'``.
+    """
+
+    flow: GradientFlow
+    blocks: dict
+    rhs: object
+    jac: object
+    source: str
+    data_names: tuple[str, ...]
+    hyper_names: tuple[str, ...]
+    cse: bool
+    status: str = "compiled"
+
+    @property
+    def size(self) -> int:
+        return self.flow.size
+
+    def pack(self, values: dict) -> np.ndarray:
+        """Flat state from ``{name: array}``."""
+        return pack(self.flow.block_list, values)
+
+    def unpack(self, y) -> dict:
+        """``{name: array}`` from a flat state."""
+        return unpack(self.flow.block_list, y)
+
+    def bind(self, **params) -> BoundFlow:
+        """Validate ``params`` once and return a callable ``f(t, y)`` with ``.jac(t, y)``.
+
+        Raises
+        ------
+        ValueError
+            On a missing or unexpected name, a wrong shape, non-finite data, labels not in
+            ``{-1, +1}``, or a negative/non-finite hyper-parameter.
+        """
+        checked = _check_params(self, params)
+        return BoundFlow(self, checked)
+
+    def to_dict(self) -> dict:
+        return {
+            "status": self.status,
+            "blocks": {k: list(v) for k, v in self.blocks.items()},
+            "data": list(self.data_names),
+            "hyper": list(self.hyper_names),
+            "cse": self.cse,
+            "jacobian": self.jac is not None,
+            "source": self.source,
+        }
+
+
+class BoundFlow:
+    """A compiled flow with its data bound: ``f(t, y)``, ``f.jac(t, y)``, ``f.blocks``.
+
+    Ready for ``scipy.integrate.solve_ivp(f, ..., jac=f.jac)``.
+    """
+
+    def __init__(self, compiled: CompiledFlow, params: dict):
+        self.compiled = compiled
+        self.params = params
+        self.blocks = compiled.blocks
+
+    def __call__(self, t, y):
+        return self.compiled.rhs(t, y, self.params)
+
+    def jac(self, t, y):
+        if self.compiled.jac is None:
+            raise ValueError(
+                "this flow was compiled with jacobian=False; recompile with jacobian=True."
+            )
+        return self.compiled.jac(t, y, self.params)
+
+    def pack(self, values):
+        return self.compiled.pack(values)
+
+    def unpack(self, y):
+        return self.compiled.unpack(y)
+
+
+def _check_params(compiled: CompiledFlow, params: dict) -> dict:
+    flow = compiled.flow
+    expected = set(compiled.data_names) | set(compiled.hyper_names)
+    missing = sorted(expected - set(params))
+    extra = sorted(set(params) - expected)
+    if missing or extra:
+        raise ValueError(
+            f"params must be exactly {sorted(expected)}; missing {missing}, unexpected {extra}. "
+            f"Data: {[f'{d.name}: {d.shape}' for d in flow.data]}."
+        )
+    out: dict = {}
+    n = None
+    for spec in flow.data:
+        a = np.asarray(params[spec.name], dtype=np.float64)
+        if not np.all(np.isfinite(a)):
+            raise ValueError(f"params[{spec.name!r}] contains NaN or inf; pass finite data.")
+        rows, cols = spec.symbol.shape
+        if spec.kind == "inputs":
+            if a.ndim != 2 or a.shape[1] != cols:
+                raise ValueError(
+                    f"params['X'] must have shape (n, {cols}) (one example per row); got {a.shape}."
+                )
+            n = a.shape[0]
+        else:
+            if a.ndim == 1 and cols == 1:
+                a = a.reshape(-1, 1)
+            if a.ndim != 2 or a.shape != (n, cols):
+                raise ValueError(
+                    f"params[{spec.name!r}] must have shape {spec.shape} with n = {n} "
+                    f"(the rows of X); got {np.shape(params[spec.name])}."
+                )
+            if spec.kind == "labels" and not np.all(np.abs(a) == 1.0):
+                raise ValueError(
+                    f"params['y'] must hold labels in {{-1, +1}}; got values {np.unique(a)[:5]}. "
+                    "Map {0, 1} labels with 2*y - 1."
+                )
+        if isinstance(flow.n, int) and n != flow.n:
+            raise ValueError(
+                f"this flow was derived for n = {flow.n} examples; params['X'] has {n} rows. "
+                f"Derive it again with n={n}."
+            )
+        out[spec.name] = np.ascontiguousarray(a)
+    for h in compiled.hyper_names:
+        v = params[h]
+        try:
+            v = float(v)
+        except (TypeError, ValueError):
+            raise TypeError(f"params[{h!r}] must be a real number; got {v!r}.") from None
+        if not math.isfinite(v) or v < 0:
+            raise ValueError(f"params[{h!r}] must be finite and >= 0; got {v!r}.")
+        out[h] = v
+    return out
+
+
+def _param(params, name):
+    try:
+        return params[name]
+    except KeyError:
+        raise ValueError(
+            f"params is missing {name!r}; the generated function's docstring lists its arguments."
+        ) from None
+    except TypeError:
+        raise TypeError(f"params must be a dict of arrays; got {type(params).__name__}.") from None
+
+
+def _column(params, name):
+    return np.reshape(_param(params, name), (-1, 1))
+
+
+_NAMESPACE = {"numpy": np, "_expit": expit, "_param": _param, "_column": _column}
+
+
+def _statements_with_cse(defs, outputs):
+    """Run sympy's CSE over definitions and outputs; return (statements, outputs)."""
+    exprs = [e for _, e in defs] + list(outputs)
+    repl, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_c"), order="none")
+    stmts = list(repl)
+    nd = len(defs)
+    stmts += [(s, e) for (s, _), e in zip(defs, reduced[:nd], strict=True)]
+    return _order(stmts), reduced[nd:]
+
+
+def _order(stmts):
+    """Topological order (stable) of ``(symbol, expr)`` statements."""
+    defined = {s for s, _ in stmts}
+    out, done, pending = [], set(), list(stmts)
+    while pending:
+        rest = []
+        for s, e in pending:
+            deps = {a for a in e.free_symbols | e.atoms(sp.MatrixSymbol) if a in defined}
+            if deps <= done:
+                out.append((s, e))
+                done.add(s)
+            else:
+                rest.append((s, e))
+        if len(rest) == len(pending):
+            raise RuntimeError(f"cyclic statements: {[str(s) for s, _ in rest]}")
+        pending = rest
+    return out
+
+
+def _docstring(flow: GradientFlow, what: str) -> str:
+    lay, o = [], 0
+    for b in flow.block_list:
+        lay.append(f"    {b.name}: y[{o}:{o + b.size}] reshaped to {b.shape} (C order)")
+        o += b.size
+    data = [f"    {d.name!r}: {d.shape}" for d in flow.data]
+    hyp = [f"    {str(h)!r}: float" for h in flow.hyper]
+    model = flow.model.name
+    loss = flow.loss.name if flow.loss is not None else "-"
+    return (
+        f"{what} of the {flow.kind} flow (model {model}, loss {loss}), generated by\n"
+        "theory.codegen.compile_flow.\n\n"
+        "Arguments (in order): t (float, ignored: autonomous), y (flat state, shape "
+        f"({flow.size},)), params (dict).\n\nState layout:\n"
+        + "\n".join(lay)
+        + "\n\nparams:\n"
+        + "\n".join(data + hyp)
+    )
+
+
+def compile_flow(flow: GradientFlow, *, cse: bool = True, jacobian: bool = True) -> CompiledFlow:
+    """Generate numpy code for ``flow``: ``rhs(t, y, params)`` and ``jac(t, y, params)``.
+
+    Parameters
+    ----------
+    flow : GradientFlow
+        From :func:`theory.flows.derive_gradient_flow` (or the Minnorm / normalized flows).
+    cse : bool, default True
+        Keep the flow's shared definitions (prefix/suffix products, ``G``) and run sympy's
+        common-subexpression elimination over them. ``False`` prints each block's fully
+        substituted expression (same values, more work: the cross-check of the CSE path).
+    jacobian : bool, default True
+        Also generate the Jacobian (forward mode, all unit directions batched).
+
+    Returns
+    -------
+    CompiledFlow
+
+    Examples
+    --------
+    >>> from theory.symbolic import deep_linear_net
+    >>> from theory.symbolic import derive_gradient_flow
+    >>> cf = compile_flow(derive_gradient_flow(deep_linear_net([2, 3, 1]), "squared"))
+    >>> cf.blocks
+    {'W1': (3, 2), 'W2': (1, 3)}
+    """
+    if not isinstance(flow, GradientFlow):
+        raise TypeError(
+            f"flow must be a theory.flows.GradientFlow (from derive_gradient_flow); "
+            f"got {type(flow).__name__}."
+        )
+    for b in flow.block_list:
+        if not b.name.isidentifier() or keyword.iskeyword(b.name):
+            raise ValueError(f"block name {b.name!r} is not a valid Python identifier.")
+    entrywise = flow.method == "entrywise"
+    if cse:
+        stmts, outputs = _statements_with_cse(list(flow.definitions), flow.rhs_list)
+    else:
+        stmts, outputs = [], flow.rhs if not entrywise else list(flow.rhs_list)
+        if isinstance(outputs, dict):
+            outputs = list(outputs.values())
+    N = flow.size
+    pr = _Printer()
+    pre = _preamble(flow)
+    body = [f"{pr._print(s)} = {pr._print(e)}" for s, e in stmts]
+    out_lines = [f"_out = numpy.empty({N})"]
+    o = 0
+    for b, e in zip(flow.block_list, outputs, strict=True):
+        out_lines.append(f"_out[{o}:{o + b.size}] = numpy.reshape({pr._print(e)}, -1)")
+        o += b.size
+    out_lines.append("return _out")
+    doc = _docstring(flow, "Right-hand side f(t, y, params)")
+    src = _function("rhs", doc, pre + body + out_lines)
+    jac_src = None
+    if jacobian:
+        jac_src = _jacobian_source(flow, stmts, outputs, pre, entrywise)
+        src = src + "\n\n" + jac_src
+    ns = dict(_NAMESPACE)
+    exec(compile(src, f"<marginflow-generated {flow.kind} flow>", "exec"), ns)  # noqa: S102
+    return CompiledFlow(
+        flow=flow,
+        blocks=flow.blocks,
+        rhs=ns["rhs"],
+        jac=ns.get("jac") if jacobian else None,
+        source=src,
+        data_names=tuple(d.name for d in flow.data),
+        hyper_names=tuple(str(h) for h in flow.hyper),
+        cse=cse,
+    )
+
+
+def _preamble(flow: GradientFlow) -> list[str]:
+    lines = ["_y = y  # the flat state; the name y may be rebound to the labels below"]
+    for d in flow.data:
+        if d.kind == "inputs":
+            lines.append(f"{d.name} = _param(params, {d.name!r})")
+        else:
+            lines.append(f"{d.name} = _column(params, {d.name!r})" if d.symbol.shape[1] == 1 else
+                         f"{d.name} = _param(params, {d.name!r})")
+    for h in flow.hyper:
+        lines.append(f"{h} = _param(params, {str(h)!r})")
+    if flow.method == "matrix":
+        lines.append("n = X.shape[0]")
+    o = 0
+    for b in flow.block_list:
+        r, c = b.symbol.shape
+        lines.append(f"{b.name} = _y[{o}:{o + b.size}].reshape({r}, {c})")
+        o += b.size
+    return lines
+
+
+def _function(name, doc, lines):
+    body = textwrap.indent('"""' + doc + '\n"""\n' + "\n".join(lines), "    ")
+    return f"def {name}(t, y, params):\n{body}\n"
+
+
+def _jacobian_source(flow, stmts, outputs, pre, entrywise) -> str:
+    N = flow.size
+    doc = _docstring(flow, "Jacobian J[i, j] = d f_i / d y_j, shape (N, N),")
+    if entrywise:
+        state = []
+        for b in flow.block_list:
+            ex = b.symbol.as_explicit()
+            state += [ex[i, j] for i in range(ex.shape[0]) for j in range(ex.shape[1])]
+        full = _matcalc.expand_definitions(stmts, outputs)
+        flat = []
+        for e in full:
+            ex = sp.Matrix(e)
+            flat += [ex[i, j] for i in range(ex.shape[0]) for j in range(ex.shape[1])]
+        J = sp.Matrix(flat).jacobian(state)
+        repl, (Jr,) = sp.cse([sp.ImmutableMatrix(J)], symbols=sp.numbered_symbols("_j"))
+        pr = _Printer()
+        lines = pre + [f"{pr._print(s)} = {pr._print(e)}" for s, e in repl]
+        lines += [f"return numpy.asarray({pr._print(Jr)}, dtype=numpy.float64).reshape({N}, {N})"]
+        return _function("jac", doc, lines)
+    pr, prb = _Printer(), _Printer(batched=True)
+    lines = pre + [f"{pr._print(s)} = {pr._print(e)}" for s, e in stmts]
+    lines.append(f"_I = numpy.eye({N})")
+    tangents = {}
+    o = 0
+    for b in flow.block_list:
+        r, c = b.symbol.shape
+        d = sp.MatrixSymbol(f"d_{b.name}", r, c)
+        tangents[b.symbol] = d
+        lines.append(f"{d.name} = _I[:, {o}:{o + b.size}].reshape({N}, {r}, {c})")
+        o += b.size
+    for s, e in stmts:
+        if not getattr(s, "is_Matrix", False):
+            continue
+        t = _matcalc.jvp(e, tangents)
+        if t is not None:
+            d = sp.MatrixSymbol(f"d_{s.name}", *s.shape)
+            tangents[s] = d
+            lines.append(f"{d.name} = {prb._print(t)}")
+    lines.append(f"_J = numpy.zeros(({N}, {N}))")
+    o = 0
+    for b, e in zip(flow.block_list, outputs, strict=True):
+        t = _matcalc.jvp(e, tangents)
+        r, c = b.symbol.shape
+        if t is not None:
+            lines.append(
+                f"_J[{o}:{o + b.size}, :] = numpy.broadcast_to({prb._print(t)}, ({N}, {r}, {c}))"
+                f".reshape({N}, {b.size}).T"
+            )
+        o += b.size
+    lines.append("return _J")
+    return _function("jac", doc, lines)
+
+
