@@ -34,6 +34,7 @@ from ._shallow import (
     train_shallow_batch,
 )
 from ._torch_adapter import augment_constant_feature, from_torch, load_torch, save_torch
+from ._torch_net import LayerInfo, TorchNet
 from ._training import TRAINING_METHODS, History, TrainingResult, train
 from ._weights_io import load_data, load_weights, save_data, save_weights
 from .kkt import KKTReport, check_kkt
@@ -45,7 +46,7 @@ __all__ = [
     "margin_summary",
     "train", "TrainingResult", "History", "TRAINING_METHODS",
     "load_weights", "save_weights", "load_data", "save_data",
-    "from_torch", "load_torch", "save_torch", "augment_constant_feature",
+    "from_torch", "load_torch", "save_torch", "augment_constant_feature", "TorchNet", "LayerInfo",
     "ShallowRun", "WidthSearch", "init_shallow", "shallow_forward", "shallow_jacobian",
     "train_shallow", "train_shallow_batch", "minimal_width", "threshold_width",
     "check_kkt", "KKTReport",

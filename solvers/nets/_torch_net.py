@@ -1,0 +1,562 @@
+r"""Homogeneous PyTorch networks beyond MLPs: convolutions, pooling, nested and custom modules.
+
+:class:`TorchNet` wraps a user's ``nn.Module`` (a copy of it, in float64 on the CPU, in eval mode)
+after proving from its ``torch.fx`` graph that the network is positively homogeneous in its
+parameters, ``f(cθ; x) = c^L f(θ; x)`` for ``c > 0``, and computing the degree ``L`` from the graph
+(docs/theory.md §0.6, §7). It provides what the margin theory and the KKT check need:
+
+- outputs ``f(θ; x)`` of shape ``(n, K)`` and margins: binary (``K = 1``, labels ±1:
+  ``q_n = y_n f(x_n)``) or multi-class (``K ≥ 2``, labels ``0 … K−1``:
+  ``q_n = f_{y_n}(x_n) − max_{j ≠ y_n} f_j(x_n)``, Lyu & Li 2019, §3);
+- the Gram matrix ``G_{ab} = ⟨∇_θ q_a, ∇_θ q_b⟩`` of (example, competing class) pairs, computed
+  from the layer structure without ever forming the ``(m, P)`` Jacobian of the big layers: a dense
+  layer's per-example gradient is the outer product ``δ_n a_nᵀ`` of its output-gradient and its
+  input, so its Gram block is ``(Δ Δᵀ) ∘ (A Aᵀ)``; a convolution's per-example gradient is
+  ``δ_n · unfold(a_n)ᵀ`` (its weights are few); any other parameter falls back to per-example
+  gradients by ``torch.func`` (``vmap(grad)``), in chunks;
+- near-kink counts: ReLU/LeakyReLU inputs near zero and max-pool windows whose two largest entries
+  are nearly tied (the Clarke subdifferential is not a single gradient there).
+
+Accepted (anything ``torch.fx.symbolic_trace`` can trace into these): ``Linear``, ``Conv1d``,
+``Conv2d`` (a bias only where the layer's input does not depend on θ, i.e. on the data: the
+first layer's bias keeps ``f`` homogeneous in θ jointly), ``ReLU``, ``LeakyReLU``, ``MaxPool1d/2d``,
+``AvgPool1d/2d``, ``AdaptiveAvgPool1d/2d``, ``Flatten``, ``Unflatten``, ``Dropout`` (a no-op in eval
+mode), ``Identity``, nested ``Sequential`` and custom modules; reshapes; additions and
+concatenations of equal degree; products (degrees add); scaling by a constant. Everything else
+(normalisation layers, ``Softmax``, ``Tanh``, a bias after the first layer, a residual addition of
+unequal degrees, constants added to θ-dependent tensors) raises
+:class:`~solvers.errors.NotHomogeneousError` naming the module path and the reason.
+
+Torch is imported lazily (``pip install 'marginflow[torch]'``).
+"""
+
+from __future__ import annotations
+
+import copy
+import operator
+from dataclasses import dataclass
+
+import numpy as np
+
+from ..errors import NotHomogeneousError
+
+__all__ = ["TorchNet", "LayerInfo"]
+
+
+def _torch():
+    try:
+        import torch
+        import torch.fx  # noqa: F401
+    except ImportError as exc:  # pragma: no cover - exercised only without torch
+        raise ImportError("TorchNet needs torch; install it with pip install 'marginflow[torch]'."
+                          ) from exc
+    return torch
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """One parametrised layer of the traced graph: its module path, type, the degree (in θ) of
+    its input and output, and how its per-example gradients are computed (``"outer"``,
+    ``"unfold"`` or ``"autograd"``)."""
+
+    path: str
+    kind: str
+    degree_in: int
+    degree_out: int
+    gradient: str
+
+
+# --- homogeneity from the fx graph -----------------------------------------------------------
+
+_SAME_DEGREE_MODULES = ("ReLU", "LeakyReLU", "MaxPool1d", "MaxPool2d", "AvgPool1d", "AvgPool2d",
+                        "AdaptiveAvgPool1d", "AdaptiveAvgPool2d", "Flatten", "Unflatten",
+                        "Dropout", "Dropout1d", "Dropout2d", "Identity")
+_WEIGHT_MODULES = ("Linear", "Conv1d", "Conv2d")
+_SAME_DEGREE_METHODS = {"view", "reshape", "flatten", "permute", "transpose", "contiguous",
+                        "squeeze", "unsqueeze", "relu", "clone", "t", "unflatten"}
+_NON_TENSOR_METHODS = {"size", "dim"}
+
+
+def _same_degree_functions(torch):
+    F = torch.nn.functional
+    return {torch.flatten, torch.reshape, torch.relu, torch.squeeze, torch.unsqueeze,
+            torch.transpose, torch.permute, F.relu, F.leaky_relu, F.max_pool1d, F.max_pool2d,
+            F.avg_pool1d, F.avg_pool2d, F.adaptive_avg_pool1d, F.adaptive_avg_pool2d,
+            F.dropout, torch.clone}
+
+
+def _analyse(module, torch):
+    """(degree, layers, relu-like module paths, max-pool module paths, call counts) from fx."""
+    try:
+        gm = torch.fx.symbolic_trace(module)
+    except Exception as exc:  # noqa: BLE001 - any tracing failure means we cannot prove anything
+        raise NotHomogeneousError(
+            f"module {type(module).__name__} could not be traced by torch.fx "
+            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            f"homogeneity cannot be established. Write its forward without data-dependent "
+            f"control flow.") from None
+    mods = dict(module.named_modules())
+    same_fns = _same_degree_functions(torch)
+    deg: dict = {}
+    layers: list[LayerInfo] = []
+    relus: list[str] = []
+    pools: list[str] = []
+    calls: dict[str, int] = {}
+
+    def d(a):
+        return deg.get(a.name) if isinstance(a, torch.fx.Node) else None
+
+    def refuse(path, why):
+        what = "operation" if " (" in path else "module"
+        raise NotHomogeneousError(f"{what} {path!r}: {why}; the network is not positively "
+                                  f"homogeneous in its parameters.")
+
+    for node in gm.graph.nodes:
+        args = [a for a in node.args if isinstance(a, torch.fx.Node)]
+        ins = [d(a) for a in args]
+        tensor_ins = [x for x in ins if x is not None]
+        if node.op == "placeholder":
+            deg[node.name] = 0
+        elif node.op == "get_attr":
+            refuse(str(node.target), "a parameter or buffer is used directly in forward "
+                   "(use it through nn.Linear/nn.Conv modules)")
+        elif node.op == "call_module":
+            path = str(node.target)
+            sub = mods[path]
+            kind = type(sub).__name__
+            calls[path] = calls.get(path, 0) + 1
+            if not tensor_ins:
+                refuse(path, "no tensor input")
+            x = tensor_ins[0]
+            if kind in _WEIGHT_MODULES:
+                if kind.startswith("Conv") and (sub.groups != 1 or sub.padding_mode != "zeros"):
+                    grad = "autograd"
+                else:
+                    grad = "outer" if kind == "Linear" else "unfold"
+                if sub.bias is not None and x != 0:
+                    refuse(path, f"{kind} has a bias but its input has degree {x} in θ (a bias "
+                           f"keeps homogeneity only on a layer whose input is the data)")
+                deg[node.name] = x + 1
+                layers.append(LayerInfo(path, kind, x, x + 1, grad))
+            elif kind in _SAME_DEGREE_MODULES:
+                if kind == "LeakyReLU" and not np.isfinite(sub.negative_slope):
+                    refuse(path, "LeakyReLU with a non-finite slope")
+                if kind in ("MaxPool1d", "MaxPool2d") and (
+                        np.any(np.asarray(sub.padding) != 0)
+                        or np.any(np.asarray(sub.dilation) != 1) or sub.ceil_mode):
+                    refuse(path, "max-pooling with padding, dilation or ceil_mode is not "
+                           "supported (its ties cannot be located)")
+                if kind in ("ReLU", "LeakyReLU"):
+                    relus.append(path)
+                if kind in ("MaxPool1d", "MaxPool2d"):
+                    pools.append(path)
+                deg[node.name] = x
+            else:
+                refuse(path, f"{kind} is not positively homogeneous (supported: "
+                       f"{', '.join(_WEIGHT_MODULES + _SAME_DEGREE_MODULES)})")
+        elif node.op == "call_function":
+            fn = node.target
+            name = getattr(fn, "__name__", str(fn))
+            if fn in same_fns:
+                if not tensor_ins:
+                    refuse(name, "no tensor input")
+                deg[node.name] = tensor_ins[0]
+            elif fn in (operator.add, operator.sub, torch.add, torch.sub, operator.iadd):
+                if len(tensor_ins) != 2 or len(set(tensor_ins)) != 1:
+                    refuse(f"{node.name} ({name})", f"adds terms of degrees {ins} (a residual "
+                           f"or constant addition of unequal degree)")
+                deg[node.name] = tensor_ins[0]
+            elif fn in (operator.mul, torch.mul):
+                if len(tensor_ins) == 2:
+                    deg[node.name] = tensor_ins[0] + tensor_ins[1]
+                elif len(tensor_ins) == 1:
+                    deg[node.name] = tensor_ins[0]  # scaling by a constant
+                else:
+                    deg[node.name] = None
+            elif fn in (operator.truediv,) and len(tensor_ins) == 1 and len(ins) == 1 and \
+                    isinstance(node.args[0], torch.fx.Node):
+                deg[node.name] = tensor_ins[0]  # division by a constant
+            elif fn in (torch.cat, torch.stack):
+                parts = [d(a) for a in node.args[0]]
+                if len(set(parts)) != 1 or parts[0] is None:
+                    refuse(f"{node.name} ({name})", f"concatenates degrees {parts}")
+                deg[node.name] = parts[0]
+            elif fn is operator.getitem:
+                deg[node.name] = tensor_ins[0] if tensor_ins else None
+            else:
+                refuse(f"{node.name} ({name})", f"function {name} is not known to be "
+                       f"positively homogeneous")
+        elif node.op == "call_method":
+            if node.target in _NON_TENSOR_METHODS:
+                deg[node.name] = None
+            elif node.target in _SAME_DEGREE_METHODS:
+                deg[node.name] = tensor_ins[0]
+            else:
+                refuse(f"{node.name} (.{node.target})", f"method .{node.target}() is not known "
+                       f"to be positively homogeneous")
+        elif node.op == "output":
+            out = node.args[0]
+            if not isinstance(out, torch.fx.Node):
+                refuse("output", "the network must return one tensor")
+            L = d(out)
+            if not L:
+                refuse("output", "the output does not depend on the parameters")
+            return L, tuple(layers), tuple(relus), tuple(pools), calls
+    raise NotHomogeneousError("the traced graph has no output")  # pragma: no cover
+
+
+# --- the network ---------------------------------------------------------------------------------
+
+class TorchNet:
+    """A positively homogeneous PyTorch network, proved so from its ``torch.fx`` graph.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The user's network. It is copied (never modified), converted to float64 on the CPU and put
+        in eval mode; :attr:`notes` says what was converted.
+
+    Attributes
+    ----------
+    degree : int
+        The degree ``L`` of homogeneity, computed from the graph.
+    layers : tuple of LayerInfo
+        The parametrised layers in graph order.
+    notes : tuple of str
+        Conversions made (dtype, device, train → eval).
+
+    Raises
+    ------
+    NotHomogeneousError
+        Naming the module path and the reason, for any part of the graph that is not positively
+        homogeneous (or a graph ``torch.fx`` cannot trace).
+    """
+
+    def __init__(self, module):
+        torch = _torch()
+        if not isinstance(module, torch.nn.Module):
+            raise TypeError(f"module must be a torch.nn.Module; got {type(module).__name__}.")
+        notes = []
+        params = list(module.parameters())
+        if not params:
+            raise ValueError("module has no parameters.")
+        dtypes = {p.dtype for p in params}
+        devices = {p.device.type for p in params}
+        if dtypes != {torch.float64}:
+            notes.append(f"parameters converted from {', '.join(sorted(map(str, dtypes)))} to "
+                         f"torch.float64")
+        if devices != {"cpu"}:
+            notes.append(f"parameters moved from {', '.join(sorted(devices))} to the CPU")
+        if module.training:
+            notes.append("module put in eval mode (dropout is a no-op)")
+        net = copy.deepcopy(module).to(device="cpu", dtype=torch.float64).eval()
+        for p in net.parameters():
+            p.requires_grad_(False)
+        self._torch = torch
+        self.module = net
+        self.notes = tuple(notes)
+        (self.degree, self.layers, self._relus, self._pools,
+         self._calls) = _analyse(net, torch)
+        self._names = [n for n, _ in net.named_parameters()]
+        self._shapes = [tuple(p.shape) for _, p in net.named_parameters()]
+
+    # --- parameters -------------------------------------------------------------------------
+
+    @property
+    def n_params(self) -> int:
+        """``P``, the number of parameters."""
+        return int(sum(int(np.prod(s)) for s in self._shapes))
+
+    @property
+    def parameter_names(self) -> tuple[str, ...]:
+        return tuple(self._names)
+
+    def flat(self) -> np.ndarray:
+        """θ as one vector of shape ``(P,)`` in ``named_parameters()`` order."""
+        return np.concatenate([p.detach().numpy().ravel() for p in self.module.parameters()])
+
+    def parameter_norm(self) -> float:
+        """``||θ||_2``, computed stably."""
+        return float(np.linalg.norm(self.flat()))
+
+    def scaled(self, c: float) -> TorchNet:
+        """The same network with parameters ``c θ`` (``c > 0``)."""
+        if not (np.isfinite(c) and c > 0):
+            raise ValueError(f"c must be finite and positive; got {c!r}.")
+        new = copy.copy(self)
+        new.module = copy.deepcopy(self.module)
+        with self._torch.no_grad():
+            for p in new.module.parameters():
+                p.mul_(c)
+        return new
+
+    # --- evaluation ------------------------------------------------------------------------
+
+    def _tensor(self, X, name="X"):
+        X = np.asarray(X)
+        if X.dtype.kind not in "fiu":
+            raise TypeError(f"{name} must be a real numeric array; got dtype {X.dtype}.")
+        if X.ndim < 2 or X.shape[0] == 0:
+            raise ValueError(f"{name} must have shape (n, ...) with n ≥ 1; got {X.shape}.")
+        X = X.astype(np.float64, copy=False)
+        if not np.all(np.isfinite(X)):
+            raise ValueError(f"{name} contains NaN or inf.")
+        return self._torch.from_numpy(np.ascontiguousarray(X))
+
+    def outputs(self, X, *, chunk_size: int = 1024) -> np.ndarray:
+        """``f(θ; x_n)`` for every example, shape ``(n, K)``."""
+        T = self._tensor(X)
+        outs = []
+        with self._torch.no_grad():
+            for s in range(0, T.shape[0], chunk_size):
+                o = self.module(T[s:s + chunk_size])
+                outs.append(o.reshape(o.shape[0], -1).numpy())
+        return np.concatenate(outs)
+
+    def check_labels(self, y, n: int, K: int) -> np.ndarray:
+        """Labels ±1 for one output, class indices ``0 … K−1`` for ``K ≥ 2`` outputs."""
+        y = np.asarray(y)
+        if y.shape != (n,):
+            raise ValueError(f"y must have shape ({n},); got {y.shape}.")
+        if y.dtype.kind not in "iuf" or not np.all(np.isfinite(y)) or np.any(y != np.round(y)):
+            raise ValueError("y must hold integer labels.")
+        y = y.astype(np.int64)
+        if K == 1:
+            if not np.all(np.abs(y) == 1):
+                raise ValueError(f"a one-output net needs labels ±1; got values "
+                                 f"{sorted(set(y.tolist()))[:5]}.")
+        elif y.min() < 0 or y.max() >= K:
+            bad = y[(y < 0) | (y >= K)][:3].tolist()
+            raise ValueError(f"y must hold class indices in 0..{K - 1} for a {K}-output net; "
+                             f"got {bad}.")
+        return y
+
+    def margins(self, X, y) -> np.ndarray:
+        r"""``q_n``: ``y_n f(x_n)`` for one output; ``f_{y_n}(x_n) − \max_{j≠y_n} f_j(x_n)``
+        for ``K ≥ 2`` outputs. Shape ``(n,)``."""
+        F = self.outputs(X)
+        n, K = F.shape
+        y = self.check_labels(y, n, K)
+        if K == 1:
+            return y * F[:, 0]
+        other = F.copy()
+        other[np.arange(n), y] = -np.inf
+        return F[np.arange(n), y] - other.max(axis=1)
+
+    def competitors(self, X, y, *, rtol: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+        r"""The (example, competing class) pairs of the Clarke subdifferential of the max:
+        ``j ≠ y_n`` with ``f_j(x_n) ≥ \max_{k≠y_n} f_k(x_n) − rtol·\max|f|``. Returns two
+        integer arrays ``(rows, classes)``; for one output, ``classes`` is all ``-1``."""
+        F = self.outputs(X)
+        n, K = F.shape
+        y = self.check_labels(y, n, K)
+        if K == 1:
+            return np.arange(n), np.full(n, -1)
+        other = F.copy()
+        other[np.arange(n), y] = -np.inf
+        top = other.max(axis=1, keepdims=True)
+        slack = rtol * max(float(np.max(np.abs(F))), np.finfo(float).tiny)
+        rows, cls = np.nonzero(other >= top - slack)
+        return rows, cls
+
+    # --- gradients ------------------------------------------------------------------------
+
+    def _pair_weights(self, y_rows, classes, K):
+        """(m, K) weights w with q = ⟨w, f(x)⟩ for each pair."""
+        torch = self._torch
+        m = len(y_rows)
+        W = torch.zeros((m, K), dtype=torch.float64)
+        if K == 1:
+            W[:, 0] = torch.from_numpy(y_rows.astype(np.float64))
+        else:
+            idx = torch.arange(m)
+            W[idx, torch.from_numpy(y_rows)] = 1.0
+            W[idx, torch.from_numpy(classes)] -= 1.0
+        return W
+
+    def _layer_factors(self, Xc, Wc):
+        """For one chunk: per-layer gradient factors from one forward and one backward pass."""
+        torch = self._torch
+        mods = dict(self.module.named_modules())
+        captured: dict[str, list] = {}
+        handles = []
+        for info in self.layers:
+            if info.gradient == "autograd" or self._calls.get(info.path, 0) != 1:
+                continue
+            mod = mods[info.path]
+
+            def hook(m, inp, out, path=info.path):
+                out.retain_grad()
+                captured[path] = [inp[0].detach(), out]
+            handles.append(mod.register_forward_hook(hook))
+        try:
+            with torch.enable_grad():
+                Xg = Xc.clone().requires_grad_(True)  # so outputs are in the autograd graph
+                out = self.module(Xg)
+                out = out.reshape(out.shape[0], -1)
+                (out * Wc).sum().backward()
+        finally:
+            for h in handles:
+                h.remove()
+        factors = {}
+        for info in self.layers:
+            if info.path not in captured:
+                continue
+            a, z = captured[info.path]
+            delta = z.grad.detach()
+            mod = mods[info.path]
+            if info.kind == "Linear":
+                if a.ndim != 2:  # positions: sum over them, explicitly
+                    J = torch.einsum("b...o,b...i->boi", delta, a).reshape(a.shape[0], -1)
+                    factors[info.path] = ("explicit", J, delta.reshape(
+                        a.shape[0], -1, delta.shape[-1]).sum(1) if mod.bias is not None else None)
+                else:
+                    factors[info.path] = ("outer", a, delta)
+            else:  # Conv1d / Conv2d through unfold
+                F = torch.nn.functional
+                if info.kind == "Conv1d":
+                    a4, d4 = a.unsqueeze(2), delta.unsqueeze(2)
+                    ks, st = (1, mod.kernel_size[0]), (1, mod.stride[0])
+                    pd, dl = (0, mod.padding[0]), (1, mod.dilation[0])
+                else:
+                    a4, d4 = a, delta
+                    ks, st, pd, dl = mod.kernel_size, mod.stride, mod.padding, mod.dilation
+                if isinstance(pd, str):
+                    raise NotHomogeneousError(f"module {info.path!r}: string padding "
+                                              f"{pd!r} is not supported; give explicit padding.")
+                patches = F.unfold(a4, ks, dilation=dl, padding=pd, stride=st)  # (b, Cin*k, P)
+                dflat = d4.reshape(d4.shape[0], d4.shape[1], -1)                # (b, Cout, P)
+                J = torch.einsum("bop,bkp->bok", dflat, patches).reshape(a.shape[0], -1)
+                bias = dflat.sum(2) if mod.bias is not None else None
+                factors[info.path] = ("explicit", J, bias)
+        return factors
+
+    def _autograd_names(self):
+        """Parameters not covered by a hooked Linear/Conv layer."""
+        covered = set()
+        for info in self.layers:
+            if info.gradient != "autograd" and self._calls.get(info.path, 0) == 1:
+                covered.add(f"{info.path}.weight")
+                covered.add(f"{info.path}.bias")
+        return [n for n in self._names if n not in covered]
+
+    def _autograd_jacobian(self, Xc, Wc, names):
+        """Per-example gradients of ⟨w, f(x)⟩ w.r.t. the named parameters, by torch.func."""
+        torch = self._torch
+        from torch.func import functional_call, grad, vmap
+
+        params = dict(self.module.named_parameters())
+        fixed = {k: v for k, v in params.items() if k not in names}
+        free = {k: params[k] for k in names}
+
+        def one(p, x, w):
+            out = functional_call(self.module, {**fixed, **p}, (x.unsqueeze(0),))
+            return torch.dot(out.reshape(-1), w)
+        g = vmap(grad(one), in_dims=(None, 0, 0))(free, Xc, Wc)
+        return torch.cat([g[k].reshape(Xc.shape[0], -1) for k in names], dim=1)
+
+    def pair_gradients(self, X, y, rows, classes, *, chunk_size: int = 256) -> np.ndarray:
+        """Explicit ``∇_θ q`` for each pair, shape ``(m, P)`` in :meth:`flat` order (for small
+        nets and tests; :meth:`pair_gram` never forms it)."""
+        torch = self._torch
+        T = self._tensor(X)
+        F = self.outputs(X)
+        K = F.shape[1]
+        y = self.check_labels(y, F.shape[0], K)
+        rows = np.asarray(rows, dtype=np.int64)
+        Wp = self._pair_weights(y[rows], np.asarray(classes, dtype=np.int64), K)
+        out = []
+        for s in range(0, len(rows), chunk_size):
+            out.append(self._autograd_jacobian(T[torch.from_numpy(rows[s:s + chunk_size])],
+                                               Wp[s:s + chunk_size], self._names).numpy())
+        return np.concatenate(out) if out else np.zeros((0, self.n_params))
+
+    def pair_gram(self, X, y, rows, classes, *, chunk_size: int = 512) -> np.ndarray:
+        r"""``G_{ab} = ⟨∇_θ q_a, ∇_θ q_b⟩`` for the pairs ``(rows, classes)``, shape ``(m, m)``,
+        from the layer structure (module docstring); memory ``O(m² + m·(widths + conv
+        weights))``, never ``O(m·P)`` for dense layers."""
+        torch = self._torch
+        T = self._tensor(X)
+        F = self.outputs(X)
+        K = F.shape[1]
+        y = self.check_labels(y, F.shape[0], K)
+        rows = np.asarray(rows, dtype=np.int64)
+        Wp = self._pair_weights(y[rows], np.asarray(classes, dtype=np.int64), K)
+        auto = self._autograd_names()
+        parts: dict[str, list] = {}
+        for s in range(0, len(rows), chunk_size):
+            Xc = T[torch.from_numpy(rows[s:s + chunk_size])]
+            Wc = Wp[s:s + chunk_size]
+            for path, fac in self._layer_factors(Xc, Wc).items():
+                parts.setdefault(path, []).append(fac)
+            if auto:
+                parts.setdefault("__autograd__", []).append(
+                    ("explicit", self._autograd_jacobian(Xc, Wc, auto), None))
+        m = len(rows)
+        G = np.zeros((m, m))
+        for path, facs in parts.items():
+            kind = facs[0][0]
+            if kind == "outer":
+                A = torch.cat([f[1] for f in facs]).numpy()
+                D = torch.cat([f[2] for f in facs]).numpy()
+                G += (A @ A.T) * (D @ D.T)
+                if path != "__autograd__" and dict(self.module.named_modules())[path].bias \
+                        is not None:
+                    G += D @ D.T
+            else:
+                J = torch.cat([f[1] for f in facs]).numpy()
+                G += J @ J.T
+                if facs[0][2] is not None:
+                    B = torch.cat([f[2] for f in facs]).numpy()
+                    G += B @ B.T
+        return G
+
+    # --- kinks -----------------------------------------------------------------------------
+
+    def kink_counts(self, X, *, rtol: float = 1e-7, chunk_size: int = 1024) -> dict[str, int]:
+        """Near-kink counts per module path: ReLU/LeakyReLU inputs with ``|z| ≤ rtol·max|z|``
+        (over the layer and the batch) and max-pool windows whose two largest entries differ by
+        at most ``rtol·max|z|``."""
+        torch = self._torch
+        F = torch.nn.functional
+        T = self._tensor(X)
+        mods = dict(self.module.named_modules())
+        seen: dict[str, list] = {p: [] for p in (*self._relus, *self._pools)}
+        handles = []
+        for path in seen:
+            def hook(m, inp, out, path=path):
+                seen[path].append(inp[0].detach())
+            handles.append(mods[path].register_forward_hook(hook))
+        try:
+            with torch.no_grad():
+                for s in range(0, T.shape[0], chunk_size):
+                    self.module(T[s:s + chunk_size])
+        finally:
+            for h in handles:
+                h.remove()
+        counts = {}
+        for path, zs in seen.items():
+            z = torch.cat(zs)
+            scale = float(z.abs().max()) or 1.0
+            if path in self._relus:
+                counts[path] = int((z.abs() <= rtol * scale).sum())
+                continue
+            mod = mods[path]
+            if type(mod).__name__ == "MaxPool1d":
+                k, st = mod.kernel_size, mod.stride or mod.kernel_size
+                k = k if isinstance(k, int) else k[0]
+                st = st if isinstance(st, int) else st[0]
+                w = z.unfold(-1, k, st)
+                w = w.reshape(*w.shape[:-1], -1)
+            else:
+                k, st = mod.kernel_size, mod.stride
+                k = k if isinstance(k, tuple) else (k, k)
+                st = st if isinstance(st, tuple) else (st, st)
+                w = F.unfold(z, k, stride=st)                      # (b, C*k*k, P)
+                w = w.reshape(z.shape[0], z.shape[1], k[0] * k[1], -1).transpose(2, 3)
+            top2 = w.topk(2, dim=-1).values
+            # a tie between zeros (a window of dead ReLU outputs) passes no gradient either way
+            tol = rtol * scale
+            tied = (top2[..., 0] - top2[..., 1] <= tol) & (top2[..., 0].abs() > tol)
+            counts[path] = int(tied.sum())
+        return counts
