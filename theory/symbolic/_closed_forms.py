@@ -196,8 +196,8 @@ def psd_power(M, p: float) -> np.ndarray:
 
     Eigenvalues at or below the rank tolerance :math:`n\\,\\varepsilon\\,\\lambda_{\\max}`
     (``n`` the size of ``M``, :math:`\\varepsilon` the float64 machine epsilon: the rounding
-    level of ``eigh``) are treated as exact zeros, so that they stay zero in fractional powers. Without
-    this, a rounding-level eigenvalue of :math:`10^{-17}` of a rank-deficient :math:`W^T W`
+    level of ``eigh``) are treated as exact zeros, so that they stay zero in fractional powers.
+    Without this, a rounding-level eigenvalue of :math:`10^{-17}` of a rank-deficient :math:`W^T W`
     raised to the power 1/3 becomes :math:`2\\cdot 10^{-6}` (issue 13, item 3).
     """
     M = np.asarray(M, dtype=np.float64)
