@@ -237,7 +237,7 @@ def _numerical_part(spec, model, flow, compiled, proofs):
 
 
 def _figure(name, caption, ylabel, curves, xscale, yscale):
-    from ..catalogue._common import line_figure
+    from ..checking import line_figure
 
     return line_figure(f"derive_{name}", caption, curves, xlabel="t", ylabel=ylabel,
                        xscale=xscale, yscale=yscale)
