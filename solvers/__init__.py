@@ -36,7 +36,8 @@ _LAZY = {
         "minnorm_flow", "normalized_flow", "balanced_init",
         "end_to_end", "loss_along", "margins_along", "normalized_margin_along",
         "parameter_norms", "layer_imbalance", "chain_imbalance", "distance_to", "angle_to",
-        "direction_error", "effective_rank", "HalpernResult", "halpern", "halpern_least_squares")},
+        "direction_error", "effective_rank", "HalpernResult", "halpern", "halpern_least_squares",
+        "polar_flow")},
     # homogeneous networks, margins, training, weight files, shallow nets, KKT
     **{n: "solvers.nets" for n in (
         "HomogeneousMLP", "load_weights", "save_weights", "load_data", "save_data",

@@ -241,3 +241,31 @@ def test_bad_arguments_raise():
         gunasekar_projection(np.ones((3, 4)), np.ones(2))
     with pytest.raises(ValueError, match="same shape"):
         arora_end_to_end_rhs(np.ones((2, 3)), np.ones((3, 2)), depth=2)
+
+
+#: norm-relative agreement of two float64 evaluations of the same rank-1 formula (eigh's backward
+#: error is O(n eps ||M||); n = 4 here)
+RANK1_RTOL = 1e-13
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_psd_power_keeps_zero_eigenvalues_zero_rank_one(seed):
+    # issue 13 item 3: W^T W of a scalar-output end-to-end map (widths 4 -> 3 -> 3 -> 1) has rank
+    # 1; its fractional powers are exactly (w w^T)^p = ||w||^(2p - 2) w w^T. Before the rank
+    # tolerance, eigenvalues ~1e-17 raised to 1/3 gave errors ~1e-6 relative.
+    rng = np.random.default_rng(seed)
+    Ws = [rng.standard_normal((3, 4)), rng.standard_normal((3, 3)), rng.standard_normal((1, 3))]
+    W = Ws[2] @ Ws[1] @ Ws[0]
+    w = W[0]
+    n2 = float(w @ w)
+    for p in (1 / 3, 2 / 3, 0.5):
+        exact = n2 ** (p - 1) * np.outer(w, w)
+        got = psd_power(W.T @ W, p)
+        assert np.linalg.norm(got - exact) <= RANK1_RTOL * np.linalg.norm(exact), p
+    # Arora et al.'s end-to-end rhs, depth 3, against the rank-1 closed form
+    G = rng.standard_normal((1, 4))
+    L = 3
+    exact = -sum(n2 ** ((j - 1) / L) * (G @ (n2 ** ((L - j) / L - 1) * np.outer(w, w))
+                                        if j < L else G) for j in range(1, L + 1))
+    got = arora_end_to_end_rhs(W, G, depth=L)
+    assert np.linalg.norm(got - exact) <= RANK1_RTOL * np.linalg.norm(exact)

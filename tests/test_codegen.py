@@ -273,3 +273,20 @@ def test_bind_validates_params(rng):
     with pytest.raises(TypeError, match="GradientFlow"):
         compile_flow("not a flow")
     assert LAM.name == "lam"
+
+
+def test_compiled_without_jacobian_integrates_with_implicit_methods(rng):
+    # issue 13 item 4: BoundFlow.jac must be None (not a callable that raises) without a Jacobian,
+    # so implicit methods fall back to finite differences
+    from solvers import integrate
+
+    m = deep_linear_net([2, 3, 1])
+    params = _data(rng, 5, m, "squared")
+    with_jac = compile_flow(derive_gradient_flow(m, "squared")).bind(**params)
+    without = compile_flow(derive_gradient_flow(m, "squared"), jacobian=False).bind(**params)
+    assert without.jac is None and callable(with_jac.jac)
+    y0 = 0.5 * rng.standard_normal(without.size)
+    a = integrate(without, y0, (0.0, 5.0), method="Radau", rtol=1e-10, atol=1e-12)
+    b = integrate(with_jac, y0, (0.0, 5.0), method="Radau", rtol=1e-10, atol=1e-12)
+    # two runs of one ODE at rtol 1e-10: agreement well above the integrator's tolerance
+    np.testing.assert_allclose(a.states[-1], b.states[-1], rtol=1e-7, atol=1e-9)

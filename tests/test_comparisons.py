@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.integrate import solve_ivp
 from scipy.optimize import brentq
@@ -88,8 +88,7 @@ def test_least_squares_limit_is_projection_of_init(system, seed):
     w0 = np.random.default_rng(seed).standard_normal(d)
     # the flow contracts the row-space error at rate λ_min(XXᵀ/n); integrate 40 time constants
     lam_min = np.linalg.eigvalsh(X @ X.T / n)[0]
-    if lam_min < 1e-6:           # numerically rank-deficient draw: the limit is not defined by it
-        return
+    assume(lam_min >= 1e-6)      # numerically rank-deficient draw: the limit is not defined by it
     T = 40.0 / lam_min
     traj = integrate(linear_flow(X, y), w0, (0.0, T), log_time=True)
     w_inf = traj.final["w"]
@@ -334,10 +333,10 @@ def test_chain_gradient_flow_limit_predicted_by_conserved_quantities():
     a3 = np.sign(a0[1]) * np.sqrt(w_pred @ w_pred + C1 + C2)
     fin = traj.final
     assert np.linalg.norm(fin["w"] - w_pred) <= LIMIT_RTOL
-    assert np.linalg.norm(fin["a"] - [a2, a3]) <= LIMIT_RTOL
+    assert np.linalg.norm([fin["a2"] - a2, fin["a3"] - a3]) <= LIMIT_RTOL
     # non-minimal: the squared norm exceeds the balanced minimum 3 r² by a clear margin
     r = _min_norm_chain_radius(x, y, 3)
-    norm2 = fin["w"] @ fin["w"] + fin["a"] @ fin["a"]
+    norm2 = fin["w"] @ fin["w"] + fin["a2"] ** 2 + fin["a3"] ** 2
     assert norm2 > 3 * r ** 2 + 0.1
 
 
@@ -347,24 +346,25 @@ def test_chain_minnorm_reaches_min_norm_interpolant(depth):
     r = _min_norm_chain_radius(x, y, depth)
     # augmented-Lagrangian Minnorm (penalty 1, dual rate 3): the plain flow (penalty 0) is only
     # neutrally stable at the solution and the origin attracts it at depth >= 3 (test below)
-    flow = minnorm_flow(x, y, model="chain", depth=depth, alpha=3.0, penalty=1.0)
-    y0 = flow.pack(w=w0, a=a0[: depth - 1], **{"lambda": np.zeros(1)})
+    flow = minnorm_flow(x, y, model="linear_chain", depth=depth, alpha=3.0, penalty=1.0)
+    y0 = flow.pack(w=w0, a=a0[: depth - 1], mu=np.zeros(1))
     fin = integrate(flow, y0, (0.0, 60.0)).final
     assert abs(np.linalg.norm(fin["w"]) - r) <= LIMIT_RTOL
-    assert np.allclose(np.abs(fin["a"]), r, rtol=0, atol=LIMIT_RTOL)
+    scalars = np.array([fin[f"a{l}"] for l in range(2, depth + 1)])
+    assert np.allclose(np.abs(scalars), r, rtol=0, atol=LIMIT_RTOL)
     xv = x[0] / np.linalg.norm(x)
     assert abs(abs(fin["w"] @ xv) - r) <= LIMIT_RTOL * 10          # w ∥ x
     # multiplier: stationarity β a_l = λ ∂f/∂a_l = λ f / a_l gives λ = β r² / y (β = 1)
-    assert abs(fin["lambda"][0] - r ** 2 / y[0]) <= LIMIT_RTOL * 10
+    assert abs(fin["mu"][0] - r ** 2 / y[0]) <= LIMIT_RTOL * 10
 
 
 def test_chain_plain_minnorm_collapses_at_depth3():
     # Pinned limitation: with penalty 0 the origin (where ∇f = 0 for degree ≥ 3) attracts this
     # init and λ grows without bound; documented in MinnormRHS.
     x, y, w0, a0 = _chain_case()
-    flow = minnorm_flow(x, y, model="chain", depth=3)
-    fin = integrate(flow, flow.pack(w=w0, a=a0, **{"lambda": np.zeros(1)}), (0.0, 50.0)).final
-    assert np.linalg.norm(fin["w"]) < 1e-6 and fin["lambda"][0] > 50
+    flow = minnorm_flow(x, y, model="linear_chain", depth=3)
+    fin = integrate(flow, flow.pack(w=w0, a=a0, mu=np.zeros(1)), (0.0, 50.0)).final
+    assert np.linalg.norm(fin["w"]) < 1e-6 and fin["mu"][0] > 50
 
 
 def test_chain_weight_decay_imbalance_rate_and_minnorm_speed():
@@ -376,13 +376,14 @@ def test_chain_weight_decay_imbalance_rate_and_minnorm_speed():
     C = chain_imbalance(tr_l2)
     # exactly C(t) = C(0) e^{-2λt} (THEORY §3)
     assert np.abs(C - C[0] * np.exp(-2 * lam * t)[:, None]).max() <= INVARIANT_RTOL * 10
-    mn = minnorm_flow(x, y, model="chain", depth=3, alpha=3.0, penalty=1.0)
-    tr_mn = integrate(mn, mn.pack(w=w0, a=a0, **{"lambda": np.zeros(1)}), (0.0, 60.0), t_eval=t)
+    mn = minnorm_flow(x, y, model="linear_chain", depth=3, alpha=3.0, penalty=1.0)
+    tr_mn = integrate(mn, mn.pack(w=w0, a=a0, mu=np.zeros(1)), (0.0, 60.0), t_eval=t)
     r = _min_norm_chain_radius(x, y, 3)
 
     def gap(traj):
         # distance of the factor magnitudes (||w||, |a_2|, |a_3|) to the balanced minimum (r, r, r)
-        mags = np.column_stack([np.linalg.norm(traj.block("w"), axis=1), np.abs(traj.block("a"))])
+        mags = np.column_stack([np.linalg.norm(traj.block("w"), axis=1),
+                                np.abs(traj.block("a2")), np.abs(traj.block("a3"))])
         return np.linalg.norm(mags - r, axis=1)
 
     g_l2, g_mn = gap(tr_l2), gap(tr_mn)
@@ -402,7 +403,7 @@ def test_minnorm_reaches_svm_exponentially_while_gradient_flow_is_logarithmic():
     t = np.linspace(0.0, 30.0, 31)
     mn = minnorm_flow(X, y, loss="logistic")
     # the projected multiplier dynamics switch at λ_i = 0: an explicit method handles the kinks
-    tr = integrate(mn, mn.pack(w=np.zeros(3), **{"lambda": np.zeros(10)}), (0.0, 30.0),
+    tr = integrate(mn, mn.pack(w=np.zeros(3), mu=np.zeros(10)), (0.0, 30.0),
                    t_eval=t, method="DOP853", rtol=1e-9)
     err = np.linalg.norm(tr.block("w") - w_hat, axis=1)
     # exponential rate: log err is linear in t with a negative slope (measured ≈ -0.50)

@@ -17,6 +17,7 @@ from theory.symbolic import (
     derive_gradient_flow,
     derive_minnorm_flow,
     derive_normalized_flow,
+    derive_polar_flow,
     diagonal_linear_net,
     linear_chain,
     linear_model,
@@ -213,21 +214,26 @@ def test_minnorm_classification_equilibrium_at_hand_svm():
     np.testing.assert_allclose(cf.unpack(r)["w"], [-1.0, -1.0], rtol=NUM_RTOL)
 
 
+@pytest.mark.parametrize("kind", ["polar", "normalized"])
 @pytest.mark.parametrize("model", [deep_linear_net([2, 3, 1]), linear_chain(3, d=2)], ids=str)
-def test_normalized_flow_is_gradient_flow_in_polar_coordinates(model, rng):
-    # theta = rho v: rho' = <v, theta'>, v' = (theta' - rho' v)/rho, theta' from the plain flow
+def test_polar_and_normalized_flows_against_plain_gradient_flow(model, kind, rng):
+    # theta = rho v: rho' = <v, theta'> and (I - vv^T) theta' = rho * (polar v'), theta' from the
+    # plain flow; the normalised flow's v' is rho^2 times the polar one (docs/theory.md §9)
     n = 6
     X, y = rng.standard_normal((n, model.input_dim)), np.sign(rng.standard_normal(n))
     gd = compile_flow(derive_gradient_flow(model, "exp")).bind(X=X, y=y)
-    nf = compile_flow(derive_normalized_flow(model, "exp")).bind(X=X, y=y)
+    derive = derive_polar_flow if kind == "polar" else derive_normalized_flow
+    nf = compile_flow(derive(model, "exp")).bind(X=X, y=y)
     v = rng.standard_normal(model.n_params)
     v /= np.linalg.norm(v)
     rho = 1.7
+    clock = 1.0 if kind == "polar" else rho**2
     theta_dot = gd(0.0, rho * v)
     rho_dot = v @ theta_dot
     out = nf(0.0, np.concatenate([v, [rho]]))
     np.testing.assert_allclose(out[-1], rho_dot, rtol=NUM_RTOL, atol=NUM_ATOL)
-    np.testing.assert_allclose(out[:-1], (theta_dot - rho_dot * v) / rho, rtol=1e-11, atol=NUM_ATOL)
+    np.testing.assert_allclose(out[:-1], clock * (theta_dot - rho_dot * v) / rho, rtol=1e-11,
+                               atol=NUM_ATOL)
     # the direction stays on the sphere: <v, v'> = 0
     assert abs(v @ out[:-1]) <= 1e-12 * np.linalg.norm(out[:-1]) + NUM_ATOL
 

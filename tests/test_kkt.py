@@ -87,11 +87,18 @@ def test_linear_lp_norm_max_margin_is_kkt(rng, p):
     assert rep.norm == ("1" if p == 1 else "inf")
     assert rep.epsilon_relative <= KKT_EPS_RTOL
     assert rep.is_kkt
-    # moved off the solution: no longer stationary in that geometry
-    w_off = w + 0.2 * np.abs(w).max() * rng.standard_normal(w.shape)
-    if np.all(y * (X @ w_off) > 0):
-        assert check_kkt([w_off[None, :]], X, y, activation="linear",
-                         norm=p).epsilon_relative > NOT_KKT_EPS
+    # moved off the solution: no longer stationary in that geometry. The step is half of what
+    # could flip the smallest margin, so the moved point still separates the data (the premise
+    # of the KKT check, asserted) -- before issue 13 the step was random and the assertion sat
+    # behind an `if` that was False for this seed in both geometries.
+    z = rng.standard_normal(w.shape)
+    q = y * (X @ w)
+    step = 0.5 * q.min() / np.abs(y * (X @ z)).max()
+    w_off = w + step * z
+    assert np.all(y * (X @ w_off) >= 0.5 * q.min())
+    assert np.linalg.norm(w_off - w) >= 0.05 * np.linalg.norm(w)      # a real move
+    assert check_kkt([w_off[None, :]], X, y, activation="linear",
+                     norm=p).epsilon_relative > NOT_KKT_EPS
 
 
 def _symmetric_svm_net(rng, n_half=6, d=3):

@@ -38,6 +38,18 @@ def _min_abs_preactivation(net, X):
     return min((np.abs(z).min() for z in zs), default=np.inf)
 
 
+def test_forward_pass_is_public_and_hand_computed():
+    # issue 13: the training loop uses this public method (it read net._forward_all before)
+    net = HomogeneousMLP((np.array([[1.0, 0.0], [0.0, -1.0]]), np.array([[1.0, 1.0]])))
+    X = np.array([[2.0, -3.0], [-1.0, 1.0]])
+    hs, zs = net.forward_pass(X)
+    np.testing.assert_array_equal(zs[0], [[2.0, 3.0], [-1.0, -1.0]])
+    np.testing.assert_array_equal(hs[1], [[2.0, 3.0], [0.0, 0.0]])
+    np.testing.assert_array_equal(hs[-1] @ net.weights[-1].T, net.forward(X)[:, None])
+    with pytest.raises(ValueError):
+        net.forward_pass(np.ones((2, 3)))              # wrong input dimension, validated
+
+
 def test_hand_computed_two_layer_relu():
     # W1 = [[1, 0], [0, -1]], W2 = [[1, 1]], x = (2, -3): z1 = (2, 3), h1 = (2, 3), f = 5.
     # ∂f/∂W1[j, k] = W2[0, j] · 1[z_j > 0] · x_k = x_k for both units; ∂f/∂W2 = h1 = (2, 3).

@@ -50,7 +50,7 @@ def test_end_to_end_for_every_model(rng, data):
     X, y, _ = data
     cases = [
         (linear_flow(X, y), lambda p: p["w"]),
-        (chain_flow(X, y, depth=4), lambda p: np.prod(p["a"]) * p["w"]),
+        (chain_flow(X, y, depth=4), lambda p: p["a2"] * p["a3"] * p["a4"] * p["w"]),
         (deep_linear_flow(X, y, widths=(4, 3, 2, 1)), lambda p: p["W3"] @ p["W2"] @ p["W1"]),
         (diagonal_flow(X, y), lambda p: p["u"] ** 2 - p["v"] ** 2),
     ]
@@ -68,7 +68,8 @@ def test_extra_blocks_rho_and_lambda(rng, data):
     X, _, lab = data
     nf = normalized_flow(X, lab, loss="exp")
     states = rng.standard_normal((2, nf.size))
-    np.testing.assert_allclose(end_to_end(_fake(nf, states)), states[:, :1] * states[:, 1:],
+    assert list(nf.blocks) == ["w", "rho"]                 # rho last, as in theory's flows
+    np.testing.assert_allclose(end_to_end(_fake(nf, states)), states[:, -1:] * states[:, :-1],
                                rtol=EXACT_RTOL)
     mf = minnorm_flow(X, lab, loss="exp")
     states = rng.standard_normal((2, mf.size))

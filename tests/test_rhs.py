@@ -133,7 +133,8 @@ def test_chain_equals_deep_net_with_unit_widths(rng):
     dc = chain.unpack(chain(0, chain.pack(w=w, a=a)))
     dd = deep.unpack(deep(0, deep.pack(W1=w[None, :], W2=a[:1, None], W3=a[1:, None])))
     np.testing.assert_allclose(dc["w"], dd["W1"][0], rtol=EXACT_RTOL)
-    np.testing.assert_allclose(dc["a"], [dd["W2"][0, 0], dd["W3"][0, 0]], rtol=EXACT_RTOL)
+    np.testing.assert_allclose([dc["a2"], dc["a3"]], [dd["W2"][0, 0], dd["W3"][0, 0]],
+                               rtol=EXACT_RTOL)
 
 
 def test_diagonal_matches_formula(rng):
@@ -151,17 +152,17 @@ def test_minnorm_vanishes_at_kkt_points(rng):
     y = rng.standard_normal(3)
     lam = np.linalg.solve(X @ X.T, y)
     flow = minnorm_flow(X, y)
-    out = flow(0, flow.pack(w=X.T @ lam, **{"lambda": lam}))
+    out = flow(0, flow.pack(w=X.T @ lam, mu=lam))
     assert np.max(np.abs(out)) <= 1e-12
     # classification: the SVM solution with its certified multipliers (w = Σ λ_i y_i x_i)
     Xc = rng.standard_normal((8, 3))
     yc = np.where(Xc @ np.array([1.0, 2.0, -1.0]) > 0, 1.0, -1.0)
     svm = solve_max_margin(Xc, yc, norm=2)
     flow = minnorm_flow(Xc, yc, loss="logistic")
-    out = flow(0, flow.pack(w=svm.w, **{"lambda": svm.dual}))
+    out = flow(0, flow.pack(w=svm.w, mu=svm.dual))
     assert np.max(np.abs(out)) <= 1e-6 * (1 + np.linalg.norm(svm.w))     # certificate 1e-6
     # and away from it the flow moves
-    assert np.max(np.abs(flow(0, flow.pack(w=2 * svm.w, **{"lambda": svm.dual})))) > 0.1
+    assert np.max(np.abs(flow(0, flow.pack(w=2 * svm.w, mu=svm.dual)))) > 0.1
 
 
 def test_minnorm_projection_keeps_inactive_multipliers_at_zero(rng):
@@ -169,8 +170,17 @@ def test_minnorm_projection_keeps_inactive_multipliers_at_zero(rng):
     yc = np.array([1.0, -1.0])
     flow = minnorm_flow(Xc, yc, loss="exp")
     # q_i = 2w_1 = 4 > 1: constraints slack, λ = 0 must not go negative
-    d = flow.unpack(flow(0, flow.pack(w=np.array([2.0, 0.0]), **{"lambda": np.zeros(2)})))
-    np.testing.assert_array_equal(d["lambda"], 0.0)
+    d = flow.unpack(flow(0, flow.pack(w=np.array([2.0, 0.0]), mu=np.zeros(2))))
+    np.testing.assert_array_equal(d["mu"], 0.0)
+
+
+def test_minnorm_old_multiplier_name_still_packs_with_a_deprecation_warning():
+    flow = minnorm_flow(np.array([[2.0, 0.0], [-2.0, 0.0]]), np.array([1.0, -1.0]), loss="exp")
+    mu = np.array([0.5, 1.5])
+    with pytest.warns(DeprecationWarning, match="mu="):
+        old = flow.pack(w=np.array([1.0, 2.0]), **{"lambda": mu})
+    np.testing.assert_array_equal(old, flow.pack(w=np.array([1.0, 2.0]), mu=mu))
+    np.testing.assert_array_equal(flow.unpack(old)["mu"], mu)
 
 
 @settings(max_examples=5)
@@ -180,8 +190,8 @@ def test_normalised_flow_keeps_unit_norm_and_raises_margin(data):
     flow = normalized_flow(X, y, loss="exp")
     svm = solve_max_margin(X, y, norm=2)
     v0 = np.ones(X.shape[1]) / np.sqrt(X.shape[1])
-    traj = integrate(flow, np.concatenate([[1.0], v0]), (0.0, 1e4), log_time=True)
-    v = traj.states[:, 1:]
+    traj = integrate(flow, flow.pack(w=v0, rho=1.0), (0.0, 1e4), log_time=True)
+    v = traj.block("w")
     # ||v|| = 1 is conserved (d/dt ||v||² = −2ρ vᵀ(I − vvᵀ)g = 0)
     assert np.abs(np.linalg.norm(v, axis=1) - 1).max() <= 1e-7
     # the margin of v ends positive and higher than it started, never above the certified max
@@ -192,7 +202,7 @@ def test_normalised_flow_keeps_unit_norm_and_raises_margin(data):
     # once θ = ρv fits every example, ρ̇ = −⟨v, ∇𝓛⟩ = Σ −ℓ'(q_i) y_i⟨v, x_i⟩ has the sign of ρ:
     # |ρ| grows (ρ may have crossed 0 from a misclassifying start, then θ = ρv with v flipped)
     fitted = gam[:-1] > 0
-    assert np.all(np.diff(np.abs(traj.block("rho")[:, 0]))[fitted] >= -1e-9)
+    assert np.all(np.diff(np.abs(traj.block("rho")))[fitted] >= -1e-9)
 
 
 def test_balanced_init_is_balanced(rng):

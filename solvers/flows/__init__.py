@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._halpern import HalpernResult, halpern, halpern_least_squares
 from ._integrate import METHODS, integrate
+from ._models import MODELS, canonical_model
 from ._quantities import (
     angle_to,
     chain_imbalance,
@@ -28,6 +29,7 @@ from ._rhs import (
     GradientFlowRHS,
     MinnormRHS,
     NormalizedRHS,
+    PolarRHS,
     balanced_init,
     chain_flow,
     deep_linear_flow,
@@ -35,6 +37,7 @@ from ._rhs import (
     linear_flow,
     minnorm_flow,
     normalized_flow,
+    polar_flow,
     sensing_flow,
 )
 from ._trajectory import Trajectory, pack_state, unpack_state
@@ -48,4 +51,5 @@ __all__ = [
     "parameter_norms", "layer_imbalance", "chain_imbalance", "distance_to", "angle_to",
     "direction_error", "effective_rank",
     "HalpernResult", "halpern", "halpern_least_squares",
+    "PolarRHS", "polar_flow", "MODELS", "canonical_model",
 ]

@@ -3,9 +3,10 @@ r"""Derived quantities along a :class:`~solvers.Trajectory` of a linear-predicto
 The models of THEORY §1 other than the MLP are linear predictors
 :math:`f(\theta;x) = \beta(\theta)x`;
 the functions here recover the end-to-end map :math:`\beta(t)` from the block layout
-(``"w"``: linear; ``"w"``, ``"a"``: chain; ``"W1"``, ..., ``"WL"``: deep linear net; ``"u"``,
-``"v"``: diagonal net; a leading ``"rho"`` block scales the rest, as in the normalised flow of
-:mod:`solvers.flows`; a trailing ``"lambda"`` block of the Minnorm flow is ignored), then evaluate
+(``"w"``: linear; ``"w"``, ``"a2"``, ..., ``"aL"``: linear chain; ``"W1"``, ..., ``"WL"``: deep
+linear net; ``"u"``, ``"v"``: diagonal net; a ``"rho"`` block scales the rest, as in the normalised
+and polar flows of :mod:`solvers.flows`; the ``"mu"`` block of the Minnorm flow is ignored; the
+pre-issue-13 names ``"a"`` (chain vector) and ``"lambda"`` are still read), then evaluate
 losses, margins, norms, the conserved quantities of THEORY §3 and the distance/angle to a reference.
 All functions return one row per reported time, ``T = len(traj.times)``.
 """
@@ -18,6 +19,8 @@ import numpy as np
 
 from .._validation import as_float_array, check_labels, check_targets, check_X
 from ..losses import CLASSIFICATION_LOSSES, log_loss
+from ._models import MODELS as _MODELS
+from ._models import canonical_model
 from ._trajectory import Trajectory
 
 __all__ = [
@@ -35,8 +38,6 @@ __all__ = [
     "effective_rank",
 ]
 
-_MODELS = ("linear", "chain", "deep_linear", "diagonal")
-
 
 def _check_traj(traj) -> Trajectory:
     if not isinstance(traj, Trajectory):
@@ -46,11 +47,26 @@ def _check_traj(traj) -> Trajectory:
 
 
 def _param_names(blocks) -> list[str]:
-    return [k for k in blocks if k not in ("rho", "lambda")]
+    return [k for k in blocks if k not in ("rho", "mu", "lambda")]
+
+
+def _is_chain(names) -> bool:
+    if names == ["w", "a"]:                                   # layout before issue 13
+        return True
+    return len(names) >= 2 and names[0] == "w" and \
+        names[1:] == [f"a{l}" for l in range(2, len(names) + 1)]
+
+
+def _chain_scalars(p) -> np.ndarray:
+    """``(T, L − 1)``: the chain scalars a_2..a_L of either layout."""
+    if "a" in p:
+        return np.asarray(p["a"])
+    return np.stack([p[k] for k in p if k != "w"], axis=1)
 
 
 def infer_model(blocks) -> str:
-    """The model of a block layout: ``'linear'``, ``'chain'``, ``'deep_linear'`` or ``'diagonal'``.
+    """The model of a block layout: ``'linear'``, ``'linear_chain'``, ``'deep_linear'`` or
+    ``'diagonal'`` (the names of ``theory``'s ``Model.name``).
 
     Raises
     ------
@@ -60,8 +76,8 @@ def infer_model(blocks) -> str:
     names = _param_names(blocks)
     if names == ["w"]:
         return "linear"
-    if names == ["w", "a"]:
-        return "chain"
+    if _is_chain(names):
+        return "linear_chain"
     if names == ["u", "v"]:
         return "diagonal"
     if names and all(re.fullmatch(r"W\d+", k) for k in names) and \
@@ -69,17 +85,15 @@ def infer_model(blocks) -> str:
         return "deep_linear"
     raise ValueError(
         f"cannot infer the model from blocks {list(blocks)}; pass model= one of {_MODELS} "
-        f"or use the block names of solvers.flows ('w'; 'w','a'; 'W1'..'WL'; 'u','v')."
+        f"or use the block names of solvers.flows ('w'; 'w','a2'..'aL'; 'W1'..'WL'; 'u','v')."
     )
 
 
 def _parts(traj, model):
-    model = infer_model(traj.blocks) if model is None else model
-    if model not in _MODELS:
-        raise ValueError(f"model must be one of {_MODELS}; got {model!r}.")
+    model = infer_model(traj.blocks) if model is None else canonical_model(model)
     parts = {k: traj.block(k) for k in _param_names(traj.blocks)}
     if "rho" in traj.blocks:
-        rho = traj.block("rho")[:, 0]
+        rho = traj.block("rho").reshape(len(traj.times), -1)[:, 0]
         parts = {k: v * rho.reshape((-1,) + (1,) * (v.ndim - 1)) for k, v in parts.items()}
     return model, parts
 
@@ -93,8 +107,8 @@ def end_to_end(traj: Trajectory, *, model: str | None = None) -> np.ndarray:
     model, p = _parts(_check_traj(traj), model)
     if model == "linear":
         return np.array(p["w"])
-    if model == "chain":
-        return np.prod(p["a"], axis=1)[:, None] * p["w"]
+    if model == "linear_chain":
+        return np.prod(_chain_scalars(p), axis=1)[:, None] * p["w"]
     if model == "diagonal":
         return p["u"] ** 2 - p["v"] ** 2
     Ws = list(p.values())
@@ -202,9 +216,11 @@ def chain_imbalance(traj: Trajectory) -> np.ndarray:
     ndarray of shape (T, L − 1)
     """
     model, p = _parts(_check_traj(traj), None)
-    if model != "chain":
-        raise ValueError(f"chain_imbalance needs a linear chain (blocks 'w', 'a'); got {model}.")
-    sq = np.concatenate([np.sum(p["w"] ** 2, axis=1, keepdims=True), p["a"] ** 2], axis=1)
+    if model != "linear_chain":
+        raise ValueError(f"chain_imbalance needs a linear chain (blocks 'w', 'a2'..'aL'); "
+                         f"got {model}.")
+    sq = np.concatenate([np.sum(p["w"] ** 2, axis=1, keepdims=True), _chain_scalars(p) ** 2],
+                        axis=1)
     return np.diff(sq, axis=1)
 
 

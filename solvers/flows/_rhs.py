@@ -19,8 +19,15 @@ Flat-state layout: parameter blocks in order, each raveled in C order (see
   :func:`sensing_flow` -- gradient flow
   :math:`\dot\theta = -\nabla\mathcal L(\theta) - \lambda\theta`;
 - :func:`minnorm_flow` -- the primal--dual Minnorm flow of Bansal et al. 2018 (THEORY §8);
-- :func:`normalized_flow` -- gradient flow of :math:`\mathcal L(\rho v)` with :math:`\|v\| = 1`
-  (projected direction dynamics, Banburski et al. 2019, THEORY §9).
+- :func:`normalized_flow` -- gradient flow of :math:`\Phi(\rho, v) = \mathcal L(\rho v)` with
+  :math:`v` on the unit sphere (the normalised dynamics of Banburski et al. 2019,
+  docs/theory.md §9);
+- :func:`polar_flow` -- plain gradient flow written in polar coordinates :math:`\theta = \rho v`
+  (same trajectory as :func:`linear_flow` & co.; its direction moves :math:`\rho^2` times slower
+  than the normalised flow's, docs/theory.md §9).
+
+Model names and block names are those of :mod:`theory` (see :mod:`solvers.flows._models`): a
+compiled symbolic flow and its twin here have the same ``blocks``, ``pack`` and ``unpack``.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ from scipy.special import log_expit
 
 from .._validation import as_float_array, check_labels, check_targets, check_X
 from ..losses import CLASSIFICATION_LOSSES, log_loss
+from ._models import MULTIPLIER, RADIUS, canonical_model, pack_arguments
 from ._trajectory import normalise_blocks, pack_state, unpack_state
 
 __all__ = [
@@ -37,6 +45,7 @@ __all__ = [
     "GradientFlowRHS",
     "MinnormRHS",
     "NormalizedRHS",
+    "PolarRHS",
     "linear_flow",
     "chain_flow",
     "deep_linear_flow",
@@ -44,6 +53,7 @@ __all__ = [
     "sensing_flow",
     "minnorm_flow",
     "normalized_flow",
+    "polar_flow",
     "balanced_init",
 ]
 
@@ -204,12 +214,13 @@ class _Identity:
 
 
 class _Chain:
-    """``β = a_L ⋯ a_2 · w`` with ``w`` (d,) and ``a = (a_2, ..., a_L)`` (L−1,)."""
+    """``β = a_L ⋯ a_2 · w`` with ``w`` (d,) and the scalar blocks ``a2, ..., aL`` (shape ())."""
 
-    name = "chain"
+    name = "linear_chain"
 
     def __init__(self, d, depth):
-        self.blocks = {"w": (d,), "a": (depth - 1,)}
+        self._names = tuple(f"a{l}" for l in range(2, depth + 1))
+        self.blocks = {"w": (d,), **{k: () for k in self._names}}
         self.beta_shape = (d,)
 
     @staticmethod
@@ -219,12 +230,15 @@ class _Chain:
         suf = np.concatenate((np.cumprod(a[::-1][:-1])[::-1], [1.0]))
         return pre * suf
 
+    def _a(self, p):
+        return np.array([p[k] for k in self._names], dtype=np.float64)
+
     def end_to_end(self, p):
-        return np.prod(p["a"]) * p["w"]
+        return np.prod(self._a(p)) * p["w"]
 
     def pullback(self, p, G):
-        a = p["a"]
-        return [np.prod(a) * G, self._others(a) * float(p["w"] @ G)]
+        a = self._a(p)
+        return [np.prod(a) * G, *(self._others(a) * float(p["w"] @ G))]
 
 
 class _Deep:
@@ -287,7 +301,8 @@ class FlowRHS:
     blocks : dict
         Ordered name -> shape of the flat state.
     model : str
-        ``'linear'``, ``'chain'``, ``'deep_linear'`` or ``'diagonal'``.
+        ``'linear'``, ``'linear_chain'``, ``'deep_linear'`` or ``'diagonal'`` (the names of
+        ``theory``'s ``Model.name``).
     loss : str
         ``'squared'``, ``'exp'``, ``'logistic'`` or ``'sensing'``.
     """
@@ -296,13 +311,18 @@ class FlowRHS:
     model: str
     loss: str
 
-    def pack(self, **arrays) -> np.ndarray:
-        """Flat state from named blocks (e.g. ``flow.pack(w=w0)``)."""
-        return pack_state(self.blocks, arrays)
+    def pack(self, values=None, /, **arrays) -> np.ndarray:
+        """Flat state ``(N,)`` from named blocks: ``flow.pack(w=w0)`` or ``flow.pack({"w": w0})``.
+
+        The same convention as ``theory``'s compiled flows. Old names still accepted:
+        ``a=`` (vector) for the chain scalars ``a2, ..., aL``; ``lambda`` for ``mu``
+        (deprecated).
+        """
+        return pack_state(self.blocks, pack_arguments(self.blocks, values, arrays))
 
     def unpack(self, y) -> dict[str, np.ndarray]:
-        """Named blocks (views) of a flat state ``(N,)`` or a stack ``(T, N)``."""
-        return unpack_state(self.blocks, y)
+        """Named blocks (copies) of a flat state ``(N,)`` or a stack ``(T, N)``."""
+        return {k: np.array(v) for k, v in unpack_state(self.blocks, y).items()}
 
     @property
     def size(self) -> int:
@@ -355,11 +375,13 @@ class FlowRHS:
 
 
 def _make_param(model, d, k, *, depth=None, widths=None):
+    model = canonical_model(model)
     if model == "linear":
         return _Identity((d,) if k is None else (k, d))
-    if model == "chain":
+    if model == "linear_chain":
         if k is not None:
-            raise ValueError("model='chain' has a scalar output; pass 1-D targets y of shape (n,).")
+            raise ValueError("model='linear_chain' has a scalar output; pass 1-D targets y of "
+                             "shape (n,).")
         if depth is None or int(depth) < 2:
             raise ValueError(f"depth must be an integer >= 2 for a linear chain; got {depth!r}.")
         return _Chain(d, int(depth))
@@ -380,9 +402,7 @@ def _make_param(model, d, k, *, depth=None, widths=None):
         if k is not None:
             raise ValueError("model='diagonal' has a scalar output; pass y of shape (n,).")
         return _Diagonal(d)
-    raise ValueError(
-        f"model must be 'linear', 'chain', 'deep_linear' or 'diagonal'; got {model!r}."
-    )
+    raise AssertionError(model)  # unreachable: canonical_model checked the name
 
 
 def _check_nonneg(value, name):
@@ -448,7 +468,9 @@ class MinnormRHS(FlowRHS):
     multipliers are projected onto :math:`\lambda \ge 0`: :math:`\dot\lambda_i = \alpha\max(c_i, 0)`
     whenever :math:`\lambda_i \le 0`, and :math:`\lambda^+ = \max(\lambda, 0)` enters the primal
     equation. Equilibria are KKT points of the min-norm problem. State: the parameter blocks, then
-    a block ``"lambda"`` of shape ``(n,)`` (or ``(n, k)`` for matrix targets).
+    the multiplier block ``"mu"`` of shape ``(n,)`` (or ``(n, k)`` for matrix targets), as in
+    ``theory.derive_minnorm_flow`` (the block was named ``"lambda"`` before; ``pack`` still
+    accepts that name, with a DeprecationWarning).
 
     ``penalty = ρ > 0`` replaces :math:`\lambda` by :math:`\lambda + \rho\, c(\theta)` in the
     primal equation (an augmented Lagrangian; same equilibria, since :math:`c = 0` there). This is
@@ -467,9 +489,9 @@ class MinnormRHS(FlowRHS):
     def __init__(self, param, objective, *, alpha=1.0, beta=1.0, penalty=0.0, loss):
         self._param = param
         self._obj = objective
-        self.blocks = normalise_blocks(dict(param.blocks, **{"lambda": objective.mult_shape}))
-        if "lambda" in param.blocks:
-            raise ValueError("a parameter block is named 'lambda'; rename it.")
+        if MULTIPLIER in param.blocks:
+            raise ValueError(f"a parameter block is named {MULTIPLIER!r}; rename it.")
+        self.blocks = normalise_blocks(dict(param.blocks, **{MULTIPLIER: objective.mult_shape}))
         self.model = param.name
         self.loss = loss
         self.alpha = _check_nonneg(alpha, "alpha")
@@ -480,7 +502,7 @@ class MinnormRHS(FlowRHS):
     def __call__(self, t, y):
         y = self._theta(y)
         p = self._split(y)
-        lam = p["lambda"]
+        lam = p[MULTIPLIER]
         beta_map = self._beta(p)
         c = self._obj.constraint(beta_map)
         if self._obj.kind == "classification":
@@ -497,35 +519,26 @@ class MinnormRHS(FlowRHS):
     jac = None
 
 
-class NormalizedRHS(FlowRHS):
-    r"""Gradient flow of :math:`\mathcal L(\rho v)` with a unit-norm direction (THEORY §9).
+class _SphereRHS(FlowRHS):
+    """Shared code of the flows in the coordinates :math:`\\theta = \\rho v`, :math:`\\|v\\| = 1`.
 
-    Banburski et al. 2019 ("Theory III"): write :math:`\theta = \rho v`, :math:`\|v\|_2 = 1`, and
-    follow the gradient of :math:`\mathcal L` in :math:`\rho` and the projected gradient in
-    :math:`v` (the tangent space of the sphere):
-
-    .. math::
-
-        \dot\rho = -\langle v, \nabla\mathcal L(\rho v)\rangle, \qquad
-        \dot v = -\rho\,(I - v v^\top)\,\nabla\mathcal L(\rho v).
-
-    :math:`\|v\|` is conserved exactly by the flow (:math:`\tfrac{d}{dt}\|v\|^2 = 0`); numerically
-    it drifts at the integrator's tolerance. State: ``"rho"`` of shape ``(1,)``, then the model's
-    parameter blocks holding ``v``.
+    State: the model's parameter blocks holding ``v`` (jointly of unit norm), then ``"rho"`` of
+    shape ``()`` -- the layout of ``theory.derive_normalized_flow`` / ``derive_polar_flow``.
     """
 
+    _clock = None   # the power of ρ multiplying v̇ = −ρ^clock (I − vvᵀ) ∇𝓛(ρv)
+
     def __init__(self, param, objective, *, loss):
-        if "rho" in param.blocks:
-            raise ValueError("a parameter block is named 'rho'; rename it.")
+        if RADIUS in param.blocks:
+            raise ValueError(f"a parameter block is named {RADIUS!r}; rename it.")
         self._param = param
         self._obj = objective
-        self.blocks = normalise_blocks(dict({"rho": (1,)}, **param.blocks))
+        self.blocks = normalise_blocks(dict(param.blocks, **{RADIUS: ()}))
         self.model = param.name
         self.loss = loss
 
     def _theta_blocks(self, y):
-        rho = y[0]
-        return unpack_state(self._param.blocks, rho * y[1:])
+        return unpack_state(self._param.blocks, y[-1] * y[:-1])
 
     def end_to_end(self, y):
         y = self._theta(y)
@@ -533,13 +546,55 @@ class NormalizedRHS(FlowRHS):
 
     def __call__(self, t, y):
         y = self._theta(y)
-        rho, v = y[0], y[1:]
-        g = np.concatenate([b.ravel() for b in self._grad_theta(self._theta_blocks(y))])
+        rho, v = y[-1], y[:-1]
+        g = np.concatenate([np.ravel(b) for b in self._grad_theta(self._theta_blocks(y))])
         vg = float(v @ g)
-        dv = -rho * (g - vg * v)
-        return np.concatenate([[-vg], dv])
+        dv = -(rho ** self._clock) * (g - vg * v)
+        return np.concatenate([dv, [-vg]])
 
     jac = None
+
+
+class NormalizedRHS(_SphereRHS):
+    r"""The normalised dynamics of Banburski et al. 2019 ("Theory III"; docs/theory.md §9).
+
+    Gradient flow of :math:`\Phi(\rho, v) = \mathcal L(\rho v)` in :math:`\rho` and, on the
+    unit sphere, in :math:`v` (the weight-normalisation / Lagrange-multiplier dynamics; ``v``
+    ranges over all parameter blocks jointly):
+
+    .. math::
+
+        \dot\rho = -\langle v, g\rangle, \qquad
+        \dot v = -(I - v v^\top)\,\nabla_v\Phi = -\rho\,(I - v v^\top)\, g, \qquad
+        g = \nabla\mathcal L(\rho v).
+
+    Not a reparametrisation of plain gradient flow: :math:`\dot\rho` is that of gradient flow
+    but :math:`v` moves :math:`\rho^2` times faster than in :class:`PolarRHS` (which is). The
+    margin statements of Banburski et al. are about the limit of this flow.
+    :math:`\|v\|` is conserved exactly by the flow (:math:`\tfrac{d}{dt}\|v\|^2 = 0`);
+    numerically it drifts at the integrator's tolerance. State: the parameter blocks holding
+    ``v``, then ``"rho"`` of shape ``()`` (``rho`` was the first block, of shape (1,), before
+    issue 13).
+    """
+
+    _clock = 1
+
+
+class PolarRHS(_SphereRHS):
+    r"""Plain gradient flow :math:`\dot\theta = -\nabla\mathcal L` in polar coordinates
+    :math:`\theta = \rho v`, :math:`\|v\| = 1` (docs/theory.md §9):
+
+    .. math::
+
+        \dot\rho = -\langle v, g\rangle, \qquad
+        \dot v = -\frac{1}{\rho}\,(I - v v^\top)\, g, \qquad g = \nabla\mathcal L(\rho v).
+
+    Exact change of variables (:math:`\rho = \|\theta\|`, :math:`v = \theta/\|\theta\|`): the
+    trajectory is that of the gradient flow, e.g. :func:`linear_flow`. Same state layout as
+    :class:`NormalizedRHS`.
+    """
+
+    _clock = -1
 
 
 # =============================================================================================
@@ -584,12 +639,14 @@ def linear_flow(X, y, *, loss="squared", weight_decay=0.0) -> GradientFlowRHS:
 def chain_flow(X, y, *, depth, loss="squared", weight_decay=0.0) -> GradientFlowRHS:
     r"""Gradient flow of the linear chain :math:`f = a_L\cdots a_2\langle w, x\rangle` (THEORY §1).
 
-    Blocks ``"w"`` (d,) and ``"a"`` (depth − 1,) holding :math:`(a_2, \dots, a_L)`. Conserved:
+    Blocks ``"w"`` (d,) and the scalars ``"a2"``, ..., ``"aL"`` (shape ()), as in
+    ``theory.linear_chain``; ``flow.pack(w=w0, a=a0)`` with a vector ``a0`` of shape
+    (depth − 1,) also works. Conserved:
     :math:`a_2^2 - \|w\|^2` and :math:`a_{l+1}^2 - a_l^2`; with weight decay they decay as
     :math:`e^{-2\lambda t}` (THEORY §3).
     """
     X, y, k = _targets(X, y, loss, allow_matrix=False)
-    return GradientFlowRHS(_make_param("chain", X.shape[1], k, depth=depth),
+    return GradientFlowRHS(_make_param("linear_chain", X.shape[1], k, depth=depth),
                            _objective(X, y, loss), weight_decay=weight_decay, loss=loss)
 
 
@@ -662,7 +719,8 @@ def minnorm_flow(X, y, *, model="linear", loss="squared", depth=None, widths=Non
         Targets (``loss='squared'``: interpolation constraints ``f_i = y_i``) or labels ±1
         (``loss='exp'``/``'logistic'``: margin constraints ``q_i ≥ 1``, the loss only selects
         the constraint type).
-    model : {'linear', 'chain', 'deep_linear', 'diagonal'}
+    model : {'linear', 'linear_chain', 'deep_linear', 'diagonal'}
+        (``'chain'``, the old name of ``'linear_chain'``, is accepted.)
     depth, widths : as in :func:`chain_flow` / :func:`deep_linear_flow`
     alpha, beta : float
         Dual and primal rates of :class:`MinnormRHS`.
@@ -675,10 +733,19 @@ def minnorm_flow(X, y, *, model="linear", loss="squared", depth=None, widths=Non
 
 def normalized_flow(X, y, *, model="linear", loss="logistic", depth=None, widths=None
                     ) -> NormalizedRHS:
-    """Gradient flow of ``𝓛(ρ v)`` on ``ρ`` and the unit sphere (THEORY §9); see
-    :class:`NormalizedRHS`. Arguments as in :func:`minnorm_flow`."""
+    """The normalised dynamics of Banburski et al. 2019: gradient flow of ``𝓛(ρ v)`` on ``ρ``
+    and the unit sphere (THEORY §9); see :class:`NormalizedRHS`. Arguments as in
+    :func:`minnorm_flow`. Twin of ``theory.derive_normalized_flow``."""
     param, obj = _param_and_objective(X, y, model=model, loss=loss, depth=depth, widths=widths)
     return NormalizedRHS(param, obj, loss=loss)
+
+
+def polar_flow(X, y, *, model="linear", loss="logistic", depth=None, widths=None) -> PolarRHS:
+    """Plain gradient flow in polar coordinates ``θ = ρ v`` (docs/theory.md §9); see
+    :class:`PolarRHS`. Arguments as in :func:`minnorm_flow`. Twin of
+    ``theory.derive_polar_flow``."""
+    param, obj = _param_and_objective(X, y, model=model, loss=loss, depth=depth, widths=widths)
+    return PolarRHS(param, obj, loss=loss)
 
 
 def balanced_init(widths, *, scale=1.0, rng=None, seed=None) -> dict[str, np.ndarray]:

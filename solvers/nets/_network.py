@@ -302,6 +302,18 @@ class HomogeneousMLP:
         return out
 
     # ------------------------------------------------------------------ forward
+    def forward_pass(self, X, *, validate: bool = True):
+        """The stored forward pass: activations ``[h_0 = X, h_1, ..., h_{L-1}]`` (``h_l`` of
+        shape ``(n, d_l)``) and pre-activations ``[z_1, ..., z_{L-1}]``; the output is
+        ``h_{L-1} @ W_L.T``.
+
+        ``validate=False`` skips the input check, for callers (training loops) that validated
+        ``X`` once already.
+        """
+        if validate:
+            X = self._check_input(X)
+        return self._forward_all(X)
+
     def _forward_all(self, X: np.ndarray):
         """Activations ``h_0 = X, h_1, ..., h_{L-1}`` and pre-activations ``z_1..z_{L-1}``."""
         hs, zs = [X], []

@@ -230,7 +230,7 @@ class _Recorder:
 
 def _evaluate(net: HomogeneousMLP, X, y, loss, k=0, rec=None):
     with np.errstate(over="ignore", invalid="ignore"):
-        hs, zs = net._forward_all(X)
+        hs, zs = net.forward_pass(X, validate=False)
         f = (hs[-1] @ net.weights[-1].T)[:, 0]
     q = y * f
     if not np.all(np.isfinite(q)):

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checking import FigureData, Series
+# line_figure lives in theory.checking (public: the reports use it too); re-exported here for
+# the catalogue modules
+from ..checking import line_figure  # noqa: F401
 
 __all__: list[str] = []
 
@@ -65,9 +67,3 @@ class ScaledBlocks:
         out[self._mask] *= self._factor
         return out
 
-
-def line_figure(name, caption, curves, *, xlabel="", ylabel="", xscale="linear",
-                yscale="linear") -> FigureData:
-    """A FigureData from ``[(x, y, label[, style]), ...]``."""
-    series = tuple(Series.of(*c) for c in curves)
-    return FigureData(name, caption, series, xlabel, ylabel, xscale, yscale)

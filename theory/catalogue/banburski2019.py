@@ -154,18 +154,19 @@ def check_normalised_margin(inst: dict) -> Verdict:
     gf, _, theta_fit = _fitted_start(inst, X, y, widths)
     nf = normalized_flow(X, y, model="deep_linear", widths=widths, loss="exp")
     rho0 = float(np.linalg.norm(theta_fit))
-    z0 = np.concatenate([[rho0], theta_fit / rho0])
+    z0 = np.concatenate([theta_fit / rho0, [rho0]])                  # blocks v…, then rho
     blocks_v = tuple(k for k in nf.blocks if k != "rho")
     rhs = ScaledBlocks(nf, blocks_v, -1.0) if inst["tamper"] == "ascend_direction" else nf
     t = np.concatenate([[0.0], np.logspace(-3, np.log10(inst["t_max"]), 80)])
     traj = integrate(rhs, z0, (0.0, inst["t_max"]), log_time=True, t_eval=t, rtol=ODE_RTOL,
                      atol=ODE_ATOL)
     Z = traj.states
-    rho = Z[:, 0] * np.linalg.norm(Z[:, 1:], axis=1)                 # ||θ||, with ||v|| ≈ 1
+    rho = Z[:, -1] * np.linalg.norm(Z[:, :-1], axis=1)               # ||θ||, with ||v|| ≈ 1
     log_loss = np.array([nf.log_loss(z) for z in Z])
     q = margins_along(traj, X, y)                                        # margins of θ = ρ v
-    smoothed = -log_loss / rho ** L
-    normalised = q.min(axis=1) / rho ** L
+    with np.errstate(divide="ignore", invalid="ignore"):   # the tampered flow drives ρ to 0
+        smoothed = -log_loss / rho ** L
+        normalised = q.min(axis=1) / rho ** L
     svm = solve_max_margin(X, y, norm=2)
     # ||θ||² ≥ L ||β||^{2/L} (AM–GM over the L factors), so ||θ||^L ≥ L^{L/2} ||β|| and
     # q_min/||θ||^L ≤ q_min(β)/(L^{L/2} ||β||) ≤ γ_2 / L^{L/2}

@@ -147,10 +147,10 @@ def check_svm(inst: dict) -> Verdict:
     T = inst["t_max"]
     t = np.linspace(0.0, T, 301)
     mn = minnorm_flow(X, y, loss="logistic", alpha=inst["svm_alpha"])
-    tr = integrate(mn, mn.pack(w=np.zeros(X.shape[1]), **{"lambda": np.zeros(X.shape[0])}),
+    tr = integrate(mn, mn.pack(w=np.zeros(X.shape[1]), mu=np.zeros(X.shape[0])),
                    (0.0, T), t_eval=t, method="DOP853", rtol=MINNORM_RTOL)
     err = (np.linalg.norm(tr.block("w") - w_hat, axis=1)
-           + np.linalg.norm(tr.block("lambda") - lam_hat, axis=1))
+           + np.linalg.norm(tr.block("mu") - lam_hat, axis=1))
     window = np.zeros(t.size, dtype=bool)
     below = np.flatnonzero(err <= FIT_HIGH)
     if below.size:
@@ -206,6 +206,15 @@ def _chain_problem(inst):
     return x, np.array([float(inst["chain_y"])]), w0, a0
 
 
+def _chain_scalars(tr):
+    """The chain scalars (a_2, …, a_L) of a Trajectory ``(T, L − 1)`` or a final state
+    ``(L − 1,)`` (blocks ``a2``, …, ``aL``)."""
+    get = tr.block if hasattr(tr, "block") else tr.__getitem__
+    keys = tr.blocks if hasattr(tr, "blocks") else tr
+    return np.stack([np.asarray(get(k), dtype=float) for k in keys
+                     if k[:1] == "a" and k[1:].isdigit()], axis=-1)
+
+
 def _chain_gap(w, a, r):
     """Distance of the factor magnitudes (||w||, |a_2|, …) to the balanced minimum (r, …, r)."""
     mags = np.column_stack([np.linalg.norm(np.atleast_2d(w), axis=1), np.abs(np.atleast_2d(a))])
@@ -220,16 +229,16 @@ def check_chain(inst: dict) -> Verdict:
     r = (abs(y[0]) / np.linalg.norm(x)) ** (1.0 / L)
     T = inst["chain_t"]
     t = np.linspace(0.0, T, 61)
-    mn = minnorm_flow(x, y, model="chain", depth=L, alpha=inst["chain_alpha"],
+    mn = minnorm_flow(x, y, model="linear_chain", depth=L, alpha=inst["chain_alpha"],
                       penalty=inst["chain_penalty"])
-    tr_mn = integrate(mn, mn.pack(w=w0, a=a0, **{"lambda": np.zeros(1)}), (0.0, T), t_eval=t,
+    tr_mn = integrate(mn, mn.pack(w=w0, a=a0, mu=np.zeros(1)), (0.0, T), t_eval=t,
                       rtol=ODE_RTOL)
-    g_mn = _chain_gap(tr_mn.block("w"), tr_mn.block("a"), r)
+    g_mn = _chain_gap(tr_mn.block("w"), _chain_scalars(tr_mn), r)
     comps = [compare_le("Minnorm: factor magnitudes at t_max vs the balanced minimum (r, …, r)",
                         float(g_mn[-1]), LIMIT_ATOL,
                         note="r = (|y|/||x||)^{1/L} by AM–GM (closed form)")]
     # the magnitudes alone do not say the limit interpolates (w ⊥ x has the right ||w||)
-    w_end, a_end = tr_mn.block("w")[-1].ravel(), np.ravel(tr_mn.block("a")[-1])
+    w_end, a_end = tr_mn.block("w")[-1].ravel(), np.ravel(_chain_scalars(tr_mn)[-1])
     fit = float(np.prod(a_end) * (w_end @ np.ravel(x)))
     comps.append(compare_le("Minnorm: |a_L⋯a_2⟨w, x⟩ − y| / |y| at t_max",
                             abs(fit - y[0]) / abs(y[0]),
@@ -243,7 +252,7 @@ def check_chain(inst: dict) -> Verdict:
     comps.append(compare_le(f"L2 flow (λ = {lam_c:g}): max_t |C(t) − C(0) e^(−2λt)| / (1 + |C(0)|)",
                             float(dev), INVARIANT_RTOL,
                             note="the imbalance decays exactly at rate 2λ, no faster (THEORY §3)"))
-    g_l2 = _chain_gap(tr_l2.block("w"), tr_l2.block("a"), r)
+    g_l2 = _chain_gap(tr_l2.block("w"), _chain_scalars(tr_l2), r)
     comps.append(compare_ge(f"L2 flow's gap at t = {T:g} / (Minnorm's gap + tolerance)",
                             float(g_l2[-1] / (g_mn[-1] + LIMIT_ATOL)), 100.0,
                             note="Minnorm reaches the minimum-norm interpolant faster"))
@@ -251,7 +260,7 @@ def check_chain(inst: dict) -> Verdict:
     for lam in lams:
         f = chain_flow(x, y, depth=L, weight_decay=float(lam))
         fin = integrate(f, f.pack(w=w0, a=a0), (0.0, 1e5), log_time=True, rtol=ODE_RTOL).final
-        bias.append(float(_chain_gap(fin["w"], fin["a"], r)[0]))
+        bias.append(float(_chain_gap(fin["w"], _chain_scalars(fin), r)[0]))
     comps.append(compare_in_band("L2 limit: exponent of its bias vs λ", loglog_slope(lams, bias),
                                  *BIAS_ORDER_BAND, theory=1.0,
                                  note="the L2 limit is biased by O(λ): it vanishes only as λ → 0"))
@@ -279,7 +288,7 @@ def check_init_independent(inst: dict) -> Verdict:
     lim_mn, lim_gf = [], []
     for _ in range(inst["n_inits"]):
         p = {k: inst["init_scale"] * rng.standard_normal(s) for k, s in gf.blocks.items()}
-        fin = integrate(mn, mn.pack(**p, **{"lambda": np.zeros(X.shape[0])}),
+        fin = integrate(mn, mn.pack(**p, mu=np.zeros(X.shape[0])),
                         (0.0, inst["deep_t"]), rtol=ODE_RTOL).final
         lim_mn.append((fin["W2"] @ fin["W1"]).ravel())
         tr = integrate(gf, gf.pack(**p), (0.0, 1e6), log_time=True, rtol=ODE_RTOL)

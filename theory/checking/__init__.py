@@ -5,6 +5,7 @@ or trials over a grid of parameters and seeds (joblib or Dask), resumable from a
 
 from __future__ import annotations
 
+from ._figures import line_figure
 from ._sweep import SweepResult, grid_points, point_key, read_results, run_sweep
 from ._theorem import CLAIM_KINDS, Source, Theorem
 from ._verdict import (
@@ -28,4 +29,5 @@ __all__ = [
     "compare_ge", "compare_in_band", "compare_nondecreasing", "report_value", "jsonable",
     "RELATIONS",
     "run_sweep", "SweepResult", "read_results", "grid_points", "point_key",
+    "line_figure",
 ]

@@ -8,8 +8,8 @@ import sys
 __all__ = ["register", "run"]
 
 EXAMPLES = """examples:
-  marginflow derive deep-linear --widths 3,4,4,2 --report out/deep
-  marginflow derive linear-chain --depth 4 --report out/chain
+  marginflow derive deep_linear --widths 3,4,4,2 --report out/deep
+  marginflow derive linear_chain --depth 4 --report out/chain
   marginflow derive linear --d 6 --loss logistic --report out/soudry
   marginflow derive diagonal --d 6 --weight-decay 0.1 --report out/diag --force"""
 
@@ -27,7 +27,7 @@ def _widths(text: str) -> tuple[int, ...]:
 
 
 def register(sub) -> None:
-    from ..reports import MODELS
+    from ..reports import MODEL_ALIASES, MODELS
 
     p = sub.add_parser("derive", help="write the derivation report of a model",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -35,7 +35,9 @@ def register(sub) -> None:
                                    "conservation laws, generate code, integrate it and compare "
                                    "with closed forms and certified programs.",
                        epilog=EXAMPLES)
-    p.add_argument("model", choices=MODELS, help="the model")
+    p.add_argument("model", choices=MODELS + tuple(MODEL_ALIASES),
+                   help="the model (linear-chain and deep-linear are the old spellings of "
+                        "linear_chain and deep_linear)")
     p.add_argument("--depth", type=int, default=3, help="depth of a linear chain (default 3)")
     p.add_argument("--widths", type=_widths, default=(3, 4, 4, 2),
                    help="deep linear net widths d_0,...,d_L (default 3,4,4,2)")

@@ -32,10 +32,13 @@ from ..symbolic import (
 )
 from ._report import Code, Equation, Paragraph, Report, Table, verdict_blocks
 
-__all__ = ["MODELS", "DerivationSpec", "build_model", "derive_report"]
+__all__ = ["MODELS", "MODEL_ALIASES", "DerivationSpec", "build_model", "derive_report"]
 
 #: Models ``marginflow derive`` knows.
-MODELS = ("linear", "linear-chain", "deep-linear", "diagonal")
+MODELS = ("linear", "linear_chain", "deep_linear", "diagonal")
+#: Old (CLI) spellings still accepted as ``DerivationSpec.model`` (issue 13: one vocabulary; the
+#: canonical names are those of ``theory.symbolic``'s ``Model.name`` and ``solvers.flows.MODELS``).
+MODEL_ALIASES = {"linear-chain": "linear_chain", "deep-linear": "deep_linear"}
 
 #: Integrator tolerance of the numerical part, and the layered tolerances checked against it.
 ODE_RTOL, ODE_ATOL = 1e-10, 1e-12
@@ -53,13 +56,20 @@ LIMIT_RTOL, LIMIT_ATOL = 1e-5, 1e-8
 class DerivationSpec:
     """What to derive: model name and sizes, loss, weight decay, seed of the numerical part."""
 
-    model: str = "deep-linear"
+    model: str = "deep_linear"
     depth: int = 3
     widths: tuple = (3, 4, 4, 2)
     d: int = 4
     loss: str = "squared"
     weight_decay: float = 0.0
     seed: int = 0
+
+    def __post_init__(self):
+        model = MODEL_ALIASES.get(self.model, self.model)
+        if model not in MODELS:
+            raise ValueError(f"model must be one of {MODELS} (or {sorted(MODEL_ALIASES)}); "
+                             f"got {self.model!r}.")
+        object.__setattr__(self, "model", model)
 
     def to_dict(self) -> dict:
         return {"model": self.model, "depth": self.depth, "widths": list(self.widths),
@@ -71,9 +81,9 @@ def build_model(spec: DerivationSpec):
     """The symbolic model of ``spec``."""
     if spec.model == "linear":
         return linear_model(spec.d)
-    if spec.model == "linear-chain":
+    if spec.model == "linear_chain":
         return linear_chain(spec.depth, spec.d)
-    if spec.model == "deep-linear":
+    if spec.model == "deep_linear":
         return deep_linear_net(tuple(spec.widths))
     if spec.model == "diagonal":
         return diagonal_linear_net(spec.d)
@@ -92,7 +102,7 @@ def _data(spec: DerivationSpec, model, rng):
     if spec.loss != "squared":
         X, y = make_separable(30, d_in, gap=0.3, seed=rng)
         return {"X": X, "y": y}
-    if spec.model == "deep-linear":
+    if spec.model == "deep_linear":
         X, Y = make_whitened_regression(4 * d_in + 8, d_in, k, seed=rng)
         return {"X": X, "Y": Y}
     n = max(1, d_in // 2)
@@ -106,14 +116,14 @@ def _hand_written(spec: DerivationSpec, data):
 
     X = data["X"]
     y = data.get("y", data.get("Y"))
-    if spec.loss == "squared" and y.ndim == 2 and y.shape[1] == 1 and spec.model != "deep-linear":
+    if spec.loss == "squared" and y.ndim == 2 and y.shape[1] == 1 and spec.model != "deep_linear":
         y = y[:, 0]
     kw = {"loss": spec.loss, "weight_decay": spec.weight_decay}
     if spec.model == "linear":
         return rhs.linear_flow(X, y, **kw)
-    if spec.model == "linear-chain":
+    if spec.model == "linear_chain":
         return rhs.chain_flow(X, y, depth=spec.depth, **kw)
-    if spec.model == "deep-linear":
+    if spec.model == "deep_linear":
         return rhs.deep_linear_flow(X, y, widths=tuple(spec.widths), **kw)
     return rhs.diagonal_flow(X, y, **kw)
 
@@ -144,7 +154,7 @@ def _numerical_part(spec, model, flow, compiled, proofs):
 
     # 2. integrate from a small random init and check the conservation laws numerically
     # small init, but not so small that a deep chain sits at the saddle at 0 for the whole run
-    scale = {"linear-chain": 1.0}.get(spec.model, 0.3) if spec.loss == "squared" else 0.1
+    scale = {"linear_chain": 1.0}.get(spec.model, 0.3) if spec.loss == "squared" else 0.1
     y0 = scale * rng.standard_normal(flow.size)
     log_time = spec.loss != "squared"
     t_end = 1e30 if log_time else 200.0
@@ -184,7 +194,7 @@ def _numerical_part(spec, model, flow, compiled, proofs):
     X = data["X"]
     if spec.loss == "squared" and spec.weight_decay == 0:
         Y = data["Y"]
-        if spec.model == "deep-linear":
+        if spec.model == "deep_linear":
             ref = np.linalg.lstsq(X, Y, rcond=None)[0].T          # (k, d): Y X⁺, XᵀX/n = I
             comps.append(compare_close("||E(∞) − Y X⁺||_F / ||Y X⁺||_F", 0.0,
                                        np.linalg.norm(beta - ref) / np.linalg.norm(ref),
@@ -227,7 +237,7 @@ def _numerical_part(spec, model, flow, compiled, proofs):
 
 
 def _figure(name, caption, ylabel, curves, xscale, yscale):
-    from ..catalogue._common import line_figure
+    from ..checking import line_figure
 
     return line_figure(f"derive_{name}", caption, curves, xlabel="t", ylabel=ylabel,
                        xscale=xscale, yscale=yscale)
@@ -314,8 +324,8 @@ def _loss_text(loss) -> str:
 
 def _closed_form_blocks(spec: DerivationSpec) -> list:
     out = []
-    if spec.model in ("deep-linear", "linear-chain") and spec.loss == "squared":
-        L = spec.depth if spec.model == "linear-chain" else len(spec.widths) - 1
+    if spec.model in ("deep_linear", "linear_chain") and spec.loss == "squared":
+        L = spec.depth if spec.model == "linear_chain" else len(spec.widths) - 1
         out.append(Paragraph("Saxe, McClelland & Ganguli 2014 (whitened inputs, balanced "
                              "init aligned with the SVD of $\\Sigma_{yx}$): each mode "
                              "strength obeys"))

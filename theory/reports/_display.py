@@ -17,7 +17,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
-from ..checking import RELATIONS, Comparison, FigureData, Verdict
+from ..checking import RELATIONS, Comparison, Verdict
+from ._figures import plot_figure
 from ._report import Figure, Report, render_markdown
 
 __all__ = [
@@ -139,42 +140,6 @@ def format_verdict(verdict: Verdict) -> str:
     if not verdict.comparisons:
         return head
     return head + "\n" + format_comparisons(verdict.comparisons)
-
-
-def plot_figure(fig_data: FigureData, ax=None):
-    """Draw ``fig_data`` on a matplotlib axis (a new figure when ``ax`` is None).
-
-    Each :class:`~theory.verdict.Series` becomes one line with its style and label; scales,
-    axis labels and the caption (as title) come from ``fig_data``. The same drawing as the
-    figures of :func:`theory.write_report`, on an axis you choose.
-
-    Parameters
-    ----------
-    fig_data : FigureData
-    ax : matplotlib.axes.Axes, optional
-
-    Returns
-    -------
-    matplotlib.axes.Axes
-    """
-    if not isinstance(fig_data, FigureData):
-        raise TypeError(f"fig_data must be a theory.verdict.FigureData; got "
-                        f"{type(fig_data).__name__}.")
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.0, 4.0), layout="constrained")
-    for s in fig_data.series:
-        ax.plot(s.x, s.y, s.style, label=s.label)
-    ax.set_xscale(fig_data.xscale)
-    ax.set_yscale(fig_data.yscale)
-    ax.set_xlabel(fig_data.xlabel)
-    ax.set_ylabel(fig_data.ylabel)
-    ax.set_title(fig_data.caption, fontsize=9)
-    if any(s.label for s in fig_data.series):
-        ax.legend(fontsize=8)
-    ax.grid(True, alpha=0.3)
-    return ax
 
 
 def show_verdict(verdict: Verdict, *, figures: bool = True, file=None) -> list:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from ..checking import FigureData, Verdict, jsonable
+from ._figures import draw_figure
 
 __all__ = [
     "Report",
@@ -250,24 +251,6 @@ def render_latex(report: Report) -> str:
     unknown = sorted({ch for ch in doc if ord(ch) > 0x17F and ch not in known})
     decl_lines += [f"\\DeclareUnicodeCharacter{{{ord(ch):04X}}}{{?}}" for ch in unknown]
     return doc.replace("%DECLARATIONS%", "\n".join(decl_lines), 1)
-
-
-def draw_figure(fig_data: FigureData, directory: Path) -> list[Path]:
-    """Draw ``fig_data`` to ``NAME.png`` and ``NAME.svg`` in ``directory``.
-
-    Uses a bare :class:`matplotlib.figure.Figure` (no pyplot), so it works headless and leaves the
-    caller's backend (e.g. a notebook's inline one) alone.
-    """
-    from matplotlib.figure import Figure as MplFigure
-
-    from ._display import plot_figure
-
-    fig = MplFigure(figsize=(6.0, 4.0), layout="constrained")
-    plot_figure(fig_data, fig.subplots())
-    paths = [directory / f"{fig_data.name}.png", directory / f"{fig_data.name}.svg"]
-    for p in paths:
-        fig.savefig(p, dpi=120)
-    return paths
 
 
 def write_report(report: Report, directory: str | os.PathLike, *, force: bool = False) -> Path:

@@ -28,6 +28,7 @@ from ._flows import (
     derive_gradient_flow,
     derive_minnorm_flow,
     derive_normalized_flow,
+    derive_polar_flow,
 )
 from ._losses import Loss, Sigmoid, Softplus, exp_loss, get_loss, logistic_loss, squared_loss
 from ._models import (
@@ -46,6 +47,7 @@ __all__ = [
     "Loss", "Sigmoid", "Softplus", "squared_loss", "logistic_loss", "exp_loss", "get_loss",
     "GradientFlow", "LAM", "derive_gradient_flow", "derive_minnorm_flow",
     "derive_normalized_flow",
+    "derive_polar_flow",
     "ConservationProof", "conserved_quantities", "prove_conserved",
     "saxe_mode_ode", "saxe_mode_solution", "saxe_time_integral", "saxe_mode_time",
     "saxe_mode_strength", "psd_power", "arora_end_to_end_expression", "arora_end_to_end_rhs",

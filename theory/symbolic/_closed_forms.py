@@ -193,6 +193,12 @@ def psd_power(M, p: float) -> np.ndarray:
 
     Negative eigenvalues from rounding (:math:`\\ge -10^{-12}\\,\\|M\\|`) are clipped to zero;
     ``p = 0`` gives the identity (the convention :math:`0^0 = 1` used by Arora et al.).
+
+    Eigenvalues at or below the rank tolerance :math:`n\\,\\varepsilon\\,\\lambda_{\\max}`
+    (``n`` the size of ``M``, :math:`\\varepsilon` the float64 machine epsilon: the rounding
+    level of ``eigh``) are treated as exact zeros, so that they stay zero in fractional powers.
+    Without this, a rounding-level eigenvalue of :math:`10^{-17}` of a rank-deficient :math:`W^T W`
+    raised to the power 1/3 becomes :math:`2\\cdot 10^{-6}` (issue 13, item 3).
     """
     M = np.asarray(M, dtype=np.float64)
     if M.ndim != 2 or M.shape[0] != M.shape[1]:
@@ -208,6 +214,7 @@ def psd_power(M, p: float) -> np.ndarray:
             "psd_power needs W W^T or W^T W."
         )
     lam = np.clip(lam, 0.0, None)
+    lam[lam <= M.shape[0] * np.finfo(np.float64).eps * scale] = 0.0   # rank tolerance
     return (V * lam**p) @ V.T
 
 

@@ -192,9 +192,9 @@ class CompiledFlow:
     def size(self) -> int:
         return self.flow.size
 
-    def pack(self, values: dict) -> np.ndarray:
-        """Flat state from ``{name: array}``."""
-        return pack(self.flow.block_list, values)
+    def pack(self, values: dict | None = None, /, **arrays) -> np.ndarray:
+        """Flat state from ``{name: array}`` and/or keywords (``pack(w=w0)``)."""
+        return pack(self.flow.block_list, values, **arrays)
 
     def unpack(self, y) -> dict:
         """``{name: array}`` from a flat state."""
@@ -225,30 +225,46 @@ class CompiledFlow:
 
 
 class BoundFlow:
-    """A compiled flow with its data bound: ``f(t, y)``, ``f.jac(t, y)``, ``f.blocks``.
+    """A compiled flow with its data bound: ``f(t, y)``, ``f.jac``, ``f.blocks``, ``f.pack``,
+    ``f.unpack``, ``f.size``, ``f.model``.
 
-    Ready for ``scipy.integrate.solve_ivp(f, ..., jac=f.jac)``.
+    Interchangeable with the hand-written twins of ``solvers.flows`` (same ``blocks``,
+    ``pack``/``unpack`` convention and ``model`` name). ``f.jac`` is ``jac(t, y) -> (N, N)``,
+    or ``None`` when the flow was compiled with ``jacobian=False`` (so that
+    ``solvers.integrate`` and ``solve_ivp`` use finite differences in implicit methods).
     """
 
     def __init__(self, compiled: CompiledFlow, params: dict):
         self.compiled = compiled
         self.params = params
         self.blocks = compiled.blocks
+        self.model = compiled.flow.model.name
+        self.kind = compiled.flow.kind
 
     def __call__(self, t, y):
         return self.compiled.rhs(t, y, self.params)
 
-    def jac(self, t, y):
+    @property
+    def jac(self):
+        """``jac(t, y) -> (N, N)``, or ``None`` if compiled with ``jacobian=False``."""
         if self.compiled.jac is None:
-            raise ValueError(
-                "this flow was compiled with jacobian=False; recompile with jacobian=True."
-            )
+            return None
+        return self._jac
+
+    def _jac(self, t, y):
         return self.compiled.jac(t, y, self.params)
 
-    def pack(self, values):
-        return self.compiled.pack(values)
+    @property
+    def size(self) -> int:
+        """N, the length of the flat state."""
+        return self.compiled.size
+
+    def pack(self, values=None, /, **arrays):
+        """Flat state from ``{name: array}`` and/or keywords (``pack(w=w0)``)."""
+        return self.compiled.pack(values, **arrays)
 
     def unpack(self, y):
+        """``{name: array}`` (copies) from a flat state ``(N,)`` or a stack ``(T, N)``."""
         return self.compiled.unpack(y)
 
 

@@ -86,7 +86,7 @@ def conserved_quantities(model: Model) -> dict[str, sp.MatrixExpr]:
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be a theory.models.Model; got {type(model).__name__}.")
-    if model.name == "diagonal_linear":
+    if model.name == "diagonal":
         u, v = (b.symbol for b in model.block_list)
         return {"uv": sp.HadamardProduct(u, v)}
     if model.factors is None:

@@ -26,8 +26,11 @@ __all__ = [
     "derive_gradient_flow",
     "derive_minnorm_flow",
     "derive_normalized_flow",
+    "derive_polar_flow",
 ]
 
+import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -60,7 +63,7 @@ class GradientFlow:
     Attributes
     ----------
     kind : str
-        ``'gradient'``, ``'minnorm'`` or ``'normalized'``.
+        ``'gradient'``, ``'minnorm'``, ``'normalized'`` or ``'polar'``.
     model : Model
     loss : Loss or None
     block_list : tuple of Block
@@ -105,12 +108,13 @@ class GradientFlow:
         """Length ``N`` of the flat state."""
         return sum(b.size for b in self.block_list)
 
-    def pack(self, values: dict) -> np.ndarray:
-        """Flat state ``(N,)`` from ``{name: array of the block's shape}``."""
-        return pack(self.block_list, values)
+    def pack(self, values: dict | None = None, /, **arrays) -> np.ndarray:
+        """Flat state ``(N,)`` from ``{name: array}`` or keywords: ``pack({"w": w})`` or
+        ``pack(w=w)`` (the convention of ``solvers.flows``' hand-written flows)."""
+        return pack(self.block_list, values, **arrays)
 
     def unpack(self, y) -> dict[str, np.ndarray]:
-        """``{name: array}`` from a flat state ``(N,)`` (copies)."""
+        """``{name: array}`` from a flat state ``(N,)`` or a stack ``(T, N)`` (copies)."""
         return unpack(self.block_list, y)
 
     # -- symbolic views -------------------------------------------------------------------
@@ -143,12 +147,48 @@ class GradientFlow:
         }
 
 
-def pack(block_list, values: dict) -> np.ndarray:
-    names = [b.name for b in block_list]
-    if not isinstance(values, dict):
+def _pack_arguments(names, values, arrays) -> dict:
+    """Merge ``pack(mapping)`` and ``pack(**arrays)``; map the old names of issue 13.
+
+    The twin of ``solvers.flows``' helper (the symbolic core imports no solver; a test pins that
+    both accept the same calls): a vector ``a`` of shape ``(L-1,)`` stands for the chain scalars
+    ``a2, ..., aL``; ``lambda`` (the old solvers name, deprecated) for ``mu``.
+    """
+    if values is None:
+        merged = {}
+    elif isinstance(values, Mapping):
+        merged = dict(values)
+    else:
         raise TypeError(
             f"values must be a dict name -> array with keys {names}; got {type(values)}."
         )
+    dup = sorted(set(merged) & set(arrays))
+    if dup:
+        raise ValueError(f"blocks {dup} were given both in the mapping and as keywords; give "
+                         f"each block once.")
+    merged.update(arrays)
+    if "lambda" in merged and "lambda" not in names and "mu" in names:
+        if "mu" in merged:
+            raise ValueError("both 'mu' and its old name 'lambda' were given; pass only mu=.")
+        warnings.warn("the Minnorm multiplier block is named 'mu'; pass mu= instead of "
+                      "**{'lambda': ...}.", DeprecationWarning, stacklevel=4)
+        merged["mu"] = merged.pop("lambda")
+    scalars = [k for k in names if k[:1] == "a" and k[1:].isdigit()]
+    if "a" in merged and "a" not in names and scalars:
+        if any(k in merged for k in scalars):
+            raise ValueError(f"give the chain scalars either as a= (a vector) or as "
+                             f"{', '.join(scalars)}, not both.")
+        a = np.asarray(merged.pop("a"), dtype=np.float64)
+        if a.shape != (len(scalars),):
+            raise ValueError(f"a must be the vector ({', '.join(scalars)}) of shape "
+                             f"({len(scalars)},); got shape {a.shape}.")
+        merged.update({k: a[i] for i, k in enumerate(scalars)})
+    return merged
+
+
+def pack(block_list, values: dict | None = None, /, **arrays) -> np.ndarray:
+    names = [b.name for b in block_list]
+    values = _pack_arguments(names, values, arrays)
     missing = [n for n in names if n not in values]
     extra = [k for k in values if k not in names]
     if missing or extra:
@@ -169,11 +209,14 @@ def pack(block_list, values: dict) -> np.ndarray:
 def unpack(block_list, y) -> dict[str, np.ndarray]:
     y = np.asarray(y, dtype=np.float64)
     N = sum(b.size for b in block_list)
-    if y.shape != (N,):
-        raise ValueError(f"y must be a flat state of shape ({N},); got {y.shape}.")
+    if y.ndim not in (1, 2) or y.shape[-1] != N:
+        raise ValueError(
+            f"y must be a flat state of shape ({N},) or a stack (T, {N}); got {y.shape}."
+        )
+    lead = y.shape[:-1]
     out, o = {}, 0
     for b in block_list:
-        out[b.name] = y[o : o + b.size].reshape(b.shape).copy()
+        out[b.name] = y[..., o : o + b.size].reshape(lead + b.shape).copy()
         o += b.size
     return out
 
@@ -546,20 +589,47 @@ def derive_minnorm_flow(
 
 
 def derive_normalized_flow(model: Model, loss) -> GradientFlow:
-    """Gradient flow in polar coordinates :math:`\\theta = \\rho v`, :math:`\\|v\\| = 1` (§9).
+    """The normalised dynamics of Banburski et al. (2019), "Theory III" (docs/theory.md §9).
 
-    Banburski et al. (2019), "Theory III": the exact change of variables of gradient flow,
+    Gradient flow of :math:`\\Phi(\\rho, v) = \\mathcal L(\\rho v)` in :math:`\\rho` and, on the
+    unit sphere :math:`\\|v\\| = 1`, in :math:`v` (the weight-normalisation / Lagrange-multiplier
+    dynamics, :math:`\\nabla_v\\Phi = \\rho g`):
 
     .. math::
         \\dot\\rho = -\\langle v, g\\rangle, \\qquad
-        \\dot v = -\\frac{1}{\\rho}\\,(I - v v^T)\\, g, \\qquad g = \\nabla\\mathcal L(\\rho v),
+        \\dot v = -\\rho\\,(I - v v^T)\\, g, \\qquad g = \\nabla\\mathcal L(\\rho v),
 
-    where :math:`v` ranges over all blocks jointly (the state holds the model blocks as the
-    direction :math:`v`, then the scalar block ``rho``). The direction dynamics are the
-    projected (unit-norm constrained) gradient dynamics: :math:`\\tfrac{d}{dt}\\|v\\|^2 = 0` on
-    :math:`\\|v\\| = 1`; ``g`` is evaluated at :math:`\\theta = \\rho v` directly (no use of
-    homogeneity), so the flow is exactly gradient flow in new coordinates.
+    where :math:`v` ranges over all blocks jointly. :math:`\\tfrac{d}{dt}\\|v\\|^2 = 0` on
+    :math:`\\|v\\| = 1`. This is **not** plain gradient flow in other coordinates (that is
+    :func:`derive_polar_flow`): :math:`\\dot\\rho` is the same, but :math:`v` moves
+    :math:`\\rho^2` times faster. State: the model blocks holding :math:`v`, then the scalar
+    block ``rho`` -- the layout of the hand-written twin ``solvers.normalized_flow``.
+
+    Before issue 13 this function returned the polar form (:func:`derive_polar_flow`), which
+    ``solvers.normalized_flow`` did not: the two differed by exactly :math:`\\rho^2` in
+    :math:`\\dot v`.
     """
+    return _derive_sphere_flow(model, loss, kind="normalized")
+
+
+def derive_polar_flow(model: Model, loss) -> GradientFlow:
+    """Plain gradient flow in polar coordinates :math:`\\theta = \\rho v`, :math:`\\|v\\| = 1`
+    (docs/theory.md §9): the exact change of variables of
+    :math:`\\dot\\theta = -\\nabla\\mathcal L`,
+
+    .. math::
+        \\dot\\rho = -\\langle v, g\\rangle, \\qquad
+        \\dot v = -\\frac{1}{\\rho}\\,(I - v v^T)\\, g, \\qquad g = \\nabla\\mathcal L(\\rho v).
+
+    ``g`` is evaluated at :math:`\\theta = \\rho v` directly (no use of homogeneity), so the
+    trajectory is that of :func:`derive_gradient_flow`'s flow. Same state layout as
+    :func:`derive_normalized_flow`; twin of ``solvers.polar_flow``.
+    """
+    return _derive_sphere_flow(model, loss, kind="polar")
+
+
+def _derive_sphere_flow(model: Model, loss, *, kind: str) -> GradientFlow:
+    """``v̇ = −ρ^{±1} (I − vvᵀ) g``, ``ρ̇ = −⟨v, g⟩``: +1 for 'normalized', −1 for 'polar'."""
     if not isinstance(model, Model):
         raise TypeError(f"model must be a theory.models.Model; got {type(model).__name__}.")
     loss = get_loss(loss)
@@ -586,14 +656,17 @@ def derive_normalized_flow(model: Model, loss) -> GradientFlow:
         [_inner(b.symbol, s) for b, s in zip(model.block_list, gsyms, strict=True)]
     )
     base_defs.append((vg, inner))
-    rinv = sp.MatrixSymbol("rho_inv", 1, 1)
-    base_defs.append((rinv, _Reciprocal(R)))
+    if kind == "polar":
+        clock = sp.MatrixSymbol("rho_inv", 1, 1)
+        base_defs.append((clock, _Reciprocal(R)))
+    else:
+        clock = R
     rhs = []
     for b, s in zip(model.block_list, gsyms, strict=True):
-        rhs.append(-_ScalarTimes(rinv, s - _ScalarTimes(vg, b.symbol)))
+        rhs.append(-_ScalarTimes(clock, s - _ScalarTimes(vg, b.symbol)))
     rhs.append(-vg)
     return GradientFlow(
-        kind="normalized",
+        kind=kind,
         model=model,
         loss=loss,
         block_list=(*model.block_list, rho),

@@ -76,7 +76,10 @@ class Model:
     Attributes
     ----------
     name : str
-        ``'linear'``, ``'linear_chain'``, ``'deep_linear'`` or ``'diagonal_linear'``.
+        ``'linear'``, ``'linear_chain'``, ``'deep_linear'`` or ``'diagonal'`` -- the model names
+        of :mod:`solvers.flows` too (``solvers.flows.MODELS``; the diagonal net was named
+        ``'diagonal_linear'`` before issue 13; the factory keeps its name
+        :func:`diagonal_linear_net`).
     block_list : tuple of Block
         The parameter blocks in state order.
     degree : int
@@ -227,7 +230,7 @@ def diagonal_linear_net(d: int) -> Model:
     v = _block("v", (d,))
     e2e = (sp.HadamardProduct(u.symbol, u.symbol) - sp.HadamardProduct(v.symbol, v.symbol)).T
     return Model(
-        name="diagonal_linear",
+        name="diagonal",
         block_list=(u, v),
         degree=2,
         input_dim=d,
