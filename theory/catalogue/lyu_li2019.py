@@ -82,7 +82,7 @@ KKT_KINK_RTOL = 1e-3
 
 DEFAULTS = {
     "n": 20, "d": 3, "teacher_width": 6, "width": 10, "label_gap": 0.1, "seed": 0,
-    "loss": "exp", "lr": 0.1, "steps": 3000,
+    "loss": "exp", "lr": 0.1, "steps": 3000, "max_fit_steps": 30000,
     "kkt_lr": 4.0, "kkt_steps": 16000, "kkt_norm": 2,
     "contradict": False,
 }
@@ -133,9 +133,29 @@ def _log_ell0(loss: str) -> float:
     return float(log_loss(np.zeros(1), loss))
 
 
+#: Theorem 4.1 is about the phase after the fit (𝓛 < ℓ(0)); how long GD takes to get there is not
+#: part of the claim (seed 18 of the default family: two points stay misclassified for ~10⁴
+#: steps at lr = 0.1). ``check_monotone`` therefore first trains, unrecorded, in chunks of
+#: ``FIT_CHUNK`` steps until 𝓛 < ℓ(0) or ``max_fit_steps`` are spent, then records ``steps``
+#: steps at every step. Unfittable data still fail the hypothesis comparison.
+FIT_CHUNK = 1000
+
+
+def _fit_first(net, X, y, inst):
+    """Unrecorded GD (same step rule) until 𝓛 < ℓ(0) or ``max_fit_steps``; returns the net."""
+    thr, done = _log_ell0(inst["loss"]), 0
+    while done < inst["max_fit_steps"] and float(log_loss(margins(net, X, y), inst["loss"])) >= thr:
+        chunk = min(FIT_CHUNK, inst["max_fit_steps"] - done)
+        net = train(net, X, y, method="gd", loss=inst["loss"], adaptive="loss_norm",
+                    lr=inst["lr"], steps=chunk, record_every=chunk, progress=False).net
+        done += chunk
+    return net, done
+
+
 def check_monotone(inst: dict) -> Verdict:
     X, y, net = _problem(inst)
     loss = inst["loss"]
+    net, pre_steps = _fit_first(net, X, y, inst)
     r = train(net, X, y, method="gd", loss=loss, adaptive="loss_norm", lr=inst["lr"],
               steps=inst["steps"], record_every=1, progress=False)
     h = r.history
@@ -176,7 +196,8 @@ def check_monotone(inst: dict) -> Verdict:
                             "Smoothed and normalised margins once the data are fitted",
                             [(k, s, "γ̃ (smoothed)"), (k, h.normalized_margin_l2[fitted],
                                                       "γ̄ = q_min/ρ^L", "--")],
-                            xlabel="step", ylabel="margin"),)
+                            xlabel=f"step (after {pre_steps} unrecorded steps)",
+                            ylabel="margin"),)
     return Verdict("lyu-li-monotone", "smoothed margin non-decreasing once 𝓛 < ℓ(0)",
                    tuple(comps), figs, instance=_summary(inst, X), kind="monotonicity")
 
