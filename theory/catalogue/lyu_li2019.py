@@ -18,11 +18,14 @@ with the loss- and norm-normalised step ``η_k = lr/(𝓛 ρ^{2L−2})`` of
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from solvers.losses import log_loss
 from solvers.nets import HomogeneousMLP, margins, train
 from solvers.nets.kkt import check_kkt
+from solvers.tolerances import TOLERANCES
 
 from ..checking import (
     Source,
@@ -51,17 +54,36 @@ SOURCE = Source(
 #: real violation (measured with this step: none at all; a step of lr = 1 shows relative drops
 #: of 2e-4).
 MONO_RTOL = 1e-12
-#: The KKT residual ε/||θ̃|| must at least halve between the first feasible record and the late
-#: records (median of the last quarter) over a 16-fold horizon. Lyu & Li give no rate for ε → 0
-#: (it is polylogarithmic at best), so this is a trend, not a rate; measured ratios 0.21–0.44
-#: over four data seeds. The median guards against single records where the iterate sits at a
-#: kink and ε spikes.
+#: KKT trend (Thm 4.4: limit points are KKT points, ε → 0; no rate is given). The net is trained
+#: by gradient descent with the curvature-matched step ``η_k = s_k/(𝓛 ρ^{2L−2})`` and KKT-checked
+#: at ``KKT_RECORDS`` geometric checkpoints from step ``KKT_FIRST`` to ``kkt_steps``; with
+#: ``kkt_lr = 4`` the loss reaches ``log 𝓛 ≈ −1000`` to ``−4000`` (measured, seeds 0–19) and after
+#: the data are fitted no step is rejected: the schedule does not oscillate, so the run follows the
+#: gradient flow and ``ρ`` grows monotonically (the same run at ``kkt_lr = 1`` and 4× the steps
+#: gives the same ε curve).
+#:
+#: Two assertions: the last recorded ε (not a median) is at most ``KKT_DECAY`` times the first,
+#: and ε never increases between the checkpoints of the last decade of steps (no plateau, no
+#: oscillation), up to ``TOLERANCES.kkt_optimality_rtol``, the relative accuracy to which the QP's
+#: optimality is certified.
 KKT_DECAY = 0.5
+KKT_FIRST = 500
+KKT_RECORDS = 9
+#: Near-kink convention of the trend. A ReLU unit that is at a kink for an example *in the limit*
+#: approaches it only slowly: after log(1/𝓛) ≈ 3000 several (example, unit) pairs still have
+#: relative pre-activations 1e-6 to 1e-5, straddling the exact-kink threshold
+#: ``TOLERANCES.kink_rtol = 1e-6``. With that threshold a pair counts as smooth one record and
+#: as a kink the next, and ε jumps between 0.03 and 0.45 (seed 10) although the iterate moves
+#: smoothly. Treating pairs within ``KINK_RTOL = 1e-3`` as kinks measures ε with the Clarke
+#: subgradients of a point whose pre-activations differ by at most 1e-3 (relative) from θ̃'s —
+#: the Goldstein-type subdifferential in which Lyu & Li's limit statement is the natural finite-
+#: time reading — and then ε decreases steadily. The exact-convention ε is reported as well.
+KKT_KINK_RTOL = 1e-3
 
 DEFAULTS = {
     "n": 20, "d": 3, "teacher_width": 6, "width": 10, "label_gap": 0.1, "seed": 0,
-    "loss": "exp", "lr": 0.1, "steps": 3000,
-    "kkt_lr": 1.0, "kkt_steps": 8000, "kkt_every": 500, "kkt_norm": 2,
+    "loss": "exp", "lr": 0.1, "steps": 3000, "max_fit_steps": 30000,
+    "kkt_lr": 4.0, "kkt_steps": 16000, "kkt_norm": 2,
     "contradict": False,
 }
 
@@ -111,9 +133,29 @@ def _log_ell0(loss: str) -> float:
     return float(log_loss(np.zeros(1), loss))
 
 
+#: Theorem 4.1 is about the phase after the fit (𝓛 < ℓ(0)); how long GD takes to get there is not
+#: part of the claim (seed 18 of the default family: two points stay misclassified for ~10⁴
+#: steps at lr = 0.1). ``check_monotone`` therefore first trains, unrecorded, in chunks of
+#: ``FIT_CHUNK`` steps until 𝓛 < ℓ(0) or ``max_fit_steps`` are spent, then records ``steps``
+#: steps at every step. Unfittable data still fail the hypothesis comparison.
+FIT_CHUNK = 1000
+
+
+def _fit_first(net, X, y, inst):
+    """Unrecorded GD (same step rule) until 𝓛 < ℓ(0) or ``max_fit_steps``; returns the net."""
+    thr, done = _log_ell0(inst["loss"]), 0
+    while done < inst["max_fit_steps"] and float(log_loss(margins(net, X, y), inst["loss"])) >= thr:
+        chunk = min(FIT_CHUNK, inst["max_fit_steps"] - done)
+        net = train(net, X, y, method="gd", loss=inst["loss"], adaptive="loss_norm",
+                    lr=inst["lr"], steps=chunk, record_every=chunk, progress=False).net
+        done += chunk
+    return net, done
+
+
 def check_monotone(inst: dict) -> Verdict:
     X, y, net = _problem(inst)
     loss = inst["loss"]
+    net, pre_steps = _fit_first(net, X, y, inst)
     r = train(net, X, y, method="gd", loss=loss, adaptive="loss_norm", lr=inst["lr"],
               steps=inst["steps"], record_every=1, progress=False)
     h = r.history
@@ -154,53 +196,86 @@ def check_monotone(inst: dict) -> Verdict:
                             "Smoothed and normalised margins once the data are fitted",
                             [(k, s, "γ̃ (smoothed)"), (k, h.normalized_margin_l2[fitted],
                                                       "γ̄ = q_min/ρ^L", "--")],
-                            xlabel="step", ylabel="margin"),)
+                            xlabel=f"step (after {pre_steps} unrecorded steps)",
+                            ylabel="margin"),)
     return Verdict("lyu-li-monotone", "smoothed margin non-decreasing once 𝓛 < ℓ(0)",
                    tuple(comps), figs, instance=_summary(inst, X), kind="monotonicity")
+
+
+def _kkt_checkpoints(inst) -> np.ndarray:
+    return np.unique(np.geomspace(min(KKT_FIRST, inst["kkt_steps"]), inst["kkt_steps"],
+                                  KKT_RECORDS).astype(int))
 
 
 def check_kkt_trend(inst: dict) -> Verdict:
     X, y, net = _problem(inst)
     loss, p = inst["loss"], inst["kkt_norm"]
-    reports = {}
-
-    def kkt_fn(cur):
-        rep = check_kkt(cur, X, y, norm=p, loss=loss)
-        reports[len(reports)] = rep
-        return rep.epsilon_relative
-
-    r = train(net, X, y, method="gd", loss=loss, adaptive="loss_norm", lr=inst["kkt_lr"],
-              steps=inst["kkt_steps"], record_every=inst["kkt_every"],
-              kkt_every=inst["kkt_every"], kkt_fn=kkt_fn, progress=False)
-    h = r.history
-    ok = np.isfinite(h.kkt_residual)
+    title = "ε of the KKT check decreases to 0 along GD"
+    checkpoints = _kkt_checkpoints(inst)
+    cur, done, rejected = net, 0, 0
+    eps, reports, log_losses = [], [], []
+    for k in checkpoints:  # one run, continued from checkpoint to checkpoint
+        r = train(cur, X, y, method="gd", loss=loss, adaptive="loss_norm", lr=inst["kkt_lr"],
+                  steps=int(k) - done, record_every=max(int(k) - done, 1), progress=False)
+        cur, done, rejected = r.net, int(k), rejected + r.n_rejected
+        lL = float(r.history.log_loss[-1])
+        log_losses.append(lL)
+        if margins(cur, X, y).min() > 0:  # θ̃ = θ/q_min^{1/L} needs q_min > 0
+            with warnings.catch_warnings():  # Euler's identity holds at the nearby point only
+                warnings.filterwarnings("ignore", message="Euler.s identity",
+                                        category=RuntimeWarning)
+                rep = check_kkt(cur, X, y, norm=p, loss=loss, kink_rtol=KKT_KINK_RTOL)
+            eps.append(rep.epsilon_relative)
+            reports.append(rep)
+        else:
+            eps.append(np.nan)
+            reports.append(None)
+    eps = np.asarray(eps)
+    ok = np.isfinite(eps)
     comps = []
     if ok.sum() < 4:
-        comps.append(compare_le("feasible KKT records (q_min > 0)", -float(ok.sum()), -4.0,
+        comps.append(compare_ge("feasible KKT checkpoints (q_min > 0)", float(ok.sum()), 4.0,
                                 note="need the data fitted early enough for a trend"))
-        return Verdict("lyu-li-kkt", "ε of the KKT check decreases along GD", tuple(comps),
-                       instance=_summary(inst, X), kind="limit")
-    steps, eps = h.step[ok], h.kkt_residual[ok]
-    late = float(np.median(eps[-max(1, eps.size // 4):]))
+        return Verdict("lyu-li-kkt", title, tuple(comps), instance=_summary(inst, X),
+                       kind="limit")
+    steps, e = checkpoints[ok], eps[ok]
     comps.append(compare_le(
-        f"late ε/||θ̃|| (median of last quarter) ≤ {KKT_DECAY:g} × first feasible "
-        f"(step {int(steps[0])})", late, KKT_DECAY * float(eps[0]),
+        f"last ε/||θ̃|| (step {int(steps[-1])}) ≤ {KKT_DECAY:g} × first feasible "
+        f"(step {int(steps[0])})", float(e[-1]), KKT_DECAY * float(e[0]),
         note="limit points are KKT points (Thm 4.4): ε → 0 along training"))
-    last = list(reports.values())[-1]
-    comps.append(report_value("final ε/||θ̃||", last.epsilon_relative, theory="→ 0",
-                              note=last.verdict))
+    last_decade = steps >= steps[-1] / 10
+    comps.append(compare_nondecreasing(
+        f"−ε/||θ̃|| at the checkpoints of the last decade (steps {int(steps[last_decade][0])}"
+        f"–{int(steps[-1])})", -e[last_decade], atol=0.0,
+        rtol=TOLERANCES.kkt_optimality_rtol,
+        note="no plateau or oscillation: ε keeps decreasing to the end of the horizon"))
+    last = reports[-1] if reports[-1] is not None else [rp for rp in reports if rp][-1]
+    exact = check_kkt(cur, X, y, norm=p, loss=loss)
+    comps.append(report_value(
+        "final ε/||θ̃|| against the KKT tolerance", last.epsilon_relative,
+        theory=f"→ 0 (approximate-KKT tolerance {TOLERANCES.kkt_eps_tol:g})",
+        note=f"{'below' if last.epsilon_relative <= TOLERANCES.kkt_eps_tol else 'still above'} "
+             f"the tolerance at log 𝓛 = {log_losses[-1]:.4g}; near-kinks within "
+             f"{KKT_KINK_RTOL:g}: {last.verdict}"))
+    comps.append(report_value(
+        "final ε/||θ̃|| with exact kinks only (kink_rtol = "
+        f"{TOLERANCES.kink_rtol:g})", exact.epsilon_relative, theory="→ 0",
+        note="not asserted: pairs still approaching their kink make it jump (see KKT_KINK_RTOL)"))
     comps.append(report_value("final δ/||θ̃||²", last.delta_relative, theory="→ 0"))
+    comps.append(report_value("rejected steps (backtracking)", float(rejected), theory="—",
+                              note="over the whole run, before and after the data are fitted"))
     fig = line_figure("lyu_li_kkt", f"KKT residual (ℓ{p}) of the rescaled GD iterate",
-                      [(steps, eps, "ε/||θ̃||")], xlabel="step", ylabel="ε/||θ̃||",
-                      yscale="log")
-    return Verdict("lyu-li-kkt", "ε of the KKT check decreases along GD", tuple(comps), (fig,),
-                   instance=_summary(inst, X), kind="limit")
+                      [(steps, e, "ε/||θ̃||")], xlabel="step", ylabel="ε/||θ̃||",
+                      xscale="log", yscale="log")
+    return Verdict("lyu-li-kkt", title, tuple(comps), (fig,), instance=_summary(inst, X),
+                   kind="limit")
 
 
 def _summary(inst, X) -> dict:
     return {"n": X.shape[0], "d": X.shape[1], "width": inst["width"], "seed": inst["seed"],
             "loss": inst["loss"], "lr": inst["lr"], "steps": inst["steps"],
-            "kkt_norm": inst["kkt_norm"], "contradict": inst["contradict"]}
+            "kkt_norm": inst["kkt_norm"], "contradict": inst["contradict"],
+            "kkt_lr": inst["kkt_lr"], "kkt_steps": inst["kkt_steps"]}
 
 
 def strategy():
@@ -231,7 +306,10 @@ THEOREMS = (
         source=SOURCE,
         statement=r"$\theta/q_{\min}^{1/L}$ is an $(\varepsilon, \delta)$-KKT point of "
                   r"$\min \frac12\|\theta\|^2$ s.t. $q_i(\theta) \ge 1$ with "
-                  r"$\varepsilon \to 0$",
+                  r"$\varepsilon \to 0$ (Thm 4.4; measured at geometric checkpoints with the "
+                  r"Clarke subgradients of pre-activations within $10^{-3}$ of a kink; asserted: "
+                  r"the last $\varepsilon$ is at most half the first and $\varepsilon$ does "
+                  r"not increase over the last decade of steps)",
         hypotheses=HYPOTHESES, kind="limit", make_instance=make_instance,
         check_instance=check_kkt_trend, strategy=None, quick=False),
 )

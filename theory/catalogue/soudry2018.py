@@ -4,7 +4,7 @@ separable data (THEORY.md §6).
 For a linear model with the exponential or logistic loss on linearly separable data, gradient
 flow (and gradient descent with a small step) satisfies ``w(t) = ŵ log t + ρ(t)`` with ``ρ(t)``
 bounded, where ``ŵ`` is the hard-margin SVM solution; the direction converges at rate
-``O(1/log t)``. The flow is integrated in log-time ``s = log(1 + t)`` to ``t = 1e100``, and ``ŵ`` is
+``O(1/log t)``. The flow is integrated in log-time ``s = log(1 + t)`` to ``t = 1e300``, and ``ŵ`` is
 the certified ``solve_max_margin(X, y, norm=2).w``.
 """
 
@@ -36,6 +36,14 @@ ODE_RTOL = 1e-10
 #: −1 + 1/log log t. The fitted exponent over the late window t in [t_max^0.3, t_max] must therefore
 #: be at most −1 + 1/log log(t_start) + FIT_SLACK, the slack covering the least-squares fit of a
 #: curved log-log graph. A wrong limit direction gives an exponent near 0.
+#:
+#: The O(1/log t) regime is asymptotic: along ``w ≈ ŵ log t`` a non-support vector with margin
+#: ``θ_i = y_i⟨ŵ, x_i⟩ > 1`` still pulls on ``ρ(t)`` with weight ``t^{−θ_i}``, so ``ρ(t)`` settles
+#: only like ``t^{−(θ_i − 1)}``; until then ``e(t) log t`` is still growing and the fitted exponent
+#: is shallower than −1. Over seeds 0–19 of the default family ``θ − 1`` is as small as 0.015
+#: (seed 19; t_max = 1e100 gave exponents −0.51 to −0.71 on seeds 13, 14, 19). Hence the horizon
+#: ``T_MAX = 1e300`` (log-time makes it as cheap as 1e100): the window then starts at t = 1e90.
+T_MAX = 1e300
 FIT_WINDOW = 0.3
 FIT_SLACK = 0.05
 #: ρ(t) is bounded: over [t_mid, t_max] it may move at most this fraction of what ŵ log t moves.
@@ -43,7 +51,7 @@ RESIDUAL_DRIFT = 1e-2
 
 DEFAULTS = {
     "n": 40, "d": 5, "gap": 0.2, "seed": 0, "losses": ("logistic", "exp"),
-    "t_max": 1e100, "reference_norm": 2, "reference_scale": 1.0, "X": None, "y": None,
+    "t_max": T_MAX, "reference_norm": 2, "reference_scale": 1.0, "X": None, "y": None,
 }
 
 
