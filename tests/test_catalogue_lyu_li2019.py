@@ -1,7 +1,6 @@
 import pytest
 from hypothesis import given, settings
 
-from solvers.tolerances import TOLERANCES
 from theory.catalogue import lyu_li2019 as mod
 
 MONOTONE, KKT = mod.THEOREMS
