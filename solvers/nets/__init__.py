@@ -35,6 +35,7 @@ from ._shallow import (
 )
 from ._torch_adapter import augment_constant_feature, from_torch, load_torch, save_torch
 from ._torch_net import LayerInfo, TorchNet
+from ._torch_training import TorchTrainingResult, train_torch
 from ._training import TRAINING_METHODS, History, TrainingResult, train
 from ._weights_io import load_data, load_weights, save_data, save_weights
 from .kkt import KKTReport, check_kkt
@@ -47,6 +48,7 @@ __all__ = [
     "train", "TrainingResult", "History", "TRAINING_METHODS",
     "load_weights", "save_weights", "load_data", "save_data",
     "from_torch", "load_torch", "save_torch", "augment_constant_feature", "TorchNet", "LayerInfo",
+    "train_torch", "TorchTrainingResult",
     "ShallowRun", "WidthSearch", "init_shallow", "shallow_forward", "shallow_jacobian",
     "train_shallow", "train_shallow_batch", "minimal_width", "threshold_width",
     "check_kkt", "KKTReport",
