@@ -130,9 +130,14 @@ def test_notebook_executes(name, tmp_path, monkeypatch):
     work = tmp_path / "cwd"
     work.mkdir()
     nb = _read(name)
-    client = nbclient.NotebookClient(nb, km=_kernel_manager(tmp_path), timeout=CELL_TIMEOUT,
+    km = _kernel_manager(tmp_path)
+    client = nbclient.NotebookClient(nb, km=km, timeout=CELL_TIMEOUT,
                                      resources={"metadata": {"path": str(work)}})
-    client.execute()        # raises CellExecutionError (with the traceback) on any error
+    try:
+        client.execute()    # raises CellExecutionError (with the traceback) on any error
+    finally:                # a kernel we started never outlives its test (nbclient leaves a
+        if km.has_kernel:   # kernel manager it was handed running)
+            km.shutdown_kernel(now=True)
     last = _code_cells(nb)[-1]
     text = "".join(o.get("text", "") for o in last.outputs if o.output_type == "stream")
     assert re.search(r"claim\s+\| theory\s+\| measured\s+\| holds", text), text
