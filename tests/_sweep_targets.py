@@ -21,3 +21,13 @@ def logged_square(*, x, seed, log_path, fail_at=None):
         fh.flush()
         os.fsync(fh.fileno())
     return {"value": float(x * x + seed)}
+
+
+def slow_square(*, x, seed, delay=60.0):
+    """``x == 0`` returns at once; any other point sleeps ``delay`` seconds first (a slow point
+    that is still running when a test sends a signal)."""
+    import time
+
+    if x != 0:
+        time.sleep(delay)
+    return {"value": float(x * x + seed)}

@@ -5,7 +5,16 @@ or trials over a grid of parameters and seeds (joblib or Dask), resumable from a
 
 from __future__ import annotations
 
-from ._sweep import SweepResult, grid_points, point_key, read_results, run_sweep
+from ._signals import Terminated, interrupt_exit_code, stop_on_signals
+from ._sweep import (
+    RESULTS_HEADER,
+    ResultsFileLockedError,
+    SweepResult,
+    grid_points,
+    point_key,
+    read_results,
+    run_sweep,
+)
 from ._theorem import CLAIM_KINDS, Source, Theorem
 from ._verdict import (
     RELATIONS,
@@ -28,4 +37,6 @@ __all__ = [
     "compare_ge", "compare_in_band", "compare_nondecreasing", "report_value", "jsonable",
     "RELATIONS",
     "run_sweep", "SweepResult", "read_results", "grid_points", "point_key",
+    "RESULTS_HEADER", "ResultsFileLockedError", "Terminated", "stop_on_signals",
+    "interrupt_exit_code",
 ]

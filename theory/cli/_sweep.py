@@ -96,6 +96,32 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..checking import interrupt_exit_code, stop_on_signals
+
+    try:
+        with stop_on_signals():
+            return _run(args)
+    except KeyboardInterrupt as exc:  # SIGINT, or Terminated on SIGTERM: workers are stopped
+        print(f"marginflow sweep: {_interrupted(exc, args.results)}", file=sys.stderr)
+        return interrupt_exit_code(exc)
+
+
+def _interrupted(exc: KeyboardInterrupt, results: str) -> str:
+    import warnings
+
+    from ..checking import Terminated, read_results
+
+    what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (SIGINT)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kept = f"finished points saved in {results}: {len(read_results(results))}"
+    except (OSError, ValueError):
+        kept = f"no readable results in {results}"
+    return f"{what}; workers stopped; {kept}; rerun the same command to resume."
+
+
+def _run(args) -> int:
     from ..checking import run_sweep
 
     fn = _target(args.target)
