@@ -98,6 +98,19 @@ def _claim_text(v) -> tuple[str, str]:
 
 
 def run_verify(args) -> int:
+    from ..checking import Terminated, interrupt_exit_code, stop_on_signals
+
+    try:
+        with stop_on_signals():
+            return _run_verify(args)
+    except KeyboardInterrupt as exc:  # SIGINT, or Terminated on SIGTERM; workers are stopped
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (SIGINT)"
+        report = f"; no report written to {args.report}" if args.report else ""
+        print(f"marginflow verify: {what}{report}.", file=sys.stderr)
+        return interrupt_exit_code(exc)
+
+
+def _run_verify(args) -> int:
     from ..catalogue import catalogue, select
 
     theorems = select(args.ids, quick=args.quick)
