@@ -254,3 +254,49 @@ def test_a_temporary_left_by_a_killed_report_writer_is_removed_by_the_next_one(t
 
     write_report(Report("next", (Paragraph("a later run"),)), out)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+# ------------------------------------------------------------------------- item 4: Dask path
+
+DASK_SCRIPT = '''\
+import sys
+
+from dask.distributed import Client, LocalCluster
+
+from tests import _sweep_targets as targets
+from theory.checking import interrupt_exit_code, run_sweep
+
+if __name__ == "__main__":
+    try:
+        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                          dashboard_address=None) as cluster, Client(cluster) as client:
+            run_sweep(targets.slow_square, {"x": [0, 1, 2]}, results=sys.argv[1],
+                      client=client)
+    except KeyboardInterrupt as exc:  # Terminated on SIGTERM: the `with` blocks have run
+        print("stopped", file=sys.stderr)
+        sys.exit(interrupt_exit_code(exc))
+'''
+
+
+@pytest.mark.slow  # a LocalCluster with two worker processes: ~15 s on a loaded 2-core machine
+def test_sigterm_stops_a_sweep_on_a_dask_local_cluster(tmp_path):
+    pytest.importorskip("dask.distributed")  # the optional [dask] extra, not our module
+    script = tmp_path / "run.py"
+    script.write_text(DASK_SCRIPT)
+    results = tmp_path / "r.jsonl"
+    proc = subprocess.Popen([sys.executable, str(script), str(results)], cwd=tmp_path,
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    try:
+        _wait_for(lambda: _n_records(results) >= 1, STARTUP_TIMEOUT, proc, "the first point")
+        assert len(_group(proc.pid)) >= 3  # the script and its two worker processes at least
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=EXIT_TIMEOUT)
+    finally:
+        if proc.poll() is None:
+            _kill_group(proc)
+    assert proc.returncode == 143, err
+    assert err.strip().splitlines()[-1] == "stopped"
+    assert [r["params"] for r in read_results(results)] == [{"x": 0}]
+    _assert_no_survivors(proc.pid)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl", "run.py"]

@@ -381,16 +381,18 @@ def run_sweep(fn: Callable[..., dict], grid: Mapping[str, Sequence], *, seeds: S
 def _run_joblib(fn, todo, writer: _ResultsWriter, *, n_jobs: int, pbar) -> None:
     from joblib import Parallel, delayed
 
-    par = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-    outputs = par(delayed(_evaluate)(fn, p, s) for p, s in todo)
+    outputs = None
     try:
+        par = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
+        outputs = par(delayed(_evaluate)(fn, p, s) for p, s in todo)
         for rec in outputs:
             writer.append(rec)
             pbar.update(1)
     except BaseException:
         # closing the generator makes joblib abort: the loky backend kills its worker processes
         # (kill_workers=True) instead of letting them finish their points as orphans
-        outputs.close()
+        if outputs is not None:
+            outputs.close()
         raise
 
 

@@ -16,7 +16,9 @@ EXAMPLES = """examples:
   marginflow sweep soudry-direction --grid n=10,40 --grid d=3,5 --seeds 0:4 --results s.jsonl
   marginflow sweep song-width --grid n=16 --grid width=8 --grid d=10 --seeds 0:100 \\
       --results big.jsonl --scheduler tcp://scheduler:8786
-A rerun with the same --results skips the points already in the file."""
+A rerun with the same --results skips the points already in the file. Ctrl-C or SIGTERM stops the
+workers and keeps every finished point (exit 130/143); a second sweep on a --results file that
+another sweep is writing is refused (exit 2), and so is a file that is not a sweep's."""
 
 #: Named training trials (module path, function) that are not theorem checks.
 TRIALS = {"song-width": ("theory.catalogue.song2021", "width_trial")}
