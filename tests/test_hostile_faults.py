@@ -24,7 +24,15 @@ from pathlib import Path
 import pytest
 
 from tests import _sweep_targets as targets
-from theory.checking import read_results, run_sweep
+from theory.checking import (
+    Terminated,
+    interrupt_exit_code,
+    prepare_worker,
+    read_results,
+    run_sweep,
+    stop_on_signals,
+)
+from theory.checking._signals import deferred_signals
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/stat").exists() or os.name != "posix",
                                 reason="needs POSIX signals and /proc")
@@ -132,9 +140,56 @@ def _n_records(path: Path) -> int:
         return 0
 
 
-def _sweep_args(results: Path) -> list[str]:
-    return ["sweep", "slow-square", "--grid", "x=0,1,2", "--results", str(results),
-            "--jobs", "2"]
+def _sweep_args(results: Path, started: Path) -> list[str]:
+    return ["sweep", "slow-square", "--grid", "x=0,1,2", "--grid", f"started={started}",
+            "--results", str(results), "--jobs", "2"]
+
+
+def _busy(results: Path, started: Path):
+    """The first point is saved and both workers are inside their slow points: no worker is
+    still starting up. (A Ctrl-C that reaches a worker still importing prints that worker's
+    KeyboardInterrupt traceback; prepare_worker can only ignore SIGINT once a task runs.)"""
+    return lambda: _n_records(results) >= 1 and {p.name for p in started.iterdir()} == {"1", "2"}
+
+
+# ------------------------------------------------------------------------- the signal helpers
+
+
+def test_sigterm_becomes_terminated_and_waits_for_a_critical_section():
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    steps = []
+    with stop_on_signals():
+        with pytest.raises(Terminated) as exc:
+            with deferred_signals():
+                os.kill(os.getpid(), signal.SIGTERM)
+                for _ in range(100):  # the handler runs between these bytecodes: held back
+                    time.sleep(0.001)
+                steps.append("finished the critical section")
+        assert steps == ["finished the critical section"]
+        assert interrupt_exit_code(exc.value) == 143
+        with pytest.raises(KeyboardInterrupt) as exc:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(1)
+        assert not isinstance(exc.value, Terminated) and interrupt_exit_code(exc.value) == 130
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before
+
+
+def test_prepare_worker_leaves_the_parent_process_alone():
+    from tqdm import tqdm
+
+    saved = vars(tqdm).get("_lock")
+    try:
+        if saved is not None:
+            del tqdm._lock
+        prepare_worker(os.getpid())  # the work runs in the process that sent it
+        assert "_lock" not in vars(tqdm)
+        prepare_worker(os.getpid() + 1)  # a worker: a thread lock, no semaphore
+        assert type(tqdm.get_lock()).__module__ == "_thread"
+    finally:  # leave this process's tqdm as it was
+        if saved is not None:
+            tqdm._lock = saved
+        elif "_lock" in vars(tqdm):
+            del tqdm._lock
 
 
 # ------------------------------------------------------------------------- item 4: signals
@@ -148,10 +203,12 @@ def test_a_signal_stops_the_sweep_workers_and_keeps_finished_points(tmp_path, si
                                                                      whole_group, code, words):
     (tmp_path / "notes.txt").write_text("mine")
     results = tmp_path / "r.jsonl"
-    proc = _start(SWEEP_RUNNER, *_sweep_args(results), cwd=tmp_path)
+    started = tmp_path / "started"
+    started.mkdir()
+    proc = _start(SWEEP_RUNNER, *_sweep_args(results, started), cwd=tmp_path)
     try:
         # x=0 returns at once; x=1 and x=2 sleep 60 s in the two workers
-        _wait_for(lambda: _n_records(results) >= 1, STARTUP_TIMEOUT, proc, "the first point")
+        _wait_for(_busy(results, started), STARTUP_TIMEOUT, proc, "two busy workers")
         assert len(_group(proc.pid)) >= 3  # the command and its two loky workers at least
         if whole_group:
             os.killpg(proc.pid, signum)
@@ -166,9 +223,9 @@ def test_a_signal_stops_the_sweep_workers_and_keeps_finished_points(tmp_path, si
     assert len(lines) == 1, err
     assert words in lines[0] and "workers stopped" in lines[0]
     assert f"finished points saved in {results}: 1" in lines[0]
-    assert [r["params"] for r in read_results(results)] == [{"x": 0}]
+    assert [r["params"] for r in read_results(results)] == [{"x": 0, "started": str(started)}]
     _assert_no_survivors(proc.pid)  # no worker (nor loky's resource tracker) runs on
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "r.jsonl"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt", "r.jsonl", "started"]
     assert (tmp_path / "notes.txt").read_text() == "mine"
 
 
@@ -177,11 +234,14 @@ def test_a_signal_stops_the_sweep_workers_and_keeps_finished_points(tmp_path, si
 
 def test_a_second_sweep_on_the_same_results_file_is_refused(tmp_path):
     results = tmp_path / "r.jsonl"
-    first = _start(SWEEP_RUNNER, *_sweep_args(results), cwd=tmp_path)
+    started = tmp_path / "started"
+    started.mkdir()
+    first = _start(SWEEP_RUNNER, *_sweep_args(results, started), cwd=tmp_path)
     try:
-        _wait_for(lambda: _n_records(results) >= 1, STARTUP_TIMEOUT, first, "the first point")
+        _wait_for(_busy(results, started), STARTUP_TIMEOUT, first, "two busy workers")
         before = results.read_bytes(), results.stat().st_mtime_ns
-        second = subprocess.run([sys.executable, "-c", SWEEP_RUNNER, *_sweep_args(results)],
+        second = subprocess.run([sys.executable, "-c", SWEEP_RUNNER,
+                                 *_sweep_args(results, started)],
                                 cwd=tmp_path, env=_env(), capture_output=True, text=True,
                                 timeout=STARTUP_TIMEOUT)
         assert second.returncode == 2, second.stderr
@@ -191,9 +251,10 @@ def test_a_second_sweep_on_the_same_results_file_is_refused(tmp_path):
         assert first.poll() is None  # the first sweep runs on, undisturbed
     finally:
         _kill_group(first)  # SIGKILL: no cleanup at all, yet the kernel drops the lock
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl"]  # no lock file left
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.jsonl", "started"]  # no lock file
     # the dead writer's lock is gone: a new sweep resumes from the point it finished
-    res = run_sweep(targets.slow_square, {"x": [0]}, seeds=[0], results=results)
+    res = run_sweep(targets.slow_square, {"x": [0], "started": [str(started)]}, seeds=[0],
+                    results=results)
     assert res.n_skipped == 1 and res.n_computed == 0
 
 

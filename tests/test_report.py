@@ -83,7 +83,7 @@ def test_force_refuses_a_user_file_named_like_a_report_file(tmp_path):
     rep = write_report(_report(), tmp_path / "rep")
     # a report from before manifests: report.json with a title; curve.png/svg are in report.md
     (rep / ".marginflow-manifest.json").unlink()
-    (rep / "report.md").write_text("# old\n\n![c](curve.png)\n")
+    (rep / "report.md").write_text("# old\n\n![a [bracketed] caption](curve.png)\n")
     write_report(_report(), rep, force=True)  # the old report's own files are replaced
     (rep / ".marginflow-manifest.json").unlink()
     (rep / "report.md").write_text("# old, no figures\n")

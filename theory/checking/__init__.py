@@ -5,7 +5,7 @@ or trials over a grid of parameters and seeds (joblib or Dask), resumable from a
 
 from __future__ import annotations
 
-from ._signals import Terminated, interrupt_exit_code, stop_on_signals
+from ._signals import Terminated, interrupt_exit_code, prepare_worker, stop_on_signals
 from ._sweep import (
     RESULTS_HEADER,
     ResultsFileLockedError,
@@ -38,5 +38,5 @@ __all__ = [
     "RELATIONS",
     "run_sweep", "SweepResult", "read_results", "grid_points", "point_key",
     "RESULTS_HEADER", "ResultsFileLockedError", "Terminated", "stop_on_signals",
-    "interrupt_exit_code",
+    "interrupt_exit_code", "prepare_worker",
 ]

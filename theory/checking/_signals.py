@@ -11,10 +11,12 @@ short critical section with :func:`deferred_signals`.
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import threading
 
-__all__ = ["Terminated", "deferred_signals", "interrupt_exit_code", "stop_on_signals"]
+__all__ = ["Terminated", "deferred_signals", "interrupt_exit_code", "prepare_worker",
+           "stop_on_signals"]
 
 
 class Terminated(KeyboardInterrupt):
@@ -79,3 +81,24 @@ def deferred_signals():
 def interrupt_exit_code(exc: BaseException) -> int:
     """The shell's status for a process stopped by the signal behind ``exc``: 128 + signal."""
     return 128 + int(signal.SIGTERM if isinstance(exc, Terminated) else signal.SIGINT)
+
+
+def prepare_worker(parent_pid: int) -> None:
+    """Make a worker process safe to kill: call at the start of work sent to a worker.
+
+    A stopped sweep or verify kills its worker processes. tqdm's default lock (created by the
+    first bar, even a silent one, e.g. in :func:`solvers.train`) is a multiprocessing semaphore
+    that a killed worker cannot release; the resource tracker then removes it and prints "There
+    appear to be N leaked semaphore objects" at exit. Bars within one worker process need only a
+    thread lock, which this installs. ``parent_pid`` is the process that sent the work
+    (``os.getpid()`` there): when the work runs in that very process (joblib's sequential
+    fallback) nothing changes. Does nothing when tqdm's lock already exists.
+    """
+    if os.getpid() == parent_pid:
+        return
+    try:
+        from tqdm import tqdm
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        return
+    if "_lock" not in vars(tqdm):
+        tqdm.set_lock(threading.RLock())

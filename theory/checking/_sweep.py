@@ -28,7 +28,7 @@ from pathlib import Path
 
 from solvers.errors import MarginflowError
 
-from ._signals import deferred_signals, stop_on_signals
+from ._signals import deferred_signals, prepare_worker, stop_on_signals
 
 try:
     import fcntl
@@ -216,6 +216,11 @@ class SweepResult:
                 "records": list(self.records)}
 
 
+def _evaluate_in_worker(fn: Callable, params: dict, seed: int, parent_pid: int) -> dict:
+    prepare_worker(parent_pid)
+    return _evaluate(fn, params, seed)
+
+
 def _evaluate(fn: Callable, params: dict, seed: int) -> dict:
     start = time.perf_counter()
     result = fn(**params, seed=seed)
@@ -384,7 +389,8 @@ def _run_joblib(fn, todo, writer: _ResultsWriter, *, n_jobs: int, pbar) -> None:
     outputs = None
     try:
         par = Parallel(n_jobs=n_jobs, return_as="generator_unordered")
-        outputs = par(delayed(_evaluate)(fn, p, s) for p, s in todo)
+        me = os.getpid()
+        outputs = par(delayed(_evaluate_in_worker)(fn, p, s, me) for p, s in todo)
         for rec in outputs:
             writer.append(rec)
             pbar.update(1)
@@ -407,7 +413,8 @@ def _run_dask(fn, todo, writer: _ResultsWriter, *, scheduler, client, pbar) -> N
         client = Client(scheduler)
     futures = []
     try:
-        futures = [client.submit(_evaluate, fn, p, s, pure=False) for p, s in todo]
+        futures = [client.submit(_evaluate_in_worker, fn, p, s, os.getpid(), pure=False)
+                   for p, s in todo]
         for fut in as_completed(futures):
             writer.append(fut.result())
             pbar.update(1)

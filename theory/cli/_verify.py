@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -68,7 +69,13 @@ def run_checks(theorems, *, seed: int = 0, jobs: int = 1, progress: bool | None 
 
     from ..checking import Verdict
 
+    parent_pid = os.getpid()
+
     def safe(t):
+        if jobs and jobs > 1:  # in a worker process, which a signal may kill
+            from ..checking import prepare_worker
+
+            prepare_worker(parent_pid)
         start = time.perf_counter()
         try:
             return _check_one(t.id, seed)

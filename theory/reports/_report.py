@@ -405,7 +405,7 @@ def _report_files(path: Path) -> set | None:
         md = (path / "report.md").read_text(encoding="utf-8")
     except (OSError, ValueError):
         md = ""
-    for stem in re.findall(r"!\[[^\]\n]*\]\(([^()/\s]+)\.png\)", md):
+    for stem in re.findall(r"^!\[.*\]\(([^()/\s]+)\.png\)$", md, flags=re.MULTILINE):
         names |= {f"{stem}.png", f"{stem}.svg"}
     return names
 
