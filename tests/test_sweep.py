@@ -2,6 +2,7 @@ import functools
 import json
 import os
 import warnings
+from pathlib import Path
 
 import pytest
 
@@ -121,6 +122,25 @@ def test_read_results_refuses_a_file_that_is_not_a_sweep(tmp_path):
     bad.write_text('{"format": "marginflow-sweep-results", "version": 1}\n{"a": 1}\n')
     with pytest.raises(ValueError, match=":2 is JSON but not a sweep record"):
         read_results(bad)
+
+
+def test_a_read_only_results_file_is_refused_before_any_point_runs(tmp_path, monkeypatch):
+    out = tmp_path / "r.jsonl"
+    run_sweep(targets.noisy_square, {"x": [0]}, seeds=[0], results=out)
+    real_open = os.open
+
+    def read_only(path, flags, *args):  # what a 0444 file gives a non-root user
+        if Path(path) == out and flags & (os.O_RDWR | os.O_WRONLY):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_open(path, flags, *args)
+
+    monkeypatch.setattr(os, "open", read_only)
+    log = tmp_path / "calls.log"
+    fn = functools.partial(targets.logged_square, log_path=str(log))
+    with pytest.raises(ValueError, match="cannot open results file .*Permission denied; pass a "
+                                         "writable path"):
+        run_sweep(fn, {"x": [1]}, seeds=[0], results=out)
+    assert not log.exists()  # refused before any point ran
 
 
 def test_a_directory_is_refused(tmp_path):

@@ -16,6 +16,7 @@ dict; its result is stored under ``"result"`` next to ``"params"``, ``"seed"`` a
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import logging
@@ -253,7 +254,11 @@ class _ResultsWriter:
         if path.exists() and not path.is_file():
             raise ValueError(f"results path {str(path)!r} is not a regular file (a device or a "
                              f"pipe); pass a file path.")
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as exc:  # read-only file or directory, missing permission
+            raise ValueError(f"cannot open results file {str(path)!r} for appending: "
+                             f"{exc.strerror}; pass a writable path.") from None
         try:
             self._lock()
             size = os.fstat(self.fd).st_size
@@ -421,7 +426,8 @@ def _run_dask(fn, todo, writer: _ResultsWriter, *, scheduler, client, pbar) -> N
     except BaseException:
         # stop the points not yet finished; a point already running on a worker thread finishes
         # there (Dask cannot kill a thread) but its result is dropped
-        client.cancel(futures)
+        with contextlib.suppress(Exception):  # a lost connection must not hide the cause
+            client.cancel(futures)
         raise
     finally:
         if own:
