@@ -6,7 +6,16 @@ or trials over a grid of parameters and seeds (joblib or Dask), resumable from a
 from __future__ import annotations
 
 from ._figures import line_figure
-from ._sweep import SweepResult, grid_points, point_key, read_results, run_sweep
+from ._signals import Terminated, interrupt_exit_code, prepare_worker, stop_on_signals
+from ._sweep import (
+    RESULTS_HEADER,
+    ResultsFileLockedError,
+    SweepResult,
+    grid_points,
+    point_key,
+    read_results,
+    run_sweep,
+)
 from ._theorem import CLAIM_KINDS, Source, Theorem
 from ._verdict import (
     RELATIONS,
@@ -30,4 +39,6 @@ __all__ = [
     "RELATIONS",
     "run_sweep", "SweepResult", "read_results", "grid_points", "point_key",
     "line_figure",
+    "RESULTS_HEADER", "ResultsFileLockedError", "Terminated", "stop_on_signals",
+    "interrupt_exit_code", "prepare_worker",
 ]

@@ -16,7 +16,9 @@ EXAMPLES = """examples:
   marginflow sweep soudry-direction --grid n=10,40 --grid d=3,5 --seeds 0:4 --results s.jsonl
   marginflow sweep song-width --grid n=16 --grid width=8 --grid d=10 --seeds 0:100 \\
       --results big.jsonl --scheduler tcp://scheduler:8786
-A rerun with the same --results skips the points already in the file."""
+A rerun with the same --results skips the points already in the file. Ctrl-C or SIGTERM stops the
+workers and keeps every finished point (exit 130/143); a second sweep on a --results file that
+another sweep is writing is refused (exit 2), and so is a file that is not a sweep's."""
 
 #: Named training trials (module path, function) that are not theorem checks.
 TRIALS = {"song-width": ("theory.catalogue.song2021", "width_trial")}
@@ -96,6 +98,32 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ..checking import interrupt_exit_code, stop_on_signals
+
+    try:
+        with stop_on_signals():
+            return _run(args)
+    except KeyboardInterrupt as exc:  # SIGINT, or Terminated on SIGTERM: workers are stopped
+        print(f"marginflow sweep: {_interrupted(exc, args.results)}", file=sys.stderr)
+        return interrupt_exit_code(exc)
+
+
+def _interrupted(exc: KeyboardInterrupt, results: str) -> str:
+    import warnings
+
+    from ..checking import Terminated, read_results
+
+    what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (SIGINT)"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kept = f"finished points saved in {results}: {len(read_results(results))}"
+    except (OSError, ValueError):
+        kept = f"no readable results in {results}"
+    return f"{what}; workers stopped; {kept}; rerun the same command to resume."
+
+
+def _run(args) -> int:
     from ..checking import run_sweep
 
     fn = _target(args.target)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 
@@ -68,7 +69,13 @@ def run_checks(theorems, *, seed: int = 0, jobs: int = 1, progress: bool | None 
 
     from ..checking import Verdict
 
+    parent_pid = os.getpid()
+
     def safe(t):
+        if jobs and jobs > 1:  # in a worker process, which a signal may kill
+            from ..checking import prepare_worker
+
+            prepare_worker(parent_pid)
         start = time.perf_counter()
         try:
             return _check_one(t.id, seed)
@@ -98,6 +105,19 @@ def _claim_text(v) -> tuple[str, str]:
 
 
 def run_verify(args) -> int:
+    from ..checking import Terminated, interrupt_exit_code, stop_on_signals
+
+    try:
+        with stop_on_signals():
+            return _run_verify(args)
+    except KeyboardInterrupt as exc:  # SIGINT, or Terminated on SIGTERM; workers are stopped
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted (SIGINT)"
+        report = f"; no report written to {args.report}" if args.report else ""
+        print(f"marginflow verify: {what}{report}.", file=sys.stderr)
+        return interrupt_exit_code(exc)
+
+
+def _run_verify(args) -> int:
     from ..catalogue import catalogue, select
 
     theorems = select(args.ids, quick=args.quick)

@@ -5,16 +5,21 @@ tables, code listings, figures). :func:`write_report` renders it to ``report.md`
 GitHub), ``report.tex`` (a standalone document for pdflatex), ``report.json`` (every number) and
 each figure as PNG and SVG (matplotlib, Agg). The directory is written to a temporary sibling and
 moved into place, so an interrupted run never leaves a half report, and an existing report is only
-replaced with ``force=True``.
+replaced with ``force=True`` — and then only the files it wrote (listed in its manifest,
+``.marginflow-manifest.json``); a user's own files in the directory are kept.
 """
 
 from __future__ import annotations
 
+import contextlib
+import glob
 import json
 import os
 import re
 import shutil
+import socket
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -253,35 +258,52 @@ def render_latex(report: Report) -> str:
     return doc.replace("%DECLARATIONS%", "\n".join(decl_lines), 1)
 
 
+#: The file in every report directory that lists what marginflow wrote there (and nothing else).
+MANIFEST_NAME = ".marginflow-manifest.json"
+_MANIFEST_FORMAT = "marginflow-report"
+
+
 def write_report(report: Report, directory: str | os.PathLike, *, force: bool = False) -> Path:
     """Write ``report`` into ``directory`` atomically and return its path.
 
     The files are written into a temporary directory beside ``directory`` and renamed into place
-    in one step; if anything fails (or the process is interrupted) no partial report is left.
+    in one step; if anything fails (or the process is interrupted: SIGINT, or SIGTERM under
+    :func:`theory.checking.stop_on_signals`) no partial report is left. Temporary directories
+    that an earlier run left behind (it was killed outright) are removed first, but only ours:
+    named ``.DIR.tmp-*``, holding a marginflow manifest, written by a process of this machine
+    that no longer runs, and older than this call.
+
+    Every report holds ``.marginflow-manifest.json``, the list of files it wrote. With
+    ``force=True`` an earlier report is replaced, and only the files it wrote: anything else in
+    the directory (a user's ``notes.txt``) is kept, unchanged (hard-linked into the new report
+    before the swap).
 
     Raises
     ------
     FileExistsError
-        ``directory`` exists and ``force`` is False (pass ``force=True`` to replace it).
+        ``directory`` exists and ``force`` is False; or it is neither an earlier report nor an
+        empty directory; or a file of the user's there has the name of a file the new report
+        writes.
     """
+    started = time.time()
     target = Path(directory).resolve()
     if target.exists() and not force:
         raise FileExistsError(
             f"report directory {str(target)!r} exists; choose another --report DIR or pass "
             f"--force to replace it."
         )
-    if target.exists() and not _is_replaceable_report(target):
-        raise FileExistsError(
-            f"{str(target)!r} exists and is not a marginflow report (no report.json with a "
-            f"title, or not a directory); --force only replaces an earlier report or an empty "
-            f"directory. Choose another --report DIR."
-        )
+    if target.exists() and _report_files(target) is None:
+        raise FileExistsError(_not_a_report(target))
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a report is an ordinary directory
+    _remove_stale_temporaries(target, started)
+    tmp = old = None
+    moved = placed = False
     try:
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes 0700; a report is an ordinary directory
+        _write_manifest(tmp, [], complete=False)  # marks the temporary directory as ours
         (tmp / "report.md").write_text(render_markdown(report), encoding="utf-8")
         (tmp / "report.tex").write_text(render_latex(report), encoding="utf-8")
         payload = {"title": report.title, **report.payload}
@@ -290,30 +312,160 @@ def write_report(report: Report, directory: str | os.PathLike, *, force: bool = 
         for b in report.blocks:
             if isinstance(b, Figure):
                 draw_figure(b.data, tmp)
-        if target.exists():  # force: swap in the new report, then drop the old one
+        written = sorted(p.name for p in tmp.iterdir() if p.name != MANIFEST_NAME)
+        _write_manifest(tmp, written, complete=True)
+        if target.exists():  # force: carry the user's files over, swap, drop the old report
+            _carry_over_user_files(target, tmp)
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
             os.replace(target, old / "report")
+            moved = True
             os.replace(tmp, target)
+            placed = True
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
+            placed = True
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if moved and not placed:  # put the old report back
+            os.replace(old / "report", target)
+        if tmp is not None and not placed:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if old is not None and not (moved and placed):
+            shutil.rmtree(old, ignore_errors=True)
         raise
     return target
 
 
-def _is_replaceable_report(path: Path) -> bool:
-    """An empty directory, or one holding a marginflow ``report.json`` (with a ``title``)."""
-    if not path.is_dir():
-        return False
+def _not_a_report(target: Path) -> str:
+    return (f"{str(target)!r} exists and is not a marginflow report (no {MANIFEST_NAME} or "
+            f"report.json with a title, or not a directory); --force only replaces an earlier "
+            f"report or an empty directory. Choose another --report DIR.")
+
+
+def _write_manifest(directory: Path, files: list, *, complete: bool) -> None:
+    manifest = {"format": _MANIFEST_FORMAT, "version": 1, "files": list(files),
+                "complete": complete, "pid": os.getpid(), "host": socket.gethostname(),
+                "written": time.time()}
+    (directory / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+
+
+def _read_manifest(directory: Path) -> dict | None:
+    """The manifest in ``directory`` if it is a valid marginflow one, else None."""
+    try:
+        m = json.loads((directory / MANIFEST_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not (isinstance(m, dict) and m.get("format") == _MANIFEST_FORMAT
+            and isinstance(m.get("files"), list)
+            and all(isinstance(f, str) and f and "/" not in f and f not in (".", "..")
+                    for f in m["files"])):
+        return None
+    return m
+
+
+def _report_files(path: Path) -> set | None:
+    """The names in ``path`` an earlier report wrote, or None if ``path`` is not a report.
+
+    An empty directory has none; a report with a manifest, the files listed there; a report from
+    before manifests (a ``report.json`` with a ``title``), ``report.{md,tex,json}`` and the
+    figures ``report.md`` shows (``NAME.png`` and ``NAME.svg``).
+    """
+    if path.is_symlink() or not path.is_dir():
+        return None
     if not any(path.iterdir()):
-        return True
+        return set()
+    manifest = _read_manifest(path)
+    if manifest is not None:
+        return set(manifest["files"]) | {MANIFEST_NAME}
     try:
         payload = json.loads((path / "report.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
+        return None
+    if not (isinstance(payload, dict) and "title" in payload):
+        return None
+    names = {"report.md", "report.tex", "report.json"}
+    try:
+        md = (path / "report.md").read_text(encoding="utf-8")
+    except (OSError, ValueError):
+        md = ""
+    for stem in re.findall(r"^!\[.*\]\(([^()/\s]+)\.png\)$", md, flags=re.MULTILINE):
+        names |= {f"{stem}.png", f"{stem}.svg"}
+    return names
+
+
+def _carry_over_user_files(target: Path, tmp: Path) -> None:
+    """Hard-link every entry of ``target`` that no report wrote into ``tmp`` (the new report).
+
+    Called just before the swap. Raises FileExistsError (leaving ``target`` untouched) when a
+    user's file has the name of a file of the new report, or cannot be linked.
+    """
+    ours = _report_files(target)
+    if ours is None:
+        raise FileExistsError(_not_a_report(target))
+    for entry in sorted(target.iterdir()):
+        if entry.name in ours and entry.is_file() and not entry.is_symlink():
+            continue  # the earlier report's file: replaced
+        dest = tmp / entry.name
+        if dest.exists() or dest.is_symlink():
+            raise FileExistsError(
+                f"{str(entry)!r} was not written by marginflow, and the new report writes a file "
+                f"of that name; move it out of {str(target)!r} or choose another --report DIR.")
+        try:
+            _link_tree(entry, dest)
+        except OSError as exc:
+            raise FileExistsError(
+                f"cannot keep {str(entry)!r} (not written by marginflow) in the replaced report: "
+                f"{exc.strerror or exc}; move it out of {str(target)!r} or choose another "
+                f"--report DIR.") from None
+
+
+def _link_tree(src: Path, dest: Path) -> None:
+    """Recreate ``src`` at ``dest`` without copying data: hard links for files, the same symlink
+    for symlinks, directories rebuilt with their mode and times."""
+    if src.is_symlink():
+        os.symlink(os.readlink(src), dest)
+        st = src.lstat()
+        with contextlib.suppress(NotImplementedError, OSError):  # no lutimes on this platform
+            os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns), follow_symlinks=False)
+    elif src.is_dir():
+        dest.mkdir()
+        for child in src.iterdir():
+            _link_tree(child, dest / child.name)
+        shutil.copystat(src, dest)
+    elif src.is_file():
+        os.link(src, dest)
+    else:
+        raise OSError(0, "not a regular file, directory or symlink")
+
+
+def _pid_alive(pid) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return True  # unknown owner: keep its files
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         return False
-    return isinstance(payload, dict) and "title" in payload
+    except PermissionError:
+        return True
+    return True
+
+
+def _remove_stale_temporaries(target: Path, started: float) -> None:
+    """Remove ``.NAME.tmp-*`` directories an earlier, killed run of write_report left beside
+    ``target``: only ours (a marginflow manifest inside), from this host, whose process is gone,
+    and older than ``started``."""
+    host = socket.gethostname()
+    for cand in target.parent.glob(f".{glob.escape(target.name)}.tmp-*"):
+        if cand.is_symlink() or not cand.is_dir():
+            continue
+        manifest = _read_manifest(cand)
+        try:
+            older = cand.stat().st_mtime < started
+        except OSError:
+            continue
+        if (manifest is not None and manifest.get("host") == host
+                and not _pid_alive(manifest.get("pid")) and older):
+            shutil.rmtree(cand, ignore_errors=True)
 
 
 def _num_tree(x: Any) -> Any:
