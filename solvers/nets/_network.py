@@ -366,6 +366,16 @@ class HomogeneousMLP:
             deltas[l - 1] = delta
         return hs, deltas
 
+    def deltas(self, X, *, slopes=None) -> list[np.ndarray]:
+        """``[δ_1, ..., δ_L]``: ``δ_l = ∂f/∂z_l`` of shape ``(n, d_l)``, ``δ_L = 1`` (``(n, 1)``).
+
+        The backward pass behind :meth:`per_example_gradients` (``∂f/∂W_l = δ_l h_{l-1}ᵀ``), with
+        the same ``slopes`` override; ``δ_{l+1} W_{l+1}`` is ``∂f/∂h_l``.
+        """
+        X = self._check_input(X)
+        slopes = self._check_slopes(slopes, X.shape[0])
+        return self._deltas(X, slopes)[1]
+
     def per_example_gradients(self, X, *, slopes=None, chunk_size: int | None = None,
                               out: np.ndarray | None = None) -> np.ndarray:
         """The Jacobian ``J[i] = ∂f(θ; x_i)/∂θ``, shape ``(n, P)``, columns in :meth:`flat` order.
