@@ -36,7 +36,7 @@ from ._shallow import (
 from ._torch_adapter import augment_constant_feature, from_torch, load_torch, save_torch
 from ._training import TRAINING_METHODS, History, TrainingResult, train
 from ._weights_io import load_data, load_weights, save_data, save_weights
-from .kkt import KKTReport, check_kkt
+from .kkt import KKTConfig, KKTReport, check_kkt
 
 __all__ = [
     "HomogeneousMLP", "ACTIVATIONS",
@@ -49,4 +49,5 @@ __all__ = [
     "ShallowRun", "WidthSearch", "init_shallow", "shallow_forward", "shallow_jacobian",
     "train_shallow", "train_shallow_batch", "minimal_width", "threshold_width",
     "check_kkt", "KKTReport",
+    "KKTConfig",
 ]

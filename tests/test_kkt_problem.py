@@ -1,0 +1,159 @@
+"""The KKT problem object (rescaled net, candidates, kinks), the solver configuration, the named
+KKT conditions of the report, and checks at extreme weight scales (issue 14 item 10)."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from solvers.nets import HomogeneousMLP
+from solvers.nets.kkt import KKTConfig, check_kkt
+from solvers.nets.kkt._problem import build_problem
+from tests.test_kkt import KKT_EPS_RTOL, META_RTOL, NOT_KKT_EPS, _symmetric_svm_net
+
+SCALES = [1e-300, 1e-100, 1.0, 1e100, 1e300]
+
+
+def _fitted_net(rng, sizes, n=24, activation="relu"):
+    net = HomogeneousMLP.random(sizes, rng=rng, activation=activation,
+                                alpha=0.1 if activation == "leaky_relu" else 0.0)
+    X = rng.standard_normal((n, sizes[0]))
+    f = net.forward(X)
+    keep = np.abs(f) > 1e-3 * np.abs(f).max()
+    return net, X[keep], np.sign(f[keep])
+
+
+def _scaled(net, c):
+    return HomogeneousMLP(tuple(c * W for W in net.weights), activation=net.activation,
+                          alpha=net.alpha)
+
+
+# ------------------------------------------------------------------ scale (issue 14 item 10)
+@pytest.mark.parametrize("kind", ["kkt", "random2", "random3"])
+def test_huge_and_tiny_weights_are_checked_like_the_net(rng, kind):
+    # θ ↦ cθ multiplies q by c^L (1e±600 for L = 2: the forward pass over/underflows in float64)
+    # but leaves θ̃ = θ / q_min^{1/L}, hence ε/||θ̃||, δ/||θ̃||² and the verdict, unchanged. The
+    # program sees the same θ̃ up to rounding, so they agree to META_RTOL (the metamorphic
+    # tolerance of tests/test_kkt.py); log q_min moves by exactly L log c.
+    if kind == "kkt":
+        net, X, y, _ = _symmetric_svm_net(rng)
+    else:
+        net, X, y = _fitted_net(rng, [3, 6, 1] if kind == "random2" else [3, 5, 4, 1])
+    base = check_kkt(net, X, y)
+    assert base.is_kkt == (kind == "kkt")  # premise: both verdicts are exercised
+    L = net.degree
+    for c in SCALES:
+        rep = check_kkt(_scaled(net, c), X, y)
+        assert rep.status == base.status, c
+        assert rep.epsilon_relative == pytest.approx(base.epsilon_relative, rel=META_RTOL,
+                                                     abs=KKT_EPS_RTOL * 1e-3), c
+        assert rep.delta_relative == pytest.approx(base.delta_relative, rel=META_RTOL,
+                                                   abs=KKT_EPS_RTOL * 1e-3), c
+        assert rep.n_candidates == base.n_candidates and rep.n_kink_pairs == base.n_kink_pairs
+        assert rep.log_q_min == pytest.approx(base.log_q_min + L * math.log(c), rel=1e-12,
+                                              abs=1e-9)
+        assert rep.normalised_margin == pytest.approx(base.normalised_margin, rel=1e-9)
+        json.dumps(rep.to_dict(), allow_nan=True)
+
+
+def test_huge_weights_report_q_min_through_its_logarithm(rng):
+    net, X, y = _fitted_net(rng, [3, 6, 1])
+    rep = check_kkt(_scaled(net, 1e300), X, y)
+    assert rep.q_min == math.inf  # 1e600 is not a float64 ...
+    q_min = float((y * net.forward(X)).min())  # ... its logarithm is
+    assert rep.log_q_min == pytest.approx(math.log(q_min) + 2 * math.log(1e300), rel=1e-13)
+    assert np.isfinite(rep.epsilon) and np.all(np.isfinite(rep.multipliers))
+
+
+def test_a_zero_layer_is_infeasible_not_a_crash(rng):
+    from solvers.errors import NotFeasibleError
+
+    net, X, y = _fitted_net(rng, [3, 4, 1])
+    zero = HomogeneousMLP((net.weights[0], 0.0 * net.weights[1]))
+    with pytest.raises(NotFeasibleError, match=f"{X.shape[0]} of {X.shape[0]}"):
+        check_kkt(zero, X, y)
+
+
+# ------------------------------------------------------------------ the problem object
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu"])
+def test_kink_rows_are_the_slope_derivative_of_the_example_rows(rng, activation):
+    # The gradient of q_e is affine in the slope s of one (e, unit) pair (other slopes fixed), so
+    # the kink row must equal rows(s = 1) − rows(s = 0), both from the network's own
+    # per_example_gradients: an independent formula for every layer of a 3-layer net.
+    net, X, y = _fitted_net(rng, [3, 5, 4, 1], n=6, activation=activation)
+    prob = build_problem(net, X, y, p=2.0, loss="logistic", support_factor=1e9, kink_rtol=0.0)
+    free = [(np.array([0, 2, 2]), np.array([1, 0, 3])) for _ in prob.zs]
+    for t in range(len(free)):
+        pairs = [(e, u) if s == t else (np.zeros(0, int), np.zeros(0, int))
+                 for s, (e, u) in enumerate(free)]
+        rows, krows, kex = prob.explicit_rows(prob.slopes, pairs)
+        assert krows.shape == (3, prob.P) and kex.tolist() == [0, 2, 2]
+        for k, (e, u) in enumerate(zip(*free[t], strict=True)):
+            one = [s.copy() for s in prob.slopes]
+            zero = [s.copy() for s in prob.slopes]
+            one[t][e, u], zero[t][e, u] = 1.0, 0.0
+            g1 = prob.net.per_example_gradients(prob.Xc[e:e + 1], slopes=[s[e:e + 1] for s in one])
+            g0 = prob.net.per_example_gradients(prob.Xc[e:e + 1],
+                                                slopes=[s[e:e + 1] for s in zero])
+            want = prob.yc[e] * (g1[0] - g0[0])
+            np.testing.assert_allclose(krows[k], want, rtol=1e-12,
+                                       atol=1e-12 * np.abs(want).max())
+        # the example rows carry the free pairs' slopes at 0 (their share is in the kink rows)
+        zeroed = [s.copy() for s in prob.slopes]
+        zeroed[t][free[t]] = 0.0
+        want = prob.yc[:, None] * prob.net.per_example_gradients(prob.Xc, slopes=zeroed)
+        np.testing.assert_allclose(rows, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+def test_problem_is_built_on_the_networks_forward_pass(rng):
+    net, X, y = _fitted_net(rng, [3, 5, 4, 1])
+    prob = build_problem(net, X, y, p=2.0, loss="logistic", support_factor=1.5, kink_rtol=1e-6)
+    q = y * net.forward(X)
+    assert prob.log_q_min == pytest.approx(math.log(q.min()), rel=1e-13)
+    np.testing.assert_allclose(prob.qc, q[prob.cand] / q.min(), rtol=1e-12)
+    assert prob.qc.min() == 1.0 and prob.primal_feasibility <= 1e-12
+    # θ̃ = θ / q_min^{1/L}
+    np.testing.assert_allclose(prob.theta, net.flat() / q.min() ** (1 / 3), rtol=1e-12)
+    for z, h, s in zip(prob.zs, prob.hs[1:], prob.slopes, strict=True):
+        np.testing.assert_array_equal(h, np.maximum(z, 0.0))
+        np.testing.assert_array_equal(s, (z > 0).astype(float))
+
+
+# ------------------------------------------------------------------ config and conditions
+@pytest.mark.parametrize("kw", [{"working_set_initial": 0}, {"working_set_batch": -1},
+                                {"working_set_max_share": 0.0}, {"working_set_max_share": 1.5},
+                                {"working_set_max_rounds": 2.5}, {"phase2_slack": -1.0}])
+def test_config_rejects_bad_values_naming_them(kw):
+    (name, _), = kw.items()
+    with pytest.raises(ValueError, match=f"KKTConfig.{name}"):
+        KKTConfig(**kw)
+
+
+def test_config_must_be_a_kktconfig(rng):
+    net, X, y = _fitted_net(rng, [3, 4, 1])
+    with pytest.raises(TypeError, match="config must be a solvers.nets.kkt.KKTConfig"):
+        check_kkt(net, X, y, config={"working_set_initial": 4})
+
+
+def test_report_names_the_kkt_conditions(rng):
+    net, X, y, _ = _symmetric_svm_net(rng)
+    rep = check_kkt(net, X, y)
+    cond = rep.conditions
+    assert list(cond) == ["stationarity", "complementary_slackness", "primal_feasibility",
+                          "dual_feasibility"]
+    assert all(c["satisfied"] for c in cond.values())
+    assert cond["stationarity"]["residual"] == rep.epsilon_relative
+    assert cond["complementary_slackness"]["residual"] == rep.delta_relative
+    assert json.loads(json.dumps(rep.to_dict()))["conditions"] == cond
+    # off the KKT point, stationarity is the condition that fails
+    theta = net.flat()
+    off = net.with_flat(theta + 0.1 * np.linalg.norm(theta) / np.sqrt(theta.size)
+                        * rng.standard_normal(theta.size))
+    rep2 = check_kkt(off, X, y)
+    assert rep2.epsilon_relative > NOT_KKT_EPS
+    assert rep2.conditions["stationarity"]["satisfied"] is False
+    assert rep2.conditions["primal_feasibility"]["satisfied"]
+    assert rep2.conditions["dual_feasibility"]["satisfied"]
