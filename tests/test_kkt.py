@@ -281,7 +281,7 @@ def test_structured_gram_matches_network_jacobian(rng):
         krows.append(diff)
     A = np.vstack([rows, np.array(krows)])
     W1, W2 = net.weights
-    g2 = StructuredGram(W1, W2[0], X, y, Z, np.maximum(Z, 0.0), S0, kex, kun)
+    g2 = StructuredGram(W1, W2, X, y[:, None], Z, np.maximum(Z, 0.0), S0, kex, kun)
     np.testing.assert_allclose(g2.G, A @ A.T, rtol=1e-12, atol=1e-12 * np.abs(A @ A.T).max())
     np.testing.assert_allclose(g2.b, A @ net.flat(), rtol=1e-12, atol=1e-12)
     nu = rng.random(A.shape[0])
@@ -452,7 +452,7 @@ def test_gram2_matrix_free_products_match_the_gram_matrix(rng):
     kex, kun = np.array([1, 4, 4]), np.array([2, 0, 6])
     S[kex, kun] = 0.0
     W1, W2 = net.weights
-    g2 = StructuredGram(W1, W2[0], X, y, Z, np.maximum(Z, 0.0), S, kex, kun)
+    g2 = StructuredGram(W1, W2, X, y[:, None], Z, np.maximum(Z, 0.0), S, kex, kun)
     nu = rng.random(g2.G.shape[0])
     scale = np.abs(g2.G).max()
     np.testing.assert_allclose(g2.apply(g2.combination(nu)), g2.G @ nu, rtol=1e-12,

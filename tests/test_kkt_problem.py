@@ -98,13 +98,13 @@ def test_kink_rows_are_the_slope_derivative_of_the_example_rows(rng, activation)
             g1 = prob.net.per_example_gradients(prob.Xc[e:e + 1], slopes=[s[e:e + 1] for s in one])
             g0 = prob.net.per_example_gradients(prob.Xc[e:e + 1],
                                                 slopes=[s[e:e + 1] for s in zero])
-            want = prob.yc[e] * (g1[0] - g0[0])
+            want = prob.U[e, 0] * (g1[0] - g0[0])
             np.testing.assert_allclose(krows[k], want, rtol=1e-12,
                                        atol=1e-12 * np.abs(want).max())
         # the example rows carry the free pairs' slopes at 0 (their share is in the kink rows)
         zeroed = [s.copy() for s in prob.slopes]
         zeroed[t][free[t]] = 0.0
-        want = prob.yc[:, None] * prob.net.per_example_gradients(prob.Xc, slopes=zeroed)
+        want = prob.U * prob.net.per_example_gradients(prob.Xc, slopes=zeroed)
         np.testing.assert_allclose(rows, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
 
 

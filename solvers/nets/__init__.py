@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from ._margins import (
     MarginSummary,
+    class_margins,
     layer_balance,
     layer_norms,
     margin_summary,
     margins,
     min_margin,
+    multiclass_log_loss,
     normalized_margin,
     parameter_norm,
     smoothed_margin,
@@ -43,6 +45,7 @@ __all__ = [
     "MarginSummary", "margins", "min_margin", "parameter_norm", "normalized_margin",
     "smoothed_margin", "support_mask", "layer_norms", "layer_balance", "unit_balance",
     "margin_summary",
+    "class_margins", "multiclass_log_loss",
     "train", "TrainingResult", "History", "TRAINING_METHODS",
     "load_weights", "save_weights", "load_data", "save_data",
     "from_torch", "load_torch", "save_torch", "augment_constant_feature",

@@ -116,6 +116,7 @@ import numpy as np
 
 from ..._validation import check_labels, check_norm, check_X
 from ...tolerances import TOLERANCES
+from .._margins import check_class_labels
 from ._problem import build_problem
 from ._report import NORM_NAMES, KKTReport
 from ._solve import KKTConfig, Programs
@@ -183,7 +184,11 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
         The network, or its weights ``(W_1, ..., W_L)`` with ``W_l`` of shape ``(d_l, d_{l-1})``,
         ``W_L`` of shape ``(1, d_{L-1})`` (then ``activation``/``alpha`` describe it).
     X : array_like of shape (n, d_0)
-    y : array_like of shape (n,), values ±1
+    y : array_like of shape (n,)
+        Values ±1 for a net with one output; class indices ``0…K−1`` for ``K`` outputs (then
+        every (example, competing class) pair is a constraint ``f_{y_i} − f_j >= 1``, with its
+        own multiplier; ``multipliers`` sums them per example and ``extra['support_pairs']``
+        lists ``[example, class, λ]``; docs/theory.md §7, multi-class).
     norm : {2, 1, inf}
         The ``p`` of the margin problem (``'inf'`` accepted).
     activation : {'relu', 'leaky_relu', 'linear'}, optional
@@ -260,7 +265,8 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
             f"X has {X.shape[1]} features (shape {X.shape}) but W1 expects {d0}; "
             f"pass X of shape (n, {d0}) with one example per row."
         )
-    y = check_labels(y, X.shape[0])
+    K = net.n_outputs
+    y = check_labels(y, X.shape[0]) if K == 1 else check_class_labels(y, X.shape[0], K)
     p = check_norm(norm)
     if p not in NORM_NAMES:
         raise ValueError(f"norm must be 1, 2 or 'inf' for the KKT check; got {norm!r}.")
@@ -342,12 +348,12 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
             meth += (f"; working set abandoned after {ws_extra['working_set_rounds']} round(s) "
                      f"(support above {config.working_set_max_share:g} of the candidates)")
 
-    n, cand = prob.n, prob.cand
-    lam = np.zeros(n)
-    lam[cand] = nu[:nc]
+    n, cand_ex = prob.n, prob.cand_ex
+    lam = np.zeros(n)  # per example: the sum over its (example, class) constraints
+    np.add.at(lam, cand_ex, nu[:nc])
     nat = np.zeros(n)
-    nat[cand] = nat_scale * prob.nat_lam
-    delta = float(lam[cand] @ (qc - 1.0))
+    np.add.at(nat, cand_ex, nat_scale * prob.nat_lam)
+    delta = float(nu[:nc] @ (qc - 1.0))
     eps_rel = eps / R
     delta_rel = delta / R**2
     lam_max = float(lam.max(initial=0.0))
@@ -366,7 +372,15 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
     # 1e-9 slack: the budget δ <= delta_tol·R² is enforced up to rounding
     is_kkt = bool(eps_rel <= eps_tol and delta_rel <= delta_tol * (1.0 + 1e-9))
     pname = NORM_NAMES[p]
-    problem = f"min ½||θ||_{pname}² s.t. y_i f(θ; x_i) >= 1"
+    problem = (f"min ½||θ||_{pname}² s.t. y_i f(θ; x_i) >= 1" if K == 1 else
+               f"min ½||θ||_{pname}² s.t. f_(y_i)(θ; x_i) − f_j(θ; x_i) >= 1 for j ≠ y_i")
+    pair_extra = {}
+    if K > 1:  # the support as (example, competing class, λ) triples
+        lam_c = nu[:nc]
+        keep = np.flatnonzero(lam_c > TOLERANCES.kkt_multiplier_rtol * lam_max) if lam_max > 0 \
+            else np.zeros(0, dtype=int)
+        pair_extra = {"n_classes": K, "support_pairs": [
+            [int(prob.cand_ex[k]), int(prob.cand_class[k]), float(lam_c[k])] for k in keep]}
     numbers = (f"ε/||θ̃|| = {eps_rel:.3e} (tol {eps_tol:g}), δ/||θ̃||² = {delta_rel:.3e} "
                f"(tol {delta_tol:g})")
     if is_kkt:
@@ -392,6 +406,7 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
         status="approximate_kkt" if is_kkt else "not_kkt", verdict=verdict,
         extra={"block_history": [float(h) for h in history], "P": int(P),
                "n_near_kink_pairs": prob.n_near,
-               **({"norm_rtol": float(norm_rtol)} if p != 2.0 else {}), **ws_extra},
+               **({"norm_rtol": float(norm_rtol)} if p != 2.0 else {}), **ws_extra,
+               **pair_extra},
         log_q_min=float(prob.log_q_min), primal_feasibility=prob.primal_feasibility,
     )

@@ -40,7 +40,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from ...errors import NotFeasibleError
-from ...losses import loss_weights
 
 __all__: list[str] = []
 
@@ -81,9 +80,15 @@ class KKTProblem:
     n : int
         Number of examples.
     cand : ndarray of shape (n_c,), int
-        Candidate examples (``q_i(θ̃) <= support_factor``).
-    Xc, yc, qc : ndarray
-        Their inputs ``(n_c, d_0)``, labels and margins ``q_i(θ̃)`` (``min = 1``).
+        Candidate constraints (``q(θ̃) <= support_factor``), indices into the constraints:
+        examples for one output; (example, competing class) pairs, row-major over
+        ``(n, K)``, for ``K`` outputs.
+    cand_ex, cand_class : ndarray of shape (n_c,), int
+        Each candidate's example and competing class (``-1`` for one output).
+    Xc, U, qc : ndarray
+        Their inputs ``(n_c, d_0)``, output cotangents ``(n_c, K)`` (``q = uᵀ f``: ``y_i`` for
+        one output, ``e_{y_i} − e_j`` for the pair ``(i, j)``) and margins ``q(θ̃)``
+        (``min = 1``).
     zs, hs : list of ndarray
         Pre-activations ``z_1..z_{L-1}`` and activations ``h_0 = Xc, ..., h_{L-1}`` at ``θ̃``.
     slopes : list of ndarray
@@ -113,8 +118,10 @@ class KKTProblem:
     degree: int
     n: int
     cand: np.ndarray
+    cand_ex: np.ndarray
+    cand_class: np.ndarray
     Xc: np.ndarray
-    yc: np.ndarray
+    U: np.ndarray
     qc: np.ndarray
     zs: list
     hs: list
@@ -146,7 +153,7 @@ class KKTProblem:
     @property
     def primal_feasibility(self) -> float:
         """``max(0, 1 − min_i q_i(θ̃))`` recomputed by a forward pass of the rescaled net."""
-        q = self.yc * self.net.forward(self.Xc)
+        q = np.einsum("ik,ik->i", self.U, self.net.outputs(self.Xc))
         return float(max(0.0, 1.0 - float(q.min(initial=math.inf))))
 
     def normalised_margin(self, p: float) -> float:
@@ -177,9 +184,10 @@ class KKTProblem:
     def explicit_rows(self, slopes, free_pairs):
         """Columns of the program as rows: ``(n_c, P)`` example rows and ``(K, P)`` kink rows.
 
-        Example rows are ``y_i ∂f(x_i)/∂θ`` with the current ``slopes`` and the free pairs' slopes
-        zeroed (:meth:`HomogeneousMLP.per_example_gradients`). The row of a free pair
-        ``(e, j)`` of hidden layer ``t`` is ``∂q_e/∂s_{ej} = y_e (∂f/∂h_t)[e, j] · ∂z_t[e, j]/∂θ``:
+        Example rows are ``∂(u_iᵀ f(x_i))/∂θ`` with the current ``slopes`` and the free pairs'
+        slopes zeroed (:meth:`HomogeneousMLP.per_example_gradients` with ``cotangent=U``). The
+        row of a free pair ``(e, j)`` of hidden layer ``t`` is
+        ``∂q_e/∂s_{ej} = (∂(u_eᵀf)/∂h_t)[e, j] · ∂z_t[e, j]/∂θ``:
         the upstream derivative from :meth:`HomogeneousMLP.deltas` times the per-example gradient
         of the truncated net ``(W_1, ..., W_{t-1}, W_t[j])`` whose output is ``z_t[:, j]``.
         Returns ``(rows, krows, kex)`` with ``kex`` the example of each kink row.
@@ -191,15 +199,14 @@ class KKTProblem:
         sl = [s.copy() for s in slopes]
         for t, (ex, un) in enumerate(free_pairs):
             sl[t][ex, un] = 0.0
-        rows = net.per_example_gradients(self.Xc, slopes=sl)
-        rows *= self.yc[:, None]
-        deltas = net.deltas(self.Xc, slopes=sl)
+        rows = net.per_example_gradients(self.Xc, slopes=sl, cotangent=self.U)
+        deltas = net.deltas(self.Xc, slopes=sl, cotangent=self.U)
         offsets = np.cumsum([0] + [W.size for W in Ws])
         krows, kex = [], []
         for t, (ex, un) in enumerate(free_pairs):
             if ex.size == 0:
                 continue
-            up = deltas[t + 1] @ Ws[t + 1]  # ∂f/∂h_t, (n_c, d_t)
+            up = deltas[t + 1] @ Ws[t + 1]  # ∂(uᵀf)/∂h_t, (n_c, d_t)
             kr = np.zeros((ex.size, self.P))
             d_in = Ws[t].shape[1]
             for j in np.unique(un):
@@ -208,7 +215,7 @@ class KKTProblem:
                 sub = HomogeneousMLP(tuple(Ws[:t]) + (Ws[t][j:j + 1],),
                                      activation=net.activation, alpha=net.alpha)
                 g = sub.per_example_gradients(self.Xc[e], slopes=[s[e] for s in sl[:t]])
-                g *= (self.yc[e] * up[e, j])[:, None]
+                g *= up[e, j][:, None]
                 kr[sel, :offsets[t]] = g[:, :offsets[t]]
                 c0 = offsets[t] + j * d_in
                 kr[sel, c0:c0 + d_in] = g[:, offsets[t]:]
@@ -226,116 +233,155 @@ class KKTProblem:
             raise ValueError(f"structured_gram needs a 2-layer net; this one has L={self.degree}.")
         r = slice(None) if rows is None else rows
         W1, W2 = self.net.weights
-        return StructuredGram(W1, W2[0], self.Xc[r], self.yc[r], self.zs[0][r], self.hs[1][r],
+        return StructuredGram(W1, W2, self.Xc[r], self.U[r], self.zs[0][r], self.hs[1][r],
                               S[r], kex, kun, gram=gram)
 
 
 class StructuredGram:
     """Structured Gram matrix, linear term and residual for ``L = 2`` (never forms ``J``).
 
-    With ``S`` the slopes (free pairs zeroed), ``H = σ(Z)``, ``a = W_2``:
+    Columns are the margins ``q_i = u_iᵀ f(x_i)`` (``u_i = y_i`` for one output,
+    ``e_{y_i} − e_j`` for a multi-class pair). With ``S`` the slopes (free pairs zeroed),
+    ``H = σ(Z)`` and ``A = U W_2`` (row ``i``: ``∂q_i/∂h_1``),
 
     .. math::
 
-        G_{\\lambda\\lambda} = (y y^\\top) \\odot \\big[(X X^\\top)
-        \\odot (S\\,\\mathrm{diag}(a^2) S^\\top) + H H^\\top\\big],
+        G_{\\lambda\\lambda} = (X X^\\top) \\odot \\big((S \\odot A)(S \\odot A)^\\top\\big)
+        + (U U^\\top) \\odot (H H^\\top),
 
-    since ``∂q_i/∂W_1[j] = y_i a_j s_ij x_i`` and ``∂q_i/∂a_j = y_i σ(z_ij)``.
+    since ``∂q_i/∂W_1[j] = A_ij S_ij x_i`` and ``∂q_i/∂W_2 = u_i σ(z_i)ᵀ`` (one output:
+    ``(y yᵀ) ⊙ [(X Xᵀ) ⊙ (S diag(a²) Sᵀ) + H Hᵀ]``). The kink column of a free pair
+    ``(e, j)`` is ``A_ej x_e`` in row ``j`` of ``W_1``.
     """
 
-    def __init__(self, W1, a, X, y, Z, H, S, kex, kun, block=2048, gram=True):
-        self.W1, self.a, self.X, self.y, self.H, self.S = W1, a, X, y, H, S
+    def __init__(self, W1, W2, X, U, Z, H, S, kex, kun, block=2048, gram=True):
+        self.W1, self.W2, self.X, self.U, self.H, self.S = W1, W2, X, U, H, S
         self.kex, self.kun = kex, kun
-        b_l = y * ((S * Z) @ a + H @ a)
-        b_m = y[kex] * a[kun] * Z[kex, kun]
+        A = U @ W2  # (n, m)
+        self.A = A
+        SA = S * A
+        self.SA = SA
+        b_l = np.einsum("ij,ij->i", SA, Z) + np.einsum("ij,ij->i", A, H)
+        Ak = A[kex, kun]
+        b_m = Ak * Z[kex, kun]
         self.b = np.concatenate([b_l, b_m])
         self.G = None
         if not gram:  # matrix-free use only (combination / apply / example_norms)
             return
         n = X.shape[0]
         K = kex.size
-        Sa = S * np.abs(a)[None, :]  # S diag(|a|), so Sa Saᵀ = S diag(a²) Sᵀ
         G = np.empty((n + K, n + K))
         for s0 in range(0, n, block):
             s1 = min(n, s0 + block)
             blk = X[s0:s1] @ X.T
-            blk *= Sa[s0:s1] @ Sa.T
-            blk += H[s0:s1] @ H.T
-            blk *= y[s0:s1, None] * y[None, :]
+            blk *= SA[s0:s1] @ SA.T
+            blk += (U[s0:s1] @ U.T) * (H[s0:s1] @ H.T)
             G[s0:s1, :n] = blk
         if K:
-            a2 = a[kun] ** 2
             Xk = X[kex]
-            yk = y[kex]
-            # ⟨h_i, k_(e,j)⟩ = y_i y_e a_j² S_ij ⟨x_i, x_e⟩
-            G_lm = (X @ Xk.T) * S[:, kun] * (y[:, None] * (yk * a2)[None, :])
+            # ⟨h_i, k_(e,j)⟩ = A_ij S_ij A_ej ⟨x_i, x_e⟩
+            G_lm = (X @ Xk.T) * SA[:, kun] * Ak[None, :]
             G[:n, n:] = G_lm
             G[n:, :n] = G_lm.T
             same = kun[:, None] == kun[None, :]
-            G[n:, n:] = (Xk @ Xk.T) * same * (yk[:, None] * yk[None, :]) * a2[:, None]
+            G[n:, n:] = (Xk @ Xk.T) * same * (Ak[:, None] * Ak[None, :])
         self.G = G
 
     def combination(self, nu):
         """``Σ λ_i h_i + Σ μ_k k_k`` as a flat ``(P,)`` vector (W1 block then W2)."""
         n = self.X.shape[0]
         lam, mu = nu[:n], nu[n:]
-        M = lam[:, None] * self.S
-        np.add.at(M, (self.kex, self.kun), mu)
-        gW1 = self.a[:, None] * ((M * self.y[:, None]).T @ self.X)
-        ga = (lam * self.y) @ self.H
-        return np.concatenate([gW1.ravel(), ga])
+        M = lam[:, None] * self.SA
+        np.add.at(M, (self.kex, self.kun), mu * self.A[self.kex, self.kun])
+        gW1 = M.T @ self.X
+        gW2 = (lam[:, None] * self.U).T @ self.H
+        return np.concatenate([gW1.ravel(), gW2.ravel()])
 
     def apply(self, r):
         """``A r``: the inner products ``⟨h_i, r⟩`` and ``⟨k_k, r⟩`` of every column with a flat
         parameter vector ``r`` (so ``Gν − b = A(Aᵀν − θ̃)``), without the Gram matrix.
 
-        With ``r = (R_1, r_a)``: ``⟨h_i, r⟩ = y_i (Σ_j a_j S_ij ⟨R_1[j], x_i⟩ + ⟨σ(z_i), r_a⟩)``
-        and ``⟨k_(e,j), r⟩ = y_e a_j ⟨R_1[j], x_e⟩``. Shape ``(n + K,)``.
+        With ``r = (R_1, R_2)``: ``⟨h_i, r⟩ = Σ_j A_ij S_ij ⟨R_1[j], x_i⟩ + u_iᵀ R_2 σ(z_i)``
+        and ``⟨k_(e,j), r⟩ = A_ej ⟨R_1[j], x_e⟩``. Shape ``(n + K,)``.
         """
         m, d = self.W1.shape
         R1 = r[: m * d].reshape(m, d)
+        R2 = r[m * d:].reshape(self.W2.shape)
         XR = self.X @ R1.T  # (n, m)
-        out_l = self.y * ((XR * self.S) @ self.a + self.H @ r[m * d:])
-        out_m = self.y[self.kex] * self.a[self.kun] * XR[self.kex, self.kun]
+        out_l = np.einsum("ij,ij->i", XR, self.SA) + np.einsum("ik,ik->i", self.H @ R2.T, self.U)
+        out_m = self.A[self.kex, self.kun] * XR[self.kex, self.kun]
         return np.concatenate([out_l, out_m])
 
     def example_norms(self):
         """``||h_i||`` of the example columns, shape ``(n,)``: the square root of
-        ``G_ii = ||x_i||² Σ_j S_ij² a_j² + ||σ(z_i)||²``."""
-        g = np.einsum("ij,ij->i", self.X, self.X) * ((self.S**2) @ (self.a**2))
-        g += np.einsum("ij,ij->i", self.H, self.H)
+        ``G_ii = ||x_i||² ||S_i ⊙ A_i||² + ||u_i||² ||σ(z_i)||²``."""
+        g = np.einsum("ij,ij->i", self.X, self.X) * np.einsum("ij,ij->i", self.SA, self.SA)
+        g += np.einsum("ij,ij->i", self.U, self.U) * np.einsum("ij,ij->i", self.H, self.H)
         return np.sqrt(g)
+
+
+def _pair_weights(Q: np.ndarray, log_q_min: float, q_hat_min: float, loss: str) -> np.ndarray:
+    """Normalised loss-gradient weights ``-∂𝓛/∂q`` of every constraint, shape of ``Q``.
+
+    ``Q`` holds the margins at unit-norm layers (``+inf`` off the constraints); the margins of
+    the given parameters are ``Q / q̂_min · q_min``. Cross-entropy ("logistic"; for one output the
+    logistic loss): ``w_ij ∝ e^{−q_ij} / (1 + Σ_k e^{−q_ik})``; exp: ``w_ij ∝ e^{−q_ij}``. For
+    ``q_min`` beyond ``e^709`` both are ``e^{−q}`` to double precision and every ``q > q_min`` has
+    ``q − q_min >= 2e-16 q_min > 1e290``: weight exactly 0 in float64, as the shift by ``e^709``
+    (< q_min) also gives.
+    """
+    from scipy.special import logsumexp
+
+    qt = Q / q_hat_min
+    if log_q_min < _LOG_FLOAT_MAX:
+        q = qt * math.exp(log_q_min)
+        lw = -q
+        if loss == "logistic":
+            lw = lw - np.logaddexp(0.0, logsumexp(-q, axis=1))[:, None]
+    else:
+        with np.errstate(over="ignore", invalid="ignore"):
+            lw = -np.where(qt == 1.0, 0.0, (qt - 1.0) * math.exp(_LOG_FLOAT_MAX))
+    return np.exp(lw - logsumexp(lw))
 
 
 def build_problem(net, X: np.ndarray, y: np.ndarray, *, p: float, loss: str,
                   support_factor: float, kink_rtol: float) -> KKTProblem:
-    """The :class:`KKTProblem` of a validated ``net`` (HomogeneousMLP), ``X`` and ``y`` (±1).
+    """The :class:`KKTProblem` of a validated ``net`` (HomogeneousMLP), ``X`` and ``y`` (±1 for
+    one output, class indices ``0…K−1`` for ``K`` outputs, validated by the caller).
 
     Raises
     ------
     NotFeasibleError
         Some example has ``q_i <= 0``; the message counts them.
     """
+    from .._margins import class_margins
     from .._network import HomogeneousMLP
 
     Ws = [np.asarray(W, dtype=np.float64) for W in net.weights]
     L = len(Ws)
     n = X.shape[0]
+    K = int(Ws[-1].shape[0])
     normed = [_normalise(W) for W in Ws]
     log_norms = [s for _, s in normed]
     unit = HomogeneousMLP(tuple(W for W, _ in normed), activation=net.activation,
                           alpha=net.alpha)
-    q_hat = y * unit.forward(X)  # q_i(θ) = q̂_i · Π_l ||W_l||
-    bad = int(np.count_nonzero(~(q_hat > 0))) if all(np.isfinite(log_norms)) else n
+    F_hat = unit.outputs(X)  # f(θ) = f(Ŵ) · Π_l ||W_l||
+    if K == 1:
+        Q = (y * F_hat[:, 0])[:, None]  # one constraint per example
+    else:
+        Q = class_margins(F_hat, y)  # (n, K), +inf at the label
+    q_ex = Q.min(axis=1)
+    bad = int(np.count_nonzero(~(q_ex > 0))) if all(np.isfinite(log_norms)) else n
     if bad:
+        what = "y_i f(x_i)" if K == 1 else "f_{y_i}(x_i) − max_{j≠y_i} f_j(x_i)"
         raise NotFeasibleError(
-            f"{bad} of {n} example(s) have margin q_i = y_i f(x_i) <= 0 (misclassified or on the "
+            f"{bad} of {n} example(s) have margin q_i = {what} <= 0 (misclassified or on the "
             f"decision boundary), so no rescaling of θ is feasible for the margin problem; the KKT "
             f"check applies to networks that fit every example. Train longer or check the labels."
         )
-    q_hat_min = float(q_hat.min())
+    q_hat_min = float(q_ex.min())
     log_q_min = float(sum(log_norms)) + math.log(q_hat_min)
-    qt = q_hat / q_hat_min
+    w_all = _pair_weights(Q, log_q_min, q_hat_min, loss).ravel()
     Wt = tuple(W * math.exp(s - log_q_min / L) for (W, _), s in zip(normed, log_norms,
                                                                      strict=True))
     tnet = HomogeneousMLP(Wt, activation=net.activation, alpha=net.alpha)
@@ -345,18 +391,19 @@ def build_problem(net, X: np.ndarray, y: np.ndarray, *, p: float, loss: str,
     flat_rel = np.concatenate([(W * math.exp(s - top)).ravel() for W, s in normed])
     log_norm_p = top + _log_norm(flat_rel, ord=p)
 
+    qt = (Q / q_hat_min).ravel()  # row-major over (example, class); +inf off the constraints
     cand = np.flatnonzero(qt <= support_factor)
-    # loss-gradient weights -ℓ'(q_i(θ)), normalised. For q_min beyond e^709, ℓ' of both losses is
-    # e^{-q} to double precision and every q_i > q_min has q_i − q_min >= 2e-16 q_min > 1e290:
-    # weight exactly 0 in float64, as the shift by e^709 (< q_min) also gives
-    if log_q_min < _LOG_FLOAT_MAX:
-        w_all, _ = loss_weights(qt * math.exp(log_q_min), loss)
-    else:
-        with np.errstate(over="ignore", invalid="ignore"):
-            shifted = np.where(qt == 1.0, 0.0, (qt - 1.0) * math.exp(_LOG_FLOAT_MAX))
-        w_all, _ = loss_weights(shifted, "exp")
     excluded_weight = float(max(0.0, 1.0 - w_all[cand].sum()))
-    Xc, yc, qc = X[cand], y[cand], qt[cand]
+    cand_ex = cand // K
+    if K == 1:
+        cand_class = np.full(cand.size, -1, dtype=np.int64)
+        U = y[cand_ex][:, None].astype(np.float64)
+    else:
+        cand_class = cand % K
+        U = np.zeros((cand.size, K))
+        U[np.arange(cand.size), y[cand_ex]] = 1.0
+        U[np.arange(cand.size), cand_class] = -1.0
+    Xc, qc = X[cand_ex], qt[cand]
 
     zs = tnet.preactivations(Xc)
     lo = tnet.clarke_interval[0] if tnet.activation != "linear" else 0.0  # no kinks if linear
@@ -371,7 +418,8 @@ def build_problem(net, X: np.ndarray, y: np.ndarray, *, p: float, loss: str,
                  else np.zeros((cand.size, 0), dtype=bool))
     exact = bool(np.all(layers_of.sum(axis=1) <= 1))
     return KKTProblem(
-        net=tnet, theta=theta, degree=L, n=n, cand=cand, Xc=Xc, yc=yc, qc=qc, zs=zs, hs=hs,
+        net=tnet, theta=theta, degree=L, n=n, cand=cand, cand_ex=cand_ex, cand_class=cand_class,
+        Xc=Xc, U=U, qc=qc, zs=zs, hs=hs,
         slopes=slopes, kinks=kinks, clarke_low=float(lo), n_kinks=n_kinks, n_near=n_near,
         layers_of=layers_of, exact=exact, nat_lam=w_all[cand], excluded_weight=excluded_weight,
         log_q_min=log_q_min, log_norm_p=float(log_norm_p))
