@@ -157,3 +157,34 @@ def test_report_names_the_kkt_conditions(rng):
     assert rep2.conditions["stationarity"]["satisfied"] is False
     assert rep2.conditions["primal_feasibility"]["satisfied"]
     assert rep2.conditions["dual_feasibility"]["satisfied"]
+
+
+# ------------------------------------------------------------------ dead units (issue 11 item 3)
+def test_dead_units_are_not_counted_as_kinks(rng):
+    # 4 hidden units of layer 1 with incoming rows at 1e-9 of the layer and zero outgoing
+    # weights: every example's pre-activation there is ~1e-9 of the layer's, so the kink rule
+    # alone flags 4 pairs per candidate. Recognised as dead they add no kink pairs, and the net
+    # equals the net with those units removed up to O(1e-9) in θ̃ (no ε contribution): same
+    # n_kink_pairs, same ε to 1e-6 relative (far above the 1e-9 perturbation, far below ε).
+    net, X, y = _fitted_net(rng, [3, 6, 5, 1], n=30)
+    W1, W2, W3 = net.weights
+    scale = np.linalg.norm(W1, axis=1).max()
+    W1d = np.vstack([W1, 1e-9 * scale * rng.standard_normal((4, 3))])
+    W2d = np.hstack([W2, np.zeros((5, 4))])
+    dead = HomogeneousMLP((W1d, W2d, W3))
+    base = check_kkt(net, X, y, support_factor=1e9)
+    rep = check_kkt(dead, X, y, support_factor=1e9)
+    assert rep.extra["n_dead_units"] == 4 and base.extra["n_dead_units"] == 0
+    assert rep.n_kink_pairs == base.n_kink_pairs
+    assert rep.epsilon_relative == pytest.approx(base.epsilon_relative, rel=1e-6)
+    assert rep.exact == base.exact
+    # with the dead-unit rule off (kink_rtol = 0 never flags a nonzero row) nothing is a kink
+    assert check_kkt(dead, X, y, support_factor=1e9, kink_rtol=0.0).n_kink_pairs == 0
+
+
+def test_an_exactly_zero_unit_makes_the_check_an_upper_bound(rng):
+    net, X, y = _fitted_net(rng, [3, 6, 1], n=20)
+    W1, W2 = net.weights
+    zero = HomogeneousMLP((np.vstack([W1, np.zeros((1, 3))]), np.hstack([W2, [[0.5]]])))
+    rep = check_kkt(zero, X, y)
+    assert rep.extra["n_dead_units"] == 1 and rep.exact is False

@@ -340,8 +340,10 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
         best, history = progs.run(prob.slopes, max_sweeps=max_sweeps, first=first)
     del first  # release the Gram matrix
     nu, eps, opt_res, meth = best.nu, best.eps, best.opt_res, best.method
-    if not prob.exact:
+    if not prob.exact and kink_layers and not prob.dead_zero:
         meth += f"; block-coordinate over layers {kink_layers}, {len(history)} step(s)"
+    elif not prob.exact:
+        meth += "; a dead unit with an exactly zero row keeps slope σ'(0)"
     else:
         meth = "one convex program (exact); " + meth
         if ws_extra.get("working_set_abandoned"):
@@ -388,7 +390,8 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
     else:
         verdict = f"not an approximate KKT point of {problem}: {numbers}"
     if not prob.exact:
-        verdict += "; ε is an upper bound (kinks in several layers)"
+        verdict += ("; ε is an upper bound (a dead unit's Clarke slope is not freed)"
+                    if prob.dead_zero else "; ε is an upper bound (kinks in several layers)")
     if solver_status != "optimal":
         verdict += "; optimality of ε not certified"
     logger.info("check_kkt: %s", verdict)
@@ -405,7 +408,7 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
         delta_tol=float(delta_tol), is_kkt=is_kkt,
         status="approximate_kkt" if is_kkt else "not_kkt", verdict=verdict,
         extra={"block_history": [float(h) for h in history], "P": int(P),
-               "n_near_kink_pairs": prob.n_near,
+               "n_near_kink_pairs": prob.n_near, "n_dead_units": prob.n_dead,
                **({"norm_rtol": float(norm_rtol)} if p != 2.0 else {}), **ws_extra,
                **pair_extra},
         log_q_min=float(prob.log_q_min), primal_feasibility=prob.primal_feasibility,

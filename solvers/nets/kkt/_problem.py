@@ -102,7 +102,8 @@ class KKTProblem:
     layers_of : ndarray of shape (n_c, L-1), bool
         Whether candidate ``i`` has a kink in hidden layer ``l``.
     exact : bool
-        Every candidate has its kinks in at most one layer (the program is exact).
+        Every candidate has its kinks in at most one layer (the program is exact), and no dead
+        unit's row is exactly zero (its Clarke slope is not freed).
     nat_lam : ndarray of shape (n_c,)
         Loss-gradient weights ``-ℓ'(q_i(θ))`` normalised over all examples, on the candidates.
     excluded_weight : float
@@ -111,6 +112,10 @@ class KKTProblem:
         ``log min_i q_i(θ)`` of the given parameters.
     log_norm_p : float
         ``log ||θ||_p`` of the given parameters.
+    dead_units : list of ndarray of int
+        Per hidden layer, the units whose incoming weights are negligible against the layer's
+        (row norm ``<= kink_rtol ·`` the largest): they are not counted as kinks (issue 11: four
+        dead units made 1,814 near-kink pairs) and keep the network's slope.
     """
 
     net: object
@@ -136,6 +141,18 @@ class KKTProblem:
     excluded_weight: float
     log_q_min: float
     log_norm_p: float
+    dead_units: list
+
+    @property
+    def dead_zero(self) -> bool:
+        """Some dead unit has an exactly zero incoming row (its slope was not freed)."""
+        W = self.net.weights
+        return any(bool(np.any(~W[t][d].any(axis=1))) for t, d in enumerate(self.dead_units))
+
+    @property
+    def n_dead(self) -> int:
+        """Number of dead hidden units (see ``dead_units``)."""
+        return int(sum(d.size for d in self.dead_units))
 
     @property
     def P(self) -> int:
@@ -410,16 +427,29 @@ def build_problem(net, X: np.ndarray, y: np.ndarray, *, p: float, loss: str,
     slopes = tnet.activation_slopes(Xc)
     hs = [Xc] + [s * z for s, z in zip(slopes, zs, strict=True)]  # σ(z) = σ'(z) z (σ homog.)
     kinks = tnet.kinks(Xc, rtol=kink_rtol)
+    # dead units: incoming weights negligible against the layer (row norm <= kink_rtol · largest
+    # row norm), so |z_ij| <= kink_rtol · max_k ||W[k]|| ||h_i|| on every example. They are not
+    # thousands of kink pairs: they keep the network's slope (the true derivative at θ̃ when the
+    # row is nonzero; for an exactly zero row a valid Clarke choice, so ε is then an upper bound)
+    dead = []
+    for t, k in enumerate(kinks):
+        rn = np.linalg.norm(Wt[t], axis=1)
+        d_t = np.flatnonzero(rn <= kink_rtol * rn.max()) if tnet.activation != "linear" \
+            else np.zeros(0, dtype=int)
+        k[:, d_t] = False
+        dead.append(d_t)
+    dead_zero = any(bool(np.any(np.linalg.norm(Wt[t][d_t], axis=1) == 0.0))
+                    for t, d_t in enumerate(dead))
     n_kinks = int(sum(int(k.sum()) for k in kinks))
     # pairs within kink_rtol of a kink but not at one: θ̃ itself is differentiable there, and the
     # Clarke interval used is that of the nearby point with z = 0 (said in the report)
     n_near = int(sum(int((k & (z != 0.0)).sum()) for k, z in zip(kinks, zs, strict=True)))
     layers_of = (np.stack([k.any(axis=1) for k in kinks], axis=1) if kinks
                  else np.zeros((cand.size, 0), dtype=bool))
-    exact = bool(np.all(layers_of.sum(axis=1) <= 1))
+    exact = bool(np.all(layers_of.sum(axis=1) <= 1)) and not dead_zero
     return KKTProblem(
         net=tnet, theta=theta, degree=L, n=n, cand=cand, cand_ex=cand_ex, cand_class=cand_class,
         Xc=Xc, U=U, qc=qc, zs=zs, hs=hs,
         slopes=slopes, kinks=kinks, clarke_low=float(lo), n_kinks=n_kinks, n_near=n_near,
         layers_of=layers_of, exact=exact, nat_lam=w_all[cand], excluded_weight=excluded_weight,
-        log_q_min=log_q_min, log_norm_p=float(log_norm_p))
+        log_q_min=log_q_min, log_norm_p=float(log_norm_p), dead_units=dead)

@@ -224,7 +224,7 @@ class Programs:
         prob = self.prob
         slopes = [s.copy() for s in slopes0]
         kink_layers = [t for t in range(len(prob.kinks)) if prob.layers_of[:, t].any()]
-        steps = ([None] if prob.exact
+        steps = ([None] if prob.exact or not kink_layers
                  else [t for _ in range(max_sweeps) for t in reversed(kink_layers)])
         best, history = None, []
         for k_step, layer in enumerate(steps):
