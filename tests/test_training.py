@@ -223,3 +223,35 @@ def test_loss_norm_step_is_stable_and_keeps_the_smoothed_margin_monotone(relu_da
     # the recorded step is the documented rule: log η_k = log lr − log 𝓛 − 2 log ρ (L = 2)
     expected = np.log(0.1) - h.log_loss[:-1] - 2 * np.log(h.rho[:-1])
     np.testing.assert_allclose(h.log_lr[:-1], expected, rtol=1e-12)
+
+
+# ------------------------------------------------------------------ roll-back schedule (issue 11.4)
+def test_rollback_schedule_decreases_the_loss_and_reaches_the_kkt_regime():
+    # Lyu & Li's loss-based schedule with roll-back: every recorded step (record_every=1) must
+    # strictly decrease log 𝓛 (rejected steps are never taken), and on this small 2-layer net
+    # the run reaches ε/||θ̃|| below the KKT tolerance TOLERANCES.kkt_eps_tol (0.01; measured
+    # 2.1e-3 after 3000 steps, while adaptive='loss' — lr/𝓛 capped at lr — stops at 2.5e-2).
+    from solvers.nets.kkt import check_kkt
+    from solvers.tolerances import TOLERANCES
+
+    gen = np.random.default_rng(0)
+    X = gen.standard_normal((16, 2))
+    y = np.sign(X @ np.array([1.0, -0.5]))
+    net = HomogeneousMLP.random([2, 8, 1], rng=gen, scale=0.5)
+    res = train(net, X, y, method="gd", loss="exp", steps=3000, lr=0.05, adaptive="rollback",
+                record_every=1)
+    assert res.status == "completed" and res.n_rejected > 0  # the roll-back was exercised
+    ll = np.asarray(res.history.log_loss)
+    assert ll.size == 3001 and np.all(np.diff(ll) < 0)
+    rep = check_kkt(res.net, X, y, loss="exp")
+    assert rep.epsilon_relative <= TOLERANCES.kkt_eps_tol and rep.is_kkt
+
+
+def test_rollback_needs_backtracking_and_a_shrink_above_one():
+    net = HomogeneousMLP.random([2, 3, 1], seed=0)
+    X = np.eye(2)
+    y = np.array([1.0, -1.0])
+    with pytest.raises(ValueError, match="adaptive='rollback' .* needs backtrack=True"):
+        train(net, X, y, adaptive="rollback", backtrack=False, steps=1)
+    with pytest.raises(ValueError, match="lr_shrink must be > 1; got 1.0"):
+        train(net, X, y, adaptive="rollback", lr_shrink=1.0, steps=1)

@@ -30,6 +30,13 @@ The factor ``η_k ∇𝓛 = s_k e^{log_scale − log 𝓛} Σ_i w_i y_i ∇f_i``
 Without ``adaptive`` the step is ``η_k = lr`` (and ``∇𝓛`` underflows to 0 once ``𝓛 < 1e-308``, as
 plain gradient descent in float64 would).
 
+Roll-back schedule (``adaptive='rollback'``; Lyu & Li 2019, §6 and App. L "loss-based learning
+rate scheduling"): ``η_k = s_k 𝓛(θ_0)/𝓛(θ_k)`` with ``s_0 = lr``; after an accepted step (the loss
+strictly decreased) ``s_k`` is multiplied by ``lr_growth`` with **no cap**, and a step that does
+not decrease the loss is rolled back (never taken) and ``s_k`` divided by ``lr_shrink``. The
+recorded loss is therefore strictly decreasing, and the step keeps growing as long as it can,
+which is what lets a run reach the KKT regime (issue 11: ``lr/𝓛`` capped at ``lr`` plateaus).
+
 Curvature-matched variant (``adaptive='loss_norm'``): ``η_k = s_k / (𝓛(θ_k) ρ_k^{2L−2})``,
 ``ρ = ||θ||_2``. For ``L ≥ 2`` the Hessian of ``𝓛`` at a degree-``L`` homogeneous ``θ`` scales like
 ``𝓛 ρ^{2L−2}`` (``q ~ ρ^L``), so ``lr/𝓛`` alone keeps the *relative* step ``||Δθ||/ρ`` constant:
@@ -242,7 +249,8 @@ def _evaluate(net: HomogeneousMLP, X, y, loss, k=0, rec=None):
 
 def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", steps: int = 1000,
           lr: float = 0.1, adaptive: bool | str | None = None, backtrack: bool = True,
-          lr_growth: float = 1.1, record_every: int = 10, kkt_every: int | None = None,
+          lr_growth: float = 1.1, lr_shrink: float = 2.0, record_every: int = 10,
+          kkt_every: int | None = None,
           kkt_fn: Callable[[HomogeneousMLP], float] | None = None,
           minnorm_beta: float = 1.0, minnorm_alpha: float = 1.0,
           seed: int | None = None, rng: np.random.Generator | None = None,
@@ -264,10 +272,12 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
     lr : float
         Base step: ``η`` (fixed), the factor ``s_0`` of ``η_k = s_k/𝓛`` (adaptive), the step
         length (normalized_gd) or the Euler step of the primal–dual flow (minnorm).
-    adaptive : bool or {'loss', 'loss_norm'}, optional
+    adaptive : bool or {'loss', 'loss_norm', 'rollback'}, optional
         ``True`` or ``'loss'``: ``η_k = s_k / 𝓛(θ_k)``; ``'loss_norm'``:
         ``η_k = s_k / (𝓛 ρ^{2L−2})`` (stabler for long runs with ``L ≥ 2``, see the module
-        docstring); ``False``: ``η_k = lr``.
+        docstring); ``'rollback'``: Lyu & Li's ``η_k = s_k 𝓛(θ_0)/𝓛(θ_k)`` with ``s_k`` grown by
+        ``lr_growth`` (uncapped) on success and rolled back and divided by ``lr_shrink`` on a
+        loss increase (needs ``backtrack=True``); ``False``: ``η_k = lr``.
         Default: ``'loss'`` for gd, sign and coordinate; it does not apply to normalized_gd and
         minnorm (passing a true value there is an error).
     backtrack : bool
@@ -275,6 +285,10 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
     lr_growth : float
         After each accepted step the factor ``s_k`` is multiplied by this, capped at ``lr``
         (``>= 1``): it recovers after backtracking. Irrelevant when no step is rejected.
+        With ``adaptive='rollback'`` the factor is not capped.
+    lr_shrink : float
+        ``adaptive='rollback'`` only: divisor of ``s_k`` after a rolled-back step (``> 1``;
+        other modes halve).
     record_every : int
         Record the history every this many steps (and at the first and last step).
     kkt_every : int, optional
@@ -325,10 +339,15 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
         adaptive = "loss" if method in ("gd", "sign", "coordinate") else False
     if adaptive is True:
         adaptive = "loss"
-    if adaptive not in (False, "loss", "loss_norm"):
+    if adaptive not in (False, "loss", "loss_norm", "rollback"):
         raise ValueError(
-            f"adaptive must be True, False, 'loss' or 'loss_norm'; got {adaptive!r}."
+            f"adaptive must be True, False, 'loss', 'loss_norm' or 'rollback'; got {adaptive!r}."
         )
+    if adaptive == "rollback" and not backtrack:
+        raise ValueError("adaptive='rollback' rolls back loss increases, so it needs "
+                         "backtrack=True; got backtrack=False.")
+    if not (float(lr_shrink) > 1.0):
+        raise ValueError(f"lr_shrink must be > 1; got {lr_shrink!r}.")
     if adaptive and method in ("normalized_gd", "minnorm"):
         raise ValueError(
             f"adaptive={adaptive!r} does not apply to method={method!r} (its step is already "
@@ -367,6 +386,7 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
 
     cur = net
     hs, zs, q, lL = _evaluate(cur, X, y, loss)
+    lL0 = lL  # log 𝓛(θ_0), the reference of the roll-back schedule
     log_time = -np.inf
     factor = lr  # s_k
     lam = np.zeros(n) if method == "minnorm" else None
@@ -401,6 +421,8 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
                         delta = factor * step_dir
                     else:
                         log_eta = np.log(factor) - (lL if adaptive else 0.0)
+                        if adaptive == "rollback":
+                            log_eta += lL0
                         if adaptive == "loss_norm" and cur.degree > 1:
                             log_eta -= (2 * cur.degree - 2) * np.log(np.linalg.norm(theta))
                         # η_k ||∇𝓛||_* u* = exp(log η_k + log_scale) · (||gdir||_* u*)
@@ -411,7 +433,7 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
                         accepted = True
                         break
                     n_rejected += 1
-                    factor *= 0.5
+                    factor /= float(lr_shrink) if adaptive == "rollback" else 2.0
                 if not accepted:
                     status = (f"stalled: {_MAX_BACKTRACKS} halvings of the step could not decrease "
                               f"the loss at step {k} (log 𝓛 = {lL:.6g}): the iterate sits at a "
@@ -421,7 +443,8 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
                     warnings.warn(status, RuntimeWarning, stacklevel=2)
                     break
                 cur, hs, zs, q, lL = trial, t_hs, t_zs, t_q, t_lL
-                factor = min(lr, factor * float(lr_growth))
+                factor = factor * float(lr_growth) if adaptive == "rollback" else \
+                    min(lr, factor * float(lr_growth))
             rec.set_lr(log_eta)
             log_time = float(np.logaddexp(log_time, log_eta))
             k += 1

@@ -1,6 +1,9 @@
 """Benchmark of solvers.check_kkt at scale, and its QP against scipy.optimize.nnls.
 
-    python tests/benchmarks/bench_kkt.py [--quick]
+    python tests/benchmarks/bench_kkt.py [--quick] [--support-factor 1e9] [--scale-only]
+
+Baseline side by side: run the same command with ``PYTHONPATH`` pointing at an export of an
+older commit (``git archive 7239ee7 | tar -x -C /tmp/kkt_base``), in the same session.
 
 1. Scale: a 2-layer ReLU net, d = 784, width 1000, n = 10,000 (``--quick``: n = 2,000, width 300).
    Data are Gaussian, labelled by the net itself, then each example is rescaled so its margin
@@ -69,13 +72,17 @@ def main(argv=None):
     ap.add_argument("--working-set", choices=["auto", "on", "off"], default="auto",
                     help="check_kkt's working_set (auto: above 500 candidates, abandoned when "
                          "the support exceeds 60%% of them)")
+    ap.add_argument("--support-factor", type=float, default=None,
+                    help="check_kkt's support_factor (e.g. 1e9: every example a candidate)")
+    ap.add_argument("--scale-only", action="store_true", help="skip the NNLS comparison")
     args = ap.parse_args(argv)
+    sf = {} if args.support_factor is None else {"support_factor": args.support_factor}
     ws = {"auto": None, "on": True, "off": False}[args.working_set]
 
     n, d, m = (2000, 784, 300) if args.quick else (10_000, 784, 1000)
     net, X, y = make_instance(n, d, m, n_kink_examples=n // 100, seed=0,
                               q_range=(1.0, args.q_max))
-    rep, dt, dc, peak = measure(lambda: check_kkt(net, X, y, working_set=ws))
+    rep, dt, dc, peak = measure(lambda: check_kkt(net, X, y, working_set=ws, **sf))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
     print("== check_kkt at scale (2-layer ReLU, l2)")
     print(f"{'n':>7} {'d':>5} {'width':>6} {'P':>8} {'cand':>6} {'kinks':>6} {'wall s':>8} "
@@ -88,6 +95,8 @@ def main(argv=None):
     print(f"   method: {rep.method}")
     print(f"   support {rep.support.size}; optimality residual {rep.optimality_residual:.2e}; "
           f"working set sizes {rep.extra.get('working_set_sizes')}")
+    if args.scale_only:
+        return
 
     # dual (Gram) solve vs NNLS on the full candidate Jacobian, no kinks, inactive δ budget
     n2, d2, m2 = (500, 50, 50) if args.quick else (1000, 100, 100)
