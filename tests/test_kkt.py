@@ -16,7 +16,7 @@ from scipy.optimize import nnls
 from solvers.errors import NotFeasibleError
 from solvers.nets import HomogeneousMLP
 from solvers.nets.kkt import KKTConfig, KKTReport, check_kkt
-from solvers.nets.kkt._problem import StructuredGram
+from solvers.nets.kkt._problem import build_problem
 from solvers.tolerances import TOLERANCES
 from tests.strategies import fitted_nets
 
@@ -266,6 +266,7 @@ def test_structured_gram_matches_network_jacobian(rng):
     net = HomogeneousMLP.random([4, 6, 1], rng=rng)
     X = rng.standard_normal((7, 4))
     y = np.sign(net.forward(X))
+    X /= (y * net.forward(X)).min()
     Z = net.preactivations(X)[0]
     S = (Z > 0).astype(float)
     kex, kun = np.array([0, 3, 3, 5]), np.array([1, 1, 4, 0])
@@ -280,8 +281,12 @@ def test_structured_gram_matches_network_jacobian(rng):
             X, slopes=[S0]))[e] * y[e]
         krows.append(diff)
     A = np.vstack([rows, np.array(krows)])
-    W1, W2 = net.weights
-    g2 = StructuredGram(W1, W2, X, y[:, None], Z, np.maximum(Z, 0.0), S0, kex, kun)
+    # q_min = 1 by a rescaling of X (f is 1-homogeneous in x), so θ̃ = θ and the problem's
+    # columns are those of `net` at these X
+    prob = build_problem(net, X, y, p=2.0, loss="logistic", support_factor=1e12, kink_rtol=0.0)
+    assert prob.cand.tolist() == list(range(7))
+    np.testing.assert_allclose(prob.theta, net.flat(), rtol=1e-12)
+    g2 = prob.layered_gram([S], (np.zeros(kex.size, int), kex, kun))
     np.testing.assert_allclose(g2.G, A @ A.T, rtol=1e-12, atol=1e-12 * np.abs(A @ A.T).max())
     np.testing.assert_allclose(g2.b, A @ net.flat(), rtol=1e-12, atol=1e-12)
     nu = rng.random(A.shape[0])
@@ -447,17 +452,14 @@ def test_gram2_matrix_free_products_match_the_gram_matrix(rng):
     net = HomogeneousMLP.random([5, 7, 1], rng=rng)
     X = rng.standard_normal((9, 5))
     y = np.sign(net.forward(X))
-    Z = net.preactivations(X)[0]
-    S = (Z > 0).astype(float)
+    prob = build_problem(net, X, y, p=2.0, loss="logistic", support_factor=1e12, kink_rtol=0.0)
     kex, kun = np.array([1, 4, 4]), np.array([2, 0, 6])
-    S[kex, kun] = 0.0
-    W1, W2 = net.weights
-    g2 = StructuredGram(W1, W2, X, y[:, None], Z, np.maximum(Z, 0.0), S, kex, kun)
+    g2 = prob.layered_gram(prob.slopes, (np.zeros(3, int), kex, kun))
     nu = rng.random(g2.G.shape[0])
     scale = np.abs(g2.G).max()
     np.testing.assert_allclose(g2.apply(g2.combination(nu)), g2.G @ nu, rtol=1e-12,
                                atol=1e-12 * scale * nu.sum())
-    np.testing.assert_allclose(g2.apply(net.flat()), g2.b, rtol=1e-12, atol=1e-12 * scale)
+    np.testing.assert_allclose(g2.apply(prob.theta), g2.b, rtol=1e-12, atol=1e-12 * scale)
     np.testing.assert_allclose(g2.example_norms(), np.sqrt(np.diag(g2.G))[:9], rtol=1e-12)
 
 

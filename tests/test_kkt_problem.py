@@ -188,3 +188,59 @@ def test_an_exactly_zero_unit_makes_the_check_an_upper_bound(rng):
     zero = HomogeneousMLP((np.vstack([W1, np.zeros((1, 3))]), np.hstack([W2, [[0.5]]])))
     rep = check_kkt(zero, X, y)
     assert rep.extra["n_dead_units"] == 1 and rep.exact is False
+
+
+@pytest.mark.parametrize("sizes, K", [([3, 5, 4, 1], 1), ([3, 4, 5, 4, 1], 1), ([3, 5, 4, 3], 3)])
+def test_layered_gram_equals_the_explicit_columns(rng, sizes, K):
+    # G = Σ_l (D_l D_lᵀ) ∘ (H_{l-1} H_{l-1}ᵀ) and its products against the explicit (N, P)
+    # columns (checked against per_example_gradients above), with free kink pairs in every
+    # hidden layer of a deep net, one output or K classes.
+    if K == 1:
+        net, X, y = _fitted_net(rng, sizes, n=8)
+    else:
+        net = HomogeneousMLP.random(sizes, rng=rng)
+        X = rng.standard_normal((8, sizes[0]))
+        y = net.outputs(X).argmax(axis=1)
+    prob = build_problem(net, X, y, p=2.0, loss="logistic", support_factor=1e9, kink_rtol=0.0)
+    free = [(np.array([0, 2, 2, 5]) % prob.nc, np.array([1, 0, 3, 2])) for _ in prob.zs]
+    kl = np.concatenate([np.full(4, t) for t in range(len(free))])
+    ke = np.concatenate([e for e, _ in free])
+    ku = np.concatenate([u for _, u in free])
+    rows, krows, _ = prob.explicit_rows(prob.slopes, free)
+    A = np.vstack([rows, krows])
+    lg = prob.layered_gram(prob.slopes, (kl, ke, ku))
+    GA = A @ A.T
+    np.testing.assert_allclose(lg.G, GA, rtol=1e-12, atol=1e-12 * np.abs(GA).max())
+    np.testing.assert_allclose(lg.b, A @ prob.theta, rtol=1e-12,
+                               atol=1e-12 * np.abs(A @ prob.theta).max())
+    nu = rng.random(A.shape[0])
+    v = A.T @ nu
+    np.testing.assert_allclose(lg.combination(nu), v, rtol=1e-12, atol=1e-12 * np.abs(v).max())
+    r = rng.standard_normal(prob.P)
+    np.testing.assert_allclose(lg.apply(r), A @ r, rtol=1e-10, atol=1e-12 * np.abs(A @ r).max())
+    np.testing.assert_allclose(lg.example_norms(), np.linalg.norm(rows, axis=1), rtol=1e-12)
+
+
+@pytest.mark.parametrize("sizes", [[4, 6, 5, 1], [4, 6, 5, 3]])
+def test_working_set_on_a_deep_net_equals_the_full_solve(rng, sizes):
+    # the working set certifies its point for the full candidate QP (pricing by A r); on a
+    # 3-layer net (one output or 3 classes) it must reach the full program's ε (CROSS_RTOL).
+    from tests.test_kkt import CROSS_RTOL
+
+    if sizes[-1] == 1:
+        net, X, y = _fitted_net(rng, sizes, n=60)
+    else:
+        net = HomogeneousMLP.random(sizes, rng=rng)
+        X = rng.standard_normal((90, sizes[0]))
+        F = net.outputs(X)
+        y = F.argmax(axis=1)
+        X = X[np.sort(F, axis=1)[:, -1] - np.sort(F, axis=1)[:, -2] > 1e-2 * np.abs(F).max()]
+        X, y = X[:60], net.outputs(X[:60]).argmax(axis=1)
+    # every example a candidate, δ budget inactive: the support is a large share of them
+    kw = {"support_factor": 1e9, "kink_rtol": 0.0, "delta_tol": 1e6}
+    full = check_kkt(net, X, y, working_set=False, **kw)
+    ws = check_kkt(net, X, y, working_set=True, **kw,
+                   config=KKTConfig(working_set_initial=4, working_set_batch=2))
+    assert ws.extra["working_set_rounds"] >= 2 and full.n_candidates > 8
+    assert ws.solver_status == "optimal" == full.solver_status
+    assert ws.epsilon == pytest.approx(full.epsilon, rel=CROSS_RTOL)

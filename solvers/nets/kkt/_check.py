@@ -54,23 +54,23 @@ How the minimum is computed
   ε is a **valid upper bound** of the minimum (``exact=False``). Near-kink pairs are treated as
   exact kinks: the subgradients are those of the nearby point where ``z = 0``.
 * ℓ2 uses the Gram matrix ``A Aᵀ`` over the candidates and kink columns, never a ``(n, P)``
-  Jacobian when ``L = 2``: with ``S`` the slopes (kinked pairs zeroed), ``H = σ(Z)``, ``a = W_2``,
+  Jacobian, at any depth: every column's gradient block in a dense layer is an outer product
+  ``δ_l h_{l−1}ᵀ``, so (:class:`._problem.LayeredGram`)
 
   .. math::
 
-      G_{\\lambda\\lambda} = (y y^\\top) \\odot \\big[(X X^\\top)
-      \\odot (S\\,\\mathrm{diag}(a^2) S^\\top) + H H^\\top\\big],
+      G = \\sum_l (D_l D_l^\\top) \\odot (H_{l-1} H_{l-1}^\\top)
 
-  since ``∂q_i/∂W_1[j] = y_i a_j s_ij x_i`` and ``∂q_i/∂a_j = y_i σ(z_ij)``. By Euler's identity
+  (for ``L = 2``: ``(y yᵀ) ⊙ [(X Xᵀ) ⊙ (S diag(a²) Sᵀ) + H Hᵀ]``). By Euler's identity
   ``⟨h_i, θ̃⟩ = L q_i(θ̃)`` (Lyu & Li 2019, Thm. B.2) — checked for free (``euler_residual``). The
   residual ``θ̃ − Σ λ_i h_i`` is always formed in parameter space (no cancellation), so ε is an
   achieved value; the QP's optimality (dual-cone feasibility and complementarity) is verified
   separately (``solver_status``).
-* Working set (ℓ2, ``L = 2``; ``working_set``): the QP is solved on a working set of
+* Working set (ℓ2, exact programs; ``working_set``): the QP is solved on a working set of
   candidates (smallest margins first) and the optimality conditions of the **full** candidate QP
   are checked matrix-free: with ``r = Σ λ_i h_i + Σ μ_k k_k − θ̃`` and η the budget's
   multiplier, every excluded example needs ``min over its slope vertices of
-  ⟨h_i + Σ_k s_k k_k, r⟩ + η (q_i − 1) >= 0`` (one product ``X Rᵀ``, no Gram matrix); violators
+  ⟨h_i + Σ_k s_k k_k, r⟩ + η (q_i − 1) >= 0`` (one forward-mode pass, no Gram matrix); violators
   are added until there are none, so the final point is optimal for the full program
   (``optimality_residual`` includes this check). The δ budget is a single row shared by all
   examples; its multiplier enters each example's reduced cost, so the test stays per example.
@@ -216,12 +216,13 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
         Jacobian rows or the Gram matrix; with a working set, the Gram matrix of the working
         set).
     working_set : bool, optional
-        ℓ2 with a 2-layer net only: solve the QP on a working set of candidates (smallest
+        ℓ2 only: solve the QP on a working set of candidates (smallest
         margins first, then the candidates whose optimality conditions in the full candidate
         QP are violated, until none is), so the cost depends on the support size rather than on
         the number of candidates. ``None`` (default): when there are more than
         ``config.working_set_min_candidates`` candidates. The final point is verified optimal for
-        the full candidate QP (``optimality_residual``; rounds and sizes in ``extra``).
+        the full candidate QP (``optimality_residual``; rounds and sizes in ``extra``). Not
+        used when kinks span several layers (block-coordinate steps; said in ``method``).
     config : KKTConfig, optional
         How the program is solved (working-set sizes and rounds, second phase); the defaults of
         :class:`KKTConfig` when omitted.
@@ -285,17 +286,17 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
     elif not isinstance(config, KKTConfig):
         raise TypeError(f"config must be a solvers.nets.kkt.KKTConfig; got "
                         f"{type(config).__name__}. Pass e.g. KKTConfig(working_set_initial=50).")
-    structured = p == 2.0 and L == 2
+    structured = p == 2.0  # the layered Gram matrix (any depth); ℓ1/ℓ∞: explicit LP columns
     if working_set and not structured:
         raise ValueError(
-            f"working_set=True needs norm=2 and a 2-layer net (structured Gram matrix); got "
-            f"norm={norm!r} and L={L}. Omit working_set.")
+            f"working_set=True needs norm=2 (the layered Gram matrix); got norm={norm!r}. "
+            f"Omit working_set.")
 
     prob = build_problem(net, X, y, p=p, loss=loss, support_factor=support_factor,
                          kink_rtol=kink_rtol)
     nc, n_kinks, P, qc = prob.nc, prob.n_kinks, prob.P, prob.qc
-    use_ws = structured and (nc > config.working_set_min_candidates if working_set is None
-                             else bool(working_set))
+    use_ws = structured and prob.exact and (
+        nc > config.working_set_min_candidates if working_set is None else bool(working_set))
     if structured and not use_ws and (nc + n_kinks) ** 2 > max_dense_entries:
         raise ValueError(
             f"the Gram matrix would have ({nc} + {n_kinks})² entries, above max_dense_entries="
@@ -305,7 +306,7 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
         raise ValueError(
             f"the explicit program needs ({nc} candidates + {n_kinks} kinks) × {P} parameters = "
             f"{(nc + n_kinks) * P} entries, above max_dense_entries={max_dense_entries}; use "
-            f"norm=2 with a 2-layer net (structured Gram matrix), lower support_factor, or raise "
+            f"norm=2 (layered Gram matrix, never P wide), lower support_factor, or raise "
             f"max_dense_entries."
         )
 

@@ -242,98 +242,101 @@ class KKTProblem:
             return rows, np.vstack(krows), np.concatenate(kex)
         return rows, np.zeros((0, self.P)), np.zeros(0, dtype=int)
 
-    def structured_gram(self, S, kex, kun, *, rows=None, gram: bool = True):
-        """:class:`StructuredGram` of a 2-layer net over the candidates ``rows`` (default all),
-        with slopes ``S`` (free pairs zeroed) and free pairs ``(kex, kun)`` indexed within
-        ``rows``."""
-        if self.degree != 2:
-            raise ValueError(f"structured_gram needs a 2-layer net; this one has L={self.degree}.")
-        r = slice(None) if rows is None else rows
-        W1, W2 = self.net.weights
-        return StructuredGram(W1, W2, self.Xc[r], self.U[r], self.zs[0][r], self.hs[1][r],
-                              S[r], kex, kun, gram=gram)
+    def layered_gram(self, slopes, kinfo, *, rows=None, gram: bool = True) -> LayeredGram:
+        """:class:`LayeredGram` of the candidates ``rows`` (default all) and the free pairs
+        ``kinfo = (layer, example, unit)`` (examples indexed within ``rows``), with the current
+        ``slopes`` (the free pairs' slopes are zeroed in the example columns). Never ``P`` wide.
+        """
+        net = self.net
+        Ws = net.weights
+        r = np.arange(self.nc) if rows is None else np.asarray(rows)
+        kl, ke, ku = (np.asarray(a, dtype=int) for a in kinfo)
+        sl = [s[r].copy() for s in slopes]
+        for t in range(len(sl)):
+            sel = kl == t
+            sl[t][ke[sel], ku[sel]] = 0.0
+        U = self.U[r]
+        hs = [h[r] for h in self.hs]
+        # example columns: δ_l of q = uᵀf with the zeroed slopes (the network's backward pass)
+        D = net.deltas(self.Xc[r], slopes=sl, cotangent=U)
+        # kink columns (e, t, j): δ_t = (∂q_e/∂h_t)[j] e_j, then back through layers < t
+        Dk = [np.zeros((ke.size, W.shape[0])) for W in Ws]
+        for t in np.unique(kl):
+            sel = np.flatnonzero(kl == t)
+            e, j = ke[sel], ku[sel]
+            up = np.einsum("ki,ik->k", D[t + 1][e], Ws[t + 1][:, j])  # ∂q_e/∂h_t[j]
+            d = np.zeros((sel.size, Ws[t].shape[0]))
+            d[np.arange(sel.size), j] = up
+            Dk[t][sel] = d
+            for l in range(t, 0, -1):
+                d = (d @ Ws[l]) * sl[l - 1][e]
+                Dk[l - 1][sel] = d
+        Ds = [np.vstack([D[l], Dk[l]]) for l in range(len(Ws))]
+        Hs = [np.vstack([hs[l], hs[l][ke]]) for l in range(len(Ws))]
+        # ⟨column, θ̃⟩ = Σ_l ⟨δ_l, W_l h_{l-1}⟩ = Σ_l ⟨δ_l, z_l⟩ (z_L the outputs)
+        Zs = [np.vstack([z, z[ke]]) for z in ([zz[r] for zz in self.zs]
+                                              + [hs[-1] @ Ws[-1].T])]
+        b = sum(np.einsum("ij,ij->i", Dl, Zl) for Dl, Zl in zip(Ds, Zs, strict=True))
+        return LayeredGram(Ws, Ds, Hs, b, n_examples=r.size, gram=gram, kinfo=(kl, ke, ku),
+                           slopes=slopes)
 
+class LayeredGram:
+    """Gram matrix, linear term and matrix-free products of the program's columns, by layers.
 
-class StructuredGram:
-    """Structured Gram matrix, linear term and residual for ``L = 2`` (never forms ``J``).
-
-    Columns are the margins ``q_i = u_iᵀ f(x_i)`` (``u_i = y_i`` for one output,
-    ``e_{y_i} − e_j`` for a multi-class pair). With ``S`` the slopes (free pairs zeroed),
-    ``H = σ(Z)`` and ``A = U W_2`` (row ``i``: ``∂q_i/∂h_1``),
+    Every column ``c`` (a candidate margin ``q = uᵀf`` or the kink column ``∂q_e/∂s_{ej}``) has,
+    for each dense layer ``l``, the gradient block ``δ_l[c] h_{l−1}[c]ᵀ`` (an outer product:
+    ``∂(uᵀf)/∂W_l = δ_l h_{l−1}ᵀ``). Hence (docs/theory.md §7, THEORY.md §7 last item)
 
     .. math::
 
-        G_{\\lambda\\lambda} = (X X^\\top) \\odot \\big((S \\odot A)(S \\odot A)^\\top\\big)
-        + (U U^\\top) \\odot (H H^\\top),
+        G = \\sum_l (D_l D_l^\\top) \\odot (H_{l-1} H_{l-1}^\\top),
 
-    since ``∂q_i/∂W_1[j] = A_ij S_ij x_i`` and ``∂q_i/∂W_2 = u_i σ(z_i)ᵀ`` (one output:
-    ``(y yᵀ) ⊙ [(X Xᵀ) ⊙ (S diag(a²) Sᵀ) + H Hᵀ]``). The kink column of a free pair
-    ``(e, j)`` is ``A_ej x_e`` in row ``j`` of ``W_1``.
+    with ``D_l`` the ``(N, d_l)`` stacked ``δ_l`` and ``H_{l−1}`` the ``(N, d_{l−1})`` stacked
+    activations: never ``P`` wide (``N² Σ_l (d_l + d_{l−1})`` operations, ``N (Σ d_l)`` memory).
+    ``Aᵀν`` is one backward pass (``Σ_c ν_c δ_l[c] h_{l−1}[c]ᵀ`` per layer) and ``A r`` one
+    forward-mode pass (``Σ_l ⟨δ_l[c], R_l h_{l−1}[c]⟩``).
     """
 
-    def __init__(self, W1, W2, X, U, Z, H, S, kex, kun, block=2048, gram=True):
-        self.W1, self.W2, self.X, self.U, self.H, self.S = W1, W2, X, U, H, S
-        self.kex, self.kun = kex, kun
-        A = U @ W2  # (n, m)
-        self.A = A
-        SA = S * A
-        self.SA = SA
-        b_l = np.einsum("ij,ij->i", SA, Z) + np.einsum("ij,ij->i", A, H)
-        Ak = A[kex, kun]
-        b_m = Ak * Z[kex, kun]
-        self.b = np.concatenate([b_l, b_m])
+    def __init__(self, Ws, Ds, Hs, b, *, n_examples, gram=True, kinfo=None, slopes=None,
+                 block=2048):
+        self.Ws, self.Ds, self.Hs, self.b = Ws, Ds, Hs, b
+        self.slopes = slopes  # the slopes it was built with (free pairs not yet zeroed)
+        self.n = int(n_examples)
+        self.kinfo = kinfo
         self.G = None
-        if not gram:  # matrix-free use only (combination / apply / example_norms)
+        if not gram:
             return
-        n = X.shape[0]
-        K = kex.size
-        G = np.empty((n + K, n + K))
-        for s0 in range(0, n, block):
-            s1 = min(n, s0 + block)
-            blk = X[s0:s1] @ X.T
-            blk *= SA[s0:s1] @ SA.T
-            blk += (U[s0:s1] @ U.T) * (H[s0:s1] @ H.T)
-            G[s0:s1, :n] = blk
-        if K:
-            Xk = X[kex]
-            # ⟨h_i, k_(e,j)⟩ = A_ij S_ij A_ej ⟨x_i, x_e⟩
-            G_lm = (X @ Xk.T) * SA[:, kun] * Ak[None, :]
-            G[:n, n:] = G_lm
-            G[n:, :n] = G_lm.T
-            same = kun[:, None] == kun[None, :]
-            G[n:, n:] = (Xk @ Xk.T) * same * (Ak[:, None] * Ak[None, :])
+        N = b.size
+        G = np.zeros((N, N))
+        for s0 in range(0, N, block):
+            s1 = min(N, s0 + block)
+            for Dl, Hl in zip(Ds, Hs, strict=True):
+                blk = Dl[s0:s1] @ Dl.T
+                blk *= Hl[s0:s1] @ Hl.T
+                G[s0:s1] += blk
         self.G = G
 
     def combination(self, nu):
-        """``Σ λ_i h_i + Σ μ_k k_k`` as a flat ``(P,)`` vector (W1 block then W2)."""
-        n = self.X.shape[0]
-        lam, mu = nu[:n], nu[n:]
-        M = lam[:, None] * self.SA
-        np.add.at(M, (self.kex, self.kun), mu * self.A[self.kex, self.kun])
-        gW1 = M.T @ self.X
-        gW2 = (lam[:, None] * self.U).T @ self.H
-        return np.concatenate([gW1.ravel(), gW2.ravel()])
+        """``Aᵀν = Σ_c ν_c (column c)`` as a flat ``(P,)`` vector (one backward pass)."""
+        return np.concatenate([((nu[:, None] * Dl).T @ Hl).ravel()
+                               for Dl, Hl in zip(self.Ds, self.Hs, strict=True)])
 
     def apply(self, r):
-        """``A r``: the inner products ``⟨h_i, r⟩`` and ``⟨k_k, r⟩`` of every column with a flat
-        parameter vector ``r`` (so ``Gν − b = A(Aᵀν − θ̃)``), without the Gram matrix.
-
-        With ``r = (R_1, R_2)``: ``⟨h_i, r⟩ = Σ_j A_ij S_ij ⟨R_1[j], x_i⟩ + u_iᵀ R_2 σ(z_i)``
-        and ``⟨k_(e,j), r⟩ = A_ej ⟨R_1[j], x_e⟩``. Shape ``(n + K,)``.
-        """
-        m, d = self.W1.shape
-        R1 = r[: m * d].reshape(m, d)
-        R2 = r[m * d:].reshape(self.W2.shape)
-        XR = self.X @ R1.T  # (n, m)
-        out_l = np.einsum("ij,ij->i", XR, self.SA) + np.einsum("ik,ik->i", self.H @ R2.T, self.U)
-        out_m = self.A[self.kex, self.kun] * XR[self.kex, self.kun]
-        return np.concatenate([out_l, out_m])
+        """``A r``: ``⟨column c, r⟩`` for every column, shape ``(N,)``, without the Gram matrix."""
+        out = np.zeros(self.b.size)
+        off = 0
+        for W, Dl, Hl in zip(self.Ws, self.Ds, self.Hs, strict=True):
+            R = r[off:off + W.size].reshape(W.shape)
+            off += W.size
+            out += np.einsum("ij,ij->i", Hl @ R.T, Dl)
+        return out
 
     def example_norms(self):
-        """``||h_i||`` of the example columns, shape ``(n,)``: the square root of
-        ``G_ii = ||x_i||² ||S_i ⊙ A_i||² + ||u_i||² ||σ(z_i)||²``."""
-        g = np.einsum("ij,ij->i", self.X, self.X) * np.einsum("ij,ij->i", self.SA, self.SA)
-        g += np.einsum("ij,ij->i", self.U, self.U) * np.einsum("ij,ij->i", self.H, self.H)
+        """``||column c||`` of the example columns, shape ``(n,)``:
+        ``sqrt(Σ_l ||δ_l[c]||² ||h_{l−1}[c]||²)``."""
+        n = self.n
+        g = sum(np.einsum("ij,ij->i", Dl[:n], Dl[:n]) * np.einsum("ij,ij->i", Hl[:n], Hl[:n])
+                for Dl, Hl in zip(self.Ds, self.Hs, strict=True))
         return np.sqrt(g)
 
 

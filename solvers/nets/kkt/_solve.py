@@ -3,7 +3,7 @@
 :class:`KKTConfig` holds the strategy's parameters (working set, second phase); :class:`Programs`
 assembles the convex programs of one problem (ℓ2: the cone QP of :mod:`._qp` on a Gram matrix;
 ℓ1/ℓ∞: the LPs of :mod:`._lp`) and solves them: one exact program, block-coordinate steps over
-layers, or (ℓ2, ``L = 2``) a working set of candidates certified for the full program. See
+layers, or (ℓ2) a working set of candidates certified for the full program. See
 :func:`solvers.check_kkt` for the mathematics.
 """
 
@@ -30,7 +30,7 @@ class KKTConfig:
     Attributes
     ----------
     working_set_min_candidates : int
-        ℓ2 with a 2-layer net: the working set is used by default above this many candidates.
+        ℓ2: the working set is used by default above this many candidates.
         (bench_kkt, d = 784, width 1000: 1,701 candidates full QP 4.1 s CPU vs working set
         6.8 s; 5,051 candidates 62 s vs 33 s.)
     working_set_initial : int
@@ -113,7 +113,7 @@ class Programs:
         self.prob, self.p, self.norm_rtol = prob, p, norm_rtol
         self.budget, self.config = budget, config
         self.max_dense_entries = max_dense_entries
-        self.use_structured = use_structured  # ℓ2, L = 2
+        self.use_structured = use_structured  # ℓ2: the layered Gram matrix
         self.R = float(np.linalg.norm(prob.theta, ord=p))
         self.R2 = float(np.linalg.norm(prob.theta))
         self.nat_eps = np.inf  # set by natural(); bounds the second phase's ε
@@ -127,10 +127,8 @@ class Programs:
         ku = np.concatenate([u for _, u in free] or [[]]).astype(int)
         cone = ConeStructure(prob.nc, ke, prob.clarke_low)
         if self.use_structured:
-            S = slopes[0].copy()
-            S[ke, ku] = 0.0
-            g2 = prob.structured_gram(S, ke, ku, gram=gram)
-            return Build(g2.G, g2.b, g2.combination, g2, cone, (kl, ke, ku))
+            lg = prob.layered_gram(slopes, (kl, ke, ku), gram=gram)
+            return Build(lg.G, lg.b, lg.combination, lg, cone, (kl, ke, ku))
         rows, krows, kex = prob.explicit_rows(slopes, free)
         A = np.vstack([rows, krows])
         if not np.array_equal(kex, ke):
@@ -247,7 +245,7 @@ class Programs:
         return best, history
 
     def working_set(self, full: Build, *, auto: bool):
-        """ℓ2, ``L = 2``: the QP over all candidates by a working set of examples.
+        """ℓ2: the QP over all candidates by a working set of examples.
 
         Solve on the working set ``W`` (with the kinks of its examples), extend ν by zeros and
         check the optimality of the full candidate QP: ``g̃ = A(Aᵀν − θ̃) + η (q − 1, 0)`` (η the
@@ -261,8 +259,7 @@ class Programs:
         prob, cfg = self.prob, self.config
         nc, qc, theta = prob.nc, prob.qc, prob.theta
         g2f, cone_f = full.M, full.cone
-        S_full = g2f.S
-        ke, ku = g2f.kex, g2f.kun
+        kl, ke, ku = g2f.kinfo
         colscale = np.maximum(g2f.example_norms(), 1e-300)
         order = np.argsort(qc, kind="stable")
         in_w = np.zeros(nc, dtype=bool)
@@ -285,7 +282,7 @@ class Programs:
                     f"the working set's Gram matrix would have {Nw}² entries, above "
                     f"max_dense_entries={self.max_dense_entries} (the support is large); raise "
                     f"max_dense_entries or lower support_factor.")
-            g2 = prob.structured_gram(S_full, ke_w, ku_w, rows=idx)
+            g2 = prob.layered_gram(g2f.slopes, (kl[ksel], ke_w, ku_w), rows=idx)
             cone = ConeStructure(idx.size, ke_w, prob.clarke_low)
             st = self.solve(Build(g2.G, g2.b, g2.combination, g2, cone, ()), r=qc[idx] - 1.0)
             del g2
