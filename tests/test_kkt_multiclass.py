@@ -209,3 +209,12 @@ def test_margins_of_a_multiclass_net_are_lyu_li_margins(rng):
     F = net.outputs(X)
     want = np.array([F[i, y[i]] - np.max(np.delete(F[i], y[i])) for i in range(7)])
     np.testing.assert_allclose(margins(net, X, y), want, rtol=1e-14, atol=1e-15)
+
+
+def test_multiclass_summary_names_support_pairs_with_their_competing_class(rng):
+    net, X, y = _fitted_multiclass(rng, [3, 6, 3], tie=True)
+    rep = check_kkt(net, X, y)
+    pairs = rep.extra["support_pairs"]
+    assert pairs and all(c != y[i] for i, c, _ in pairs)  # the competitor is never the label
+    assert sorted({i for i, _, _ in pairs}) == rep.support.tolist()
+    assert "(example, competing class, λ)" in rep.summary()

@@ -193,5 +193,14 @@ class KKTReport:
                     else "upper bound (block-coordinate over layers)")
             + f"; {self.method}; solver {self.solver_status}",
         ]
+        pairs = self.extra.get("support_pairs")
+        if pairs:
+            top = sorted(pairs, key=lambda r: -r[2])[:5]
+            lines.append("  largest multipliers (example, competing class, λ): " + ", ".join(
+                f"({i}, {j}, {lam:.3g})" for i, j, lam in top)
+                + (f" … ({len(pairs)} pairs)" if len(pairs) > 5 else ""))
+        if self.extra.get("n_dead_units"):
+            lines.append(f"  {self.extra['n_dead_units']} dead hidden unit(s) (incoming weights "
+                         f"negligible against their layer) kept their slope, not counted as kinks")
         return "\n".join(lines)
 
