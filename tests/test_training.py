@@ -255,3 +255,47 @@ def test_rollback_needs_backtracking_and_a_shrink_above_one():
         train(net, X, y, adaptive="rollback", backtrack=False, steps=1)
     with pytest.raises(ValueError, match="lr_shrink must be > 1; got 1.0"):
         train(net, X, y, adaptive="rollback", lr_shrink=1.0, steps=1)
+
+
+# ------------------------------------------------------------------ multi-class losses (issue 11.1)
+@pytest.mark.parametrize("loss", ["logistic", "exp"])
+def test_multiclass_step_is_minus_lr_times_the_finite_difference_gradient(loss):
+    # one plain GD step (adaptive=False, no backtracking) must move θ by −lr ∇𝓛, with ∇𝓛 of the
+    # cross-entropy / multi-class exp loss computed independently by central differences of
+    # exp(multiclass_log_loss) (h = 1e-6: truncation O(h²) ~1e-12, rounding ~1e-10 relative)
+    from solvers.nets import class_margins, multiclass_log_loss
+
+    gen = np.random.default_rng(3)
+    net = HomogeneousMLP.random([3, 5, 4], rng=gen)
+    X = gen.standard_normal((7, 3))
+    y = gen.integers(0, 4, 7)
+
+    def L_of(theta):
+        return np.exp(multiclass_log_loss(class_margins(net.with_flat(theta).outputs(X), y),
+                                          loss))
+
+    theta = net.flat()
+    h = 1e-6
+    grad = np.array([(L_of(theta + h * e) - L_of(theta - h * e)) / (2 * h)
+                     for e in np.eye(theta.size)])
+    res = train(net, X, y, method="gd", loss=loss, steps=1, lr=1e-3, adaptive=False,
+                backtrack=False)
+    np.testing.assert_allclose(res.net.flat() - theta, -1e-3 * grad, rtol=1e-6,
+                               atol=1e-9 * np.abs(1e-3 * grad).max())
+
+
+def test_multiclass_rollback_training_fits_and_decreases_the_loss():
+    from solvers.nets import margins
+
+    gen = np.random.default_rng(1)
+    teacher = HomogeneousMLP.random([3, 6, 3], rng=gen)
+    X = gen.standard_normal((24, 3))
+    y = teacher.outputs(X).argmax(axis=1)
+    net = HomogeneousMLP.random([3, 10, 3], rng=gen, scale=0.5)
+    res = train(net, X, y, method="gd", loss="logistic", steps=400, lr=0.05,
+                adaptive="rollback", record_every=1)
+    ll = np.asarray(res.history.log_loss)
+    assert np.all(np.diff(ll) < 0)
+    assert res.history.q_min[-1] == pytest.approx(margins(res.net, X, y).min(), rel=1e-12)
+    with pytest.raises(ValueError, match="y must hold class indices 0…2"):
+        train(net, X, np.where(y == 0, -1, y), steps=1)

@@ -61,6 +61,7 @@ from .._progress import progress as _progress
 from .._validation import check_labels
 from ..errors import IntegrationError, MarginflowError
 from ..losses import inverse_loss, log_loss, loss_weights
+from ._margins import check_class_labels, class_margins, multiclass_log_loss
 from ._network import HomogeneousMLP
 
 __all__ = ["TRAINING_METHODS", "History", "TrainingResult", "train"]
@@ -239,6 +240,16 @@ def _evaluate(net: HomogeneousMLP, X, y, loss, k=0, rec=None):
     with np.errstate(over="ignore", invalid="ignore"):
         hs, zs = net._forward_all(X)
         f = (hs[-1] @ net.weights[-1].T)[:, 0]
+    if net.n_outputs > 1:  # class-index labels: pairwise margins Q (n, K), q = min_j Q
+        with np.errstate(over="ignore", invalid="ignore"):
+            Q = class_margins(hs[-1] @ net.weights[-1].T, y)
+        q = Q.min(axis=1)
+        if not np.all(np.isfinite(q)):
+            raise IntegrationError(
+                f"training diverged at step {k}: the network outputs overflowed. Lower lr (or "
+                f"keep backtrack=True / adaptive=True).",
+                trajectory=None if rec is None else rec.history())
+        return hs, zs, Q, multiclass_log_loss(Q, loss)
     q = y * f
     if not np.all(np.isfinite(q)):
         raise IntegrationError(
@@ -255,7 +266,8 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
           minnorm_beta: float = 1.0, minnorm_alpha: float = 1.0,
           seed: int | None = None, rng: np.random.Generator | None = None,
           progress: bool | None = None) -> TrainingResult:
-    """Train a homogeneous network on ±1 labels and record the Lyu & Li quantities.
+    """Train a homogeneous network on ±1 labels (class indices for ``K > 1`` outputs) and record
+    the Lyu & Li quantities.
 
     Parameters
     ----------
@@ -263,6 +275,10 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
         Initial network (not modified).
     X : array_like of shape (n, d_0)
     y : array_like of shape (n,), labels ±1
+        For a net with ``K > 1`` outputs: class indices ``0…K−1``; the loss is then the
+        cross-entropy (``'logistic'``) or the multi-class exponential loss (``'exp'``) of the
+        margins ``f_{y_n} − f_j`` (:func:`solvers.nets.multiclass_log_loss`), and the recorded
+        margins are Lyu & Li's ``q_n = f_{y_n} − max_{j≠y_n} f_j``.
     method : {'gd', 'normalized_gd', 'sign', 'coordinate', 'minnorm'}
         See the module docstring.
     loss : {'exp', 'logistic'}
@@ -327,7 +343,11 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
         raise ValueError(f"method must be one of {TRAINING_METHODS}; got {method!r}.")
     X = net._check_input(X)
     n = X.shape[0]
-    y = check_labels(y, n)
+    multi = net.n_outputs > 1
+    y = check_class_labels(y, n, net.n_outputs) if multi else check_labels(y, n)
+    if multi and method == "minnorm":
+        raise ValueError("method='minnorm' needs a one-output net with ±1 labels; got a net with "
+                         f"K={net.n_outputs} outputs. Use method='gd'.")
     log_loss(np.zeros(1), loss)  # validates the loss name
     steps = int(steps)
     if steps < 0:
@@ -385,7 +405,7 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
             return float("nan")
 
     cur = net
-    hs, zs, q, lL = _evaluate(cur, X, y, loss)
+    hs, zs, q, lL = _evaluate(cur, X, y, loss)  # q is the (n, K) pairwise Q when multi-class
     lL0 = lL  # log 𝓛(θ_0), the reference of the roll-back schedule
     log_time = -np.inf
     factor = lr  # s_k
@@ -393,7 +413,7 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
     status = "completed"
     n_rejected = 0
     k = 0
-    rec.add(0, log_time, cur, q, lL, kkt_value(0, cur))
+    rec.add(0, log_time, cur, _qmin_rows(q), lL, kkt_value(0, cur))
     bar = _progress(range(steps), total=steps, desc=f"train[{method}]", enabled=progress)
     try:
         for _ in bar:
@@ -407,8 +427,12 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
                 hs, zs, q, lL = _evaluate(trial, X, y, loss, k, rec)
                 cur, lam = trial, new_lam
             else:
-                w, log_scale = loss_weights(q, loss)
-                gdir = -cur._vjp_from(hs, zs, w * y)  # ∇𝓛 = exp(log_scale) · gdir
+                if multi:
+                    w, log_scale = _multiclass_weights(q, y, loss)
+                    gdir = -cur._vjp_from(hs, zs, w)  # w: (n, K) output cotangents
+                else:
+                    w, log_scale = loss_weights(q, loss)
+                    gdir = -cur._vjp_from(hs, zs, w * y)  # ∇𝓛 = exp(log_scale) · gdir
                 gnorm = float(np.linalg.norm(gdir))
                 if gnorm == 0.0 or not np.isfinite(log_scale):
                     status = f"stationary: the loss gradient vanished at step {k}"
@@ -449,15 +473,40 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
             log_time = float(np.logaddexp(log_time, log_eta))
             k += 1
             if k % record_every == 0 or k == steps:
-                rec.add(k, log_time, cur, q, lL, kkt_value(k, cur))
+                rec.add(k, log_time, cur, _qmin_rows(q), lL, kkt_value(k, cur))
     finally:
         if hasattr(bar, "close"):
             bar.close()
     if rec.rows["step"][-1] != k:
-        rec.add(k, log_time, cur, q, lL, kkt_value(k, cur))
+        rec.add(k, log_time, cur, _qmin_rows(q), lL, kkt_value(k, cur))
     return TrainingResult(net=cur, history=rec.history(), method=method, loss=loss, steps=k,
                           n_rejected=n_rejected, status=status,
                           multipliers=None if lam is None else lam.copy())
+
+
+def _qmin_rows(q):
+    """Per-example margins from ``q`` (``(n,)``) or the pairwise ``Q`` (``(n, K)``)."""
+    return q.min(axis=1) if q.ndim == 2 else q
+
+
+def _multiclass_weights(Q, y, loss):
+    """Output cotangents ``(n, K)`` of ``−∇𝓛`` normalised, and the log of their scale.
+
+    ``−∂𝓛/∂q_{nj}``: ``e^{−q_{nj}} / (1 + Σ_k e^{−q_{nk}})`` (cross-entropy) or ``e^{−q_{nj}}``
+    (exp), in the log domain; ``q_{nj} = (e_{y_n} − e_j)ᵀ f(x_n)`` gives the cotangent
+    ``u_n = Σ_j w_{nj} (e_{y_n} − e_j)``.
+    """
+    from scipy.special import logsumexp
+
+    lw = -Q  # −inf at the label
+    if loss == "logistic":
+        lw = lw - np.logaddexp(0.0, logsumexp(-Q, axis=1))[:, None]
+    log_scale = float(logsumexp(lw))
+    w = np.exp(lw - log_scale)
+    U = -w
+    rows = np.arange(Q.shape[0])
+    U[rows, y] = w.sum(axis=1)
+    return U, log_scale
 
 
 def _direction(method, gdir, gnorm, gen):
