@@ -218,3 +218,14 @@ def test_multiclass_summary_names_support_pairs_with_their_competing_class(rng):
     assert pairs and all(c != y[i] for i, c, _ in pairs)  # the competitor is never the label
     assert sorted({i for i, _, _ in pairs}) == rep.support.tolist()
     assert "(example, competing class, λ)" in rep.summary()
+
+
+@pytest.mark.parametrize("norm", [1, np.inf])
+def test_multiclass_l1_linf_checks_run_on_the_explicit_columns(rng, norm):
+    # ℓ1/ℓ∞ use the explicit (candidate pair, P) columns with the output cotangents; the
+    # optimised ε can never exceed the natural multipliers' (a feasible point of the same LP)
+    net, X, y = _fitted_multiclass(rng, [3, 5, 3], tie=True)
+    rep = check_kkt(net, X, y, norm=norm)
+    assert rep.norm == ("1" if norm == 1 else "inf")
+    assert rep.epsilon <= rep.natural_epsilon * (1 + 1e-9)
+    assert rep.extra["n_classes"] == 3 and rep.solver_status == "optimal"

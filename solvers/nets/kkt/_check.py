@@ -341,6 +341,8 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
         best, history = progs.run(prob.slopes, max_sweeps=max_sweeps, first=first)
     del first  # release the Gram matrix
     nu, eps, opt_res, meth = best.nu, best.eps, best.opt_res, best.method
+    if working_set and not use_ws:
+        meth += "; working set not used (kinks in several layers: block-coordinate steps)"
     if not prob.exact and kink_layers and not prob.dead_zero:
         meth += f"; block-coordinate over layers {kink_layers}, {len(history)} step(s)"
     elif not prob.exact:
