@@ -70,7 +70,8 @@ def check_class_labels(y, n: int, K: int, name: str = "y") -> np.ndarray:
     bad = (idx < 0) | (idx >= K)
     if np.any(bad):
         raise ValueError(f"{name} must hold class indices 0…{K - 1} for a network with K={K} "
-                         f"outputs; found {np.unique(idx[bad])[:5].tolist()}.")
+                         f"outputs; found {np.unique(idx[bad])[:5].tolist()}. Pass integer "
+                         f"labels (e.g. Y.argmax(axis=1) for one-hot Y).")
     return idx
 
 

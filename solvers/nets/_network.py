@@ -5,12 +5,14 @@ The network is
 .. math::
 
     f(\\theta; x) = W_L\\, \\sigma(W_{L-1} \\cdots \\sigma(W_1 x)), \\qquad
-    \\theta = (W_1, \\dots, W_L),\\; W_l \\in \\mathbb{R}^{d_l \\times d_{l-1}},\\; d_L = 1,
+    \\theta = (W_1, \\dots, W_L),\\; W_l \\in \\mathbb{R}^{d_l \\times d_{l-1}},\\; d_L = K,
 
-with :math:`\\sigma` the ReLU, the LeakyReLU of slope :math:`\\alpha` or the identity. Every such
-network is positively homogeneous of degree :math:`L` (``f(cθ; x) = c^L f(θ; x)`` for ``c > 0``;
-Lyu & Li 2019, §3), which is what the margin theory of :mod:`solvers.nets` and the KKT check
-rely on.
+with :math:`\\sigma` the ReLU, the LeakyReLU of slope :math:`\\alpha` or the identity, and
+``K = 1`` output (binary labels ±1) or ``K`` class scores (labels ``0…K−1``, Lyu & Li's
+multi-class margin ``f_y − max_{j≠y} f_j``; gradients of ``uᵀ f`` through ``cotangent=``).
+Every such network is positively homogeneous of degree :math:`L`
+(``f(cθ; x) = c^L f(θ; x)`` for ``c > 0``; Lyu & Li 2019, §3), which is what the margin theory of
+:mod:`solvers.nets` and the KKT check rely on.
 
 Everything here is plain numpy and vectorised over examples: the forward pass, the per-example
 gradients ``∂f(x_i)/∂θ`` (one backward pass for all examples, written straight into the output
