@@ -15,7 +15,8 @@ from scipy.optimize import nnls
 
 from solvers.errors import NotFeasibleError
 from solvers.nets import HomogeneousMLP
-from solvers.nets.kkt._check import KKTReport, _Gram2, check_kkt
+from solvers.nets.kkt import KKTConfig, KKTReport, check_kkt
+from solvers.nets.kkt._problem import build_problem
 from solvers.tolerances import TOLERANCES
 from tests.strategies import fitted_nets
 
@@ -272,6 +273,7 @@ def test_structured_gram_matches_network_jacobian(rng):
     net = HomogeneousMLP.random([4, 6, 1], rng=rng)
     X = rng.standard_normal((7, 4))
     y = np.sign(net.forward(X))
+    X /= (y * net.forward(X)).min()
     Z = net.preactivations(X)[0]
     S = (Z > 0).astype(float)
     kex, kun = np.array([0, 3, 3, 5]), np.array([1, 1, 4, 0])
@@ -286,8 +288,12 @@ def test_structured_gram_matches_network_jacobian(rng):
             X, slopes=[S0]))[e] * y[e]
         krows.append(diff)
     A = np.vstack([rows, np.array(krows)])
-    W1, W2 = net.weights
-    g2 = _Gram2(W1, W2[0], X, y, Z, np.maximum(Z, 0.0), S0, kex, kun)
+    # q_min = 1 by a rescaling of X (f is 1-homogeneous in x), so θ̃ = θ and the problem's
+    # columns are those of `net` at these X
+    prob = build_problem(net, X, y, p=2.0, loss="logistic", support_factor=1e12, kink_rtol=0.0)
+    assert prob.cand.tolist() == list(range(7))
+    np.testing.assert_allclose(prob.theta, net.flat(), rtol=1e-12)
+    g2 = prob.layered_gram([S], (np.zeros(kex.size, int), kex, kun))
     np.testing.assert_allclose(g2.G, A @ A.T, rtol=1e-12, atol=1e-12 * np.abs(A @ A.T).max())
     np.testing.assert_allclose(g2.b, A @ net.flat(), rtol=1e-12, atol=1e-12)
     nu = rng.random(A.shape[0])
@@ -429,7 +435,6 @@ def test_norm_rtol_decides_which_coordinates_tie_in_linf():
 # The working set solves the same QP as the full program (same tolerance TOLERANCES.kkt_qp_tol,
 # exact face polish), so both ε agree to CROSS_RTOL; its final point is certified for the FULL
 # candidate QP by the matrix-free pricing (optimality_residual <= kkt_optimality_rtol).
-import solvers.nets.kkt._check as kkt_module  # noqa: E402
 
 
 def _kinked_instance(rng, n, d, m, n_kinks, q_max):
@@ -454,17 +459,14 @@ def test_gram2_matrix_free_products_match_the_gram_matrix(rng):
     net = HomogeneousMLP.random([5, 7, 1], rng=rng)
     X = rng.standard_normal((9, 5))
     y = np.sign(net.forward(X))
-    Z = net.preactivations(X)[0]
-    S = (Z > 0).astype(float)
+    prob = build_problem(net, X, y, p=2.0, loss="logistic", support_factor=1e12, kink_rtol=0.0)
     kex, kun = np.array([1, 4, 4]), np.array([2, 0, 6])
-    S[kex, kun] = 0.0
-    W1, W2 = net.weights
-    g2 = _Gram2(W1, W2[0], X, y, Z, np.maximum(Z, 0.0), S, kex, kun)
+    g2 = prob.layered_gram(prob.slopes, (np.zeros(3, int), kex, kun))
     nu = rng.random(g2.G.shape[0])
     scale = np.abs(g2.G).max()
     np.testing.assert_allclose(g2.apply(g2.combination(nu)), g2.G @ nu, rtol=1e-12,
                                atol=1e-12 * scale * nu.sum())
-    np.testing.assert_allclose(g2.apply(net.flat()), g2.b, rtol=1e-12, atol=1e-12 * scale)
+    np.testing.assert_allclose(g2.apply(prob.theta), g2.b, rtol=1e-12, atol=1e-12 * scale)
     np.testing.assert_allclose(g2.example_norms(), np.sqrt(np.diag(g2.G))[:9], rtol=1e-12)
 
 
@@ -474,10 +476,8 @@ def test_working_set_equals_the_full_solve(seed, n_kinks, delta_tol):
     rng = np.random.default_rng(seed)
     net, X, y = _kinked_instance(rng, 60, 6, 8, n_kinks, 2.0)
     full = check_kkt(net, X, y, working_set=False, delta_tol=delta_tol)
-    with pytest.MonkeyPatch.context() as mp:  # small sizes: several rounds on a small problem
-        mp.setattr(kkt_module, "_WS_INIT", 4)
-        mp.setattr(kkt_module, "_WS_BATCH", 2)
-        ws = check_kkt(net, X, y, working_set=True, delta_tol=delta_tol)
+    small = KKTConfig(working_set_initial=4, working_set_batch=2)  # several rounds
+    ws = check_kkt(net, X, y, working_set=True, delta_tol=delta_tol, config=small)
     assert ws.extra["working_set_rounds"] >= 2
     assert ws.n_kink_pairs == full.n_kink_pairs and ws.n_candidates == full.n_candidates
     assert ws.solver_status == "optimal" == full.solver_status
@@ -502,10 +502,8 @@ def test_working_set_on_a_kkt_point_keeps_only_the_support(rng):
     # The symmetric SVM net is an exact KKT point (multipliers derived in _symmetric_svm_net);
     # with all examples as candidates the working set must still find ε = 0 and the same λ.
     net, X, y, lam = _symmetric_svm_net(rng, n_half=15, d=3)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(kkt_module, "_WS_INIT", 2)
-        mp.setattr(kkt_module, "_WS_BATCH", 1)
-        rep = check_kkt(net, X, y, working_set=True, support_factor=1e6)
+    rep = check_kkt(net, X, y, working_set=True, support_factor=1e6,
+                    config=KKTConfig(working_set_initial=2, working_set_batch=1))
     assert rep.n_candidates == X.shape[0]
     assert rep.epsilon_relative <= KKT_EPS_RTOL
     np.testing.assert_allclose(rep.multipliers, lam, rtol=CROSS_RTOL, atol=CROSS_RTOL * lam.max())
@@ -516,10 +514,8 @@ def test_working_set_on_a_kkt_point_keeps_only_the_support(rng):
 def test_working_set_property_matches_full(case):
     net, X, y, _ = case
     full = check_kkt(net, X, y, working_set=False)
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(kkt_module, "_WS_INIT", 1)
-        mp.setattr(kkt_module, "_WS_BATCH", 1)
-        ws = check_kkt(net, X, y, working_set=True)
+    ws = check_kkt(net, X, y, working_set=True,
+                   config=KKTConfig(working_set_initial=1, working_set_batch=1))
     # relative ε can be 0 (an exact KKT point): absolute slack far above the QP tolerance 1e-10
     assert ws.epsilon_relative == pytest.approx(full.epsilon_relative, rel=CROSS_RTOL,
                                                 abs=KKT_EPS_RTOL)
@@ -537,15 +533,12 @@ def test_working_set_needs_l2_and_two_layers(rng):
 
 def test_automatic_working_set_falls_back_to_the_full_program(rng):
     # A random net is far from KKT: most candidates carry multipliers, the working set outgrows
-    # _WS_MAX_SHARE of them and the automatic mode solves the full program instead (same ε).
+    # working_set_max_share of them and the automatic mode solves the full program instead (same ε).
     net, X, y = _kinked_instance(rng, 40, 20, 30, 4, 1.4)
     full = check_kkt(net, X, y, working_set=False)
-    assert full.support.size > kkt_module._WS_MAX_SHARE * full.n_candidates  # premise
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(kkt_module, "_WS_AUTO_MIN", 5)
-        mp.setattr(kkt_module, "_WS_INIT", 4)
-        mp.setattr(kkt_module, "_WS_BATCH", 2)
-        auto = check_kkt(net, X, y)
+    cfg = KKTConfig(working_set_min_candidates=5, working_set_initial=4, working_set_batch=2)
+    assert full.support.size > cfg.working_set_max_share * full.n_candidates  # premise
+    auto = check_kkt(net, X, y, config=cfg)
     assert auto.extra["working_set_abandoned"] and "abandoned" in auto.method
     assert auto.epsilon == pytest.approx(full.epsilon, rel=CROSS_RTOL)
     assert auto.solver_status == "optimal"

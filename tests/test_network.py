@@ -198,8 +198,10 @@ def test_input_validation_messages():
     W1, W2 = np.ones((3, 2)), np.ones((1, 3))
     with pytest.raises(ValueError, match=r"weights\[1\] \(W2\) has shape \(1, 4\)"):
         HomogeneousMLP((W1, np.ones((1, 4))))
-    with pytest.raises(ValueError, match="last layer W2 must have 1 output row"):
-        HomogeneousMLP((W1, np.ones((2, 3))))
+    with pytest.raises(ValueError, match=r"cotangent is required for a network with K=2"):
+        HomogeneousMLP((W1, np.ones((2, 3)))).per_example_gradients(np.ones((4, 2)))
+    with pytest.raises(ValueError, match=r"cotangent must have shape \(4, 2\)"):
+        HomogeneousMLP((W1, np.ones((2, 3)))).deltas(np.ones((4, 2)), cotangent=np.ones((4, 1)))
     with pytest.raises(ValueError, match="non-finite"):
         HomogeneousMLP((np.full((3, 2), np.nan), W2))
     with pytest.raises(ValueError, match="activation must be one of"):
@@ -236,3 +238,29 @@ def test_relabelling_hidden_units_is_a_symmetry(rng):
     idx[s1] = idx[s1].reshape(5, 3)[perm].ravel()
     idx[s2] = idx[s2].reshape(4, 5)[:, perm].ravel()
     np.testing.assert_allclose(Jp, J[:, idx], rtol=EXACT_RTOL, atol=EXACT_ATOL)
+
+
+def test_multi_output_gradients_are_those_of_the_single_output_net_u_W_L(rng):
+    # ∂(u_iᵀ f(x_i))/∂θ for K outputs must equal, on the hidden layers, the gradient of the
+    # one-output net whose last layer is u_iᵀ W_L (an independent net), and u_i h_{L-1}ᵀ on W_L.
+    net = HomogeneousMLP.random([4, 5, 3, 3], rng=rng, activation="leaky_relu", alpha=0.2)
+    X = rng.standard_normal((6, 4))
+    U = rng.standard_normal((6, 3))
+    G = net.per_example_gradients(X, cotangent=U)
+    assert net.n_outputs == 3 and net.forward(X).shape == (6, 3) == net.outputs(X).shape
+    WL = net.weights[-1]
+    nL = WL.size
+    for i in range(6):
+        one = HomogeneousMLP(net.weights[:-1] + ((U[i] @ WL)[None, :],),
+                             activation="leaky_relu", alpha=0.2)
+        g1 = one.per_example_gradients(X[i:i + 1])[0]
+        np.testing.assert_allclose(G[i, :-nL], g1[:-WL.shape[1]], rtol=1e-12, atol=1e-14)
+        h = one.preactivations(X[i:i + 1])[-1][0]
+        h = np.where(h > 0, h, 0.2 * h)
+        np.testing.assert_allclose(G[i, -nL:].reshape(WL.shape), np.outer(U[i], h), rtol=1e-12,
+                                   atol=1e-14)
+    # Jᵀu and J v agree with the explicit rows
+    v = rng.standard_normal(net.n_params)
+    np.testing.assert_allclose(net.vjp(X, U), G.sum(axis=0), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(np.einsum("ik,ik->i", net.jvp(X, v), U), G @ v, rtol=1e-10,
+                               atol=1e-12)

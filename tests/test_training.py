@@ -223,3 +223,79 @@ def test_loss_norm_step_is_stable_and_keeps_the_smoothed_margin_monotone(relu_da
     # the recorded step is the documented rule: log η_k = log lr − log 𝓛 − 2 log ρ (L = 2)
     expected = np.log(0.1) - h.log_loss[:-1] - 2 * np.log(h.rho[:-1])
     np.testing.assert_allclose(h.log_lr[:-1], expected, rtol=1e-12)
+
+
+# ------------------------------------------------------------------ roll-back schedule (issue 11.4)
+def test_rollback_schedule_decreases_the_loss_and_reaches_the_kkt_regime():
+    # Lyu & Li's loss-based schedule with roll-back: every recorded step (record_every=1) must
+    # strictly decrease log 𝓛 (rejected steps are never taken), and on this small 2-layer net
+    # the run reaches ε/||θ̃|| below the KKT tolerance TOLERANCES.kkt_eps_tol (0.01; measured
+    # 2.1e-3 after 3000 steps, while adaptive='loss' — lr/𝓛 capped at lr — stops at 2.5e-2).
+    from solvers.nets.kkt import check_kkt
+    from solvers.tolerances import TOLERANCES
+
+    gen = np.random.default_rng(0)
+    X = gen.standard_normal((16, 2))
+    y = np.sign(X @ np.array([1.0, -0.5]))
+    net = HomogeneousMLP.random([2, 8, 1], rng=gen, scale=0.5)
+    res = train(net, X, y, method="gd", loss="exp", steps=3000, lr=0.05, adaptive="rollback",
+                record_every=1)
+    assert res.status == "completed" and res.n_rejected > 0  # the roll-back was exercised
+    ll = np.asarray(res.history.log_loss)
+    assert ll.size == 3001 and np.all(np.diff(ll) < 0)
+    rep = check_kkt(res.net, X, y, loss="exp")
+    assert rep.epsilon_relative <= TOLERANCES.kkt_eps_tol and rep.is_kkt
+
+
+def test_rollback_needs_backtracking_and_a_shrink_above_one():
+    net = HomogeneousMLP.random([2, 3, 1], seed=0)
+    X = np.eye(2)
+    y = np.array([1.0, -1.0])
+    with pytest.raises(ValueError, match="adaptive='rollback' .* needs backtrack=True"):
+        train(net, X, y, adaptive="rollback", backtrack=False, steps=1)
+    with pytest.raises(ValueError, match="lr_shrink must be > 1; got 1.0"):
+        train(net, X, y, adaptive="rollback", lr_shrink=1.0, steps=1)
+
+
+# ------------------------------------------------------------------ multi-class losses (issue 11.1)
+@pytest.mark.parametrize("loss", ["logistic", "exp"])
+def test_multiclass_step_is_minus_lr_times_the_finite_difference_gradient(loss):
+    # one plain GD step (adaptive=False, no backtracking) must move θ by −lr ∇𝓛, with ∇𝓛 of the
+    # cross-entropy / multi-class exp loss computed independently by central differences of
+    # exp(multiclass_log_loss) (h = 1e-6: truncation O(h²) ~1e-12, rounding ~1e-10 relative)
+    from solvers.nets import class_margins, multiclass_log_loss
+
+    gen = np.random.default_rng(3)
+    net = HomogeneousMLP.random([3, 5, 4], rng=gen)
+    X = gen.standard_normal((7, 3))
+    y = gen.integers(0, 4, 7)
+
+    def L_of(theta):
+        return np.exp(multiclass_log_loss(class_margins(net.with_flat(theta).outputs(X), y),
+                                          loss))
+
+    theta = net.flat()
+    h = 1e-6
+    grad = np.array([(L_of(theta + h * e) - L_of(theta - h * e)) / (2 * h)
+                     for e in np.eye(theta.size)])
+    res = train(net, X, y, method="gd", loss=loss, steps=1, lr=1e-3, adaptive=False,
+                backtrack=False)
+    np.testing.assert_allclose(res.net.flat() - theta, -1e-3 * grad, rtol=1e-6,
+                               atol=1e-9 * np.abs(1e-3 * grad).max())
+
+
+def test_multiclass_rollback_training_fits_and_decreases_the_loss():
+    from solvers.nets import margins
+
+    gen = np.random.default_rng(1)
+    teacher = HomogeneousMLP.random([3, 6, 3], rng=gen)
+    X = gen.standard_normal((24, 3))
+    y = teacher.outputs(X).argmax(axis=1)
+    net = HomogeneousMLP.random([3, 10, 3], rng=gen, scale=0.5)
+    res = train(net, X, y, method="gd", loss="logistic", steps=400, lr=0.05,
+                adaptive="rollback", record_every=1)
+    ll = np.asarray(res.history.log_loss)
+    assert np.all(np.diff(ll) < 0)
+    assert res.history.q_min[-1] == pytest.approx(margins(res.net, X, y).min(), rel=1e-12)
+    with pytest.raises(ValueError, match="y must hold class indices 0…2"):
+        train(net, X, np.where(y == 0, -1, y), steps=1)

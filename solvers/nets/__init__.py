@@ -10,11 +10,13 @@ from __future__ import annotations
 
 from ._margins import (
     MarginSummary,
+    class_margins,
     layer_balance,
     layer_norms,
     margin_summary,
     margins,
     min_margin,
+    multiclass_log_loss,
     normalized_margin,
     parameter_norm,
     smoothed_margin,
@@ -38,13 +40,14 @@ from ._torch_net import LayerInfo, TorchNet
 from ._torch_training import TorchTrainingResult, train_torch
 from ._training import TRAINING_METHODS, History, TrainingResult, train
 from ._weights_io import load_data, load_weights, save_data, save_weights
-from .kkt import KKTReport, check_kkt
+from .kkt import KKTConfig, KKTReport, check_kkt
 
 __all__ = [
     "HomogeneousMLP", "ACTIVATIONS",
     "MarginSummary", "margins", "min_margin", "parameter_norm", "normalized_margin",
     "smoothed_margin", "support_mask", "layer_norms", "layer_balance", "unit_balance",
     "margin_summary",
+    "class_margins", "multiclass_log_loss",
     "train", "TrainingResult", "History", "TRAINING_METHODS",
     "load_weights", "save_weights", "load_data", "save_data",
     "from_torch", "load_torch", "save_torch", "augment_constant_feature", "TorchNet", "LayerInfo",
@@ -52,4 +55,5 @@ __all__ = [
     "ShallowRun", "WidthSearch", "init_shallow", "shallow_forward", "shallow_jacobian",
     "train_shallow", "train_shallow_batch", "minimal_width", "threshold_width",
     "check_kkt", "KKTReport",
+    "KKTConfig",
 ]

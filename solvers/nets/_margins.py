@@ -32,6 +32,8 @@ from ._network import HomogeneousMLP
 
 __all__ = [
     "MarginSummary",
+    "class_margins",
+    "multiclass_log_loss",
     "margins",
     "min_margin",
     "parameter_norm",
@@ -54,9 +56,78 @@ def _check_net(net) -> HomogeneousMLP:
     return net
 
 
+def check_class_labels(y, n: int, K: int, name: str = "y") -> np.ndarray:
+    """Class-index labels of shape ``(n,)`` with integer values in ``0…K−1``, as ``int64``."""
+    arr = np.asarray(y)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise ValueError(f"{name} must have shape ({n},) (one class index per example); got "
+                         f"shape {arr.shape}.")
+    if arr.dtype.kind not in "iuf" or arr.dtype.kind == "f" and not np.all(
+            np.isfinite(arr) & (arr == np.round(arr))):
+        raise ValueError(f"{name} must hold integer class indices 0…{K - 1}; got dtype "
+                         f"{arr.dtype} with non-integer values. Pass y.astype(int).")
+    idx = arr.astype(np.int64)
+    bad = (idx < 0) | (idx >= K)
+    if np.any(bad):
+        raise ValueError(f"{name} must hold class indices 0…{K - 1} for a network with K={K} "
+                         f"outputs; found {np.unique(idx[bad])[:5].tolist()}. Pass integer "
+                         f"labels (e.g. Y.argmax(axis=1) for one-hot Y).")
+    return idx
+
+
+def class_margins(outputs, y) -> np.ndarray:
+    """Pairwise margins ``Q[i, j] = f_{y_i}(x_i) − f_j(x_i)``, shape ``(n, K)``, with
+    ``Q[i, y_i] = +inf``; ``q_i = min_j Q[i, j]`` is Lyu & Li's multi-class margin
+    (docs/theory.md §7, multi-class).
+
+    Parameters
+    ----------
+    outputs : array_like of shape (n, K), K >= 2
+    y : array_like of shape (n,), class indices 0…K−1
+    """
+    F = np.asarray(outputs, dtype=np.float64)
+    if F.ndim != 2 or F.shape[1] < 2:
+        raise ValueError(f"outputs must have shape (n, K) with K >= 2 classes; got {F.shape}.")
+    idx = check_class_labels(y, F.shape[0], F.shape[1])
+    rows = np.arange(F.shape[0])
+    Q = F[rows, idx][:, None] - F
+    Q[rows, idx] = np.inf
+    return Q
+
+
+def multiclass_log_loss(Q, loss: str = "logistic") -> float:
+    """``log 𝓛`` of the multi-class loss from pairwise margins ``Q`` (:func:`class_margins`).
+
+    ``logistic`` (cross-entropy): ``𝓛 = Σ_i log(1 + Σ_{j≠y_i} e^{−Q_ij})``; ``exp`` (the
+    multi-class exponential loss): ``𝓛 = Σ_i Σ_{j≠y_i} e^{−Q_ij}`` (Lyu & Li 2019, §4 and App. G).
+    Evaluated in the log domain, exact when ``𝓛 < 1e-300``. With ``K = 2`` both reduce to the
+    binary loss of the margin ``q_i = Q_{i, 1−y_i}``.
+    """
+    from scipy.special import logsumexp
+
+    Q = np.asarray(Q, dtype=np.float64)
+    a = logsumexp(-Q, axis=1)  # log Σ_j e^{−Q_ij}; the +inf entry contributes 0
+    if loss == "exp":
+        return float(logsumexp(a))
+    if loss != "logistic":
+        raise ValueError(f"loss must be 'logistic' (cross-entropy) or 'exp'; got {loss!r}.")
+    # log log1p(e^a): a + log1p(−e^a/2) below −20 (error O(e^{2a}) < 1e-17), else directly
+    with np.errstate(over="ignore"):
+        per = np.where(a < -20.0, a + np.log1p(-np.exp(np.minimum(a, -20.0)) / 2.0),
+                       np.log(np.logaddexp(0.0, np.maximum(a, -20.0))))
+    return float(logsumexp(per))
+
+
 def margins(net: HomogeneousMLP, X, y) -> np.ndarray:
-    """``q_i = y_i f(θ; x_i)``, shape ``(n,)``; ``X`` is ``(n, d_0)``, ``y`` is ``(n,)`` in ±1."""
-    f = _check_net(net).forward(X)
+    """``q_i = y_i f(θ; x_i)``, shape ``(n,)``; ``X`` is ``(n, d_0)``, ``y`` is ``(n,)`` in ±1.
+
+    For a network with ``K > 1`` outputs, ``y`` holds class indices ``0…K−1`` and
+    ``q_i = f_{y_i}(x_i) − max_{j≠y_i} f_j(x_i)`` (Lyu & Li 2019's multi-class margin).
+    """
+    net = _check_net(net)
+    if net.n_outputs > 1:
+        return class_margins(net.outputs(X), y).min(axis=1)
+    f = net.forward(X)
     return check_labels(y, f.shape[0]) * f
 
 
@@ -97,8 +168,11 @@ def smoothed_margin(net: HomogeneousMLP, X, y, *, loss: str = "exp", norm=2) -> 
     with ``p = 2``). For the exp loss, ``γ̄ − ρ^{−L} log n ≤ γ̃ ≤ γ̄``.
     """
     net = _check_net(net)
-    q = margins(net, X, y)
-    return _scaled(inverse_loss(log_loss(q, loss), loss), parameter_norm(net, norm), net.degree)
+    if net.n_outputs > 1:  # cross-entropy / multi-class exp loss; ℓ^{-1} of the binary loss
+        log_L = multiclass_log_loss(class_margins(net.outputs(X), y), loss)
+    else:
+        log_L = log_loss(margins(net, X, y), loss)
+    return _scaled(inverse_loss(log_L, loss), parameter_norm(net, norm), net.degree)
 
 
 def support_mask(q, *, rtol: float = TOLERANCES.support_rtol) -> np.ndarray:
@@ -218,8 +292,9 @@ def margin_summary(net: HomogeneousMLP, X, y, *, loss: str = "exp", norm=2,
     ----------
     net : HomogeneousMLP
     X : array_like of shape (n, d_0)
-    y : array_like of shape (n,), labels ±1
+    y : array_like of shape (n,), labels ±1 (class indices 0…K−1 for ``K > 1`` outputs)
     loss : {'exp', 'logistic'}
+        For ``K > 1``: the multi-class exponential loss or cross-entropy.
     norm : 1, 2, 'inf' or real p >= 1
         Norm of ``normalized_margin`` (the ℓ2 version is always reported too).
     support_rtol : float
@@ -227,11 +302,16 @@ def margin_summary(net: HomogeneousMLP, X, y, *, loss: str = "exp", norm=2,
     """
     net = _check_net(net)
     p = check_norm(norm)
-    q = margins(net, X, y)
     L = net.degree
     theta = net.flat()
     rho = float(np.linalg.norm(theta))
-    lL = log_loss(q, loss)
+    if net.n_outputs > 1:  # class-index labels: cross-entropy / multi-class exp loss
+        Q = class_margins(net.outputs(X), y)
+        q = Q.min(axis=1)
+        lL = multiclass_log_loss(Q, loss)
+    else:
+        q = margins(net, X, y)
+        lL = log_loss(q, loss)
     q_min = float(q.min())
     bad = int(np.count_nonzero(q <= 0.0))
     status = "separated" if bad == 0 else f"not separated: {bad} of {q.size} examples have q_i <= 0"

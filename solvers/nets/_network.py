@@ -5,12 +5,14 @@ The network is
 .. math::
 
     f(\\theta; x) = W_L\\, \\sigma(W_{L-1} \\cdots \\sigma(W_1 x)), \\qquad
-    \\theta = (W_1, \\dots, W_L),\\; W_l \\in \\mathbb{R}^{d_l \\times d_{l-1}},\\; d_L = 1,
+    \\theta = (W_1, \\dots, W_L),\\; W_l \\in \\mathbb{R}^{d_l \\times d_{l-1}},\\; d_L = K,
 
-with :math:`\\sigma` the ReLU, the LeakyReLU of slope :math:`\\alpha` or the identity. Every such
-network is positively homogeneous of degree :math:`L` (``f(cθ; x) = c^L f(θ; x)`` for ``c > 0``;
-Lyu & Li 2019, §3), which is what the margin theory of :mod:`solvers.nets` and the KKT check
-rely on.
+with :math:`\\sigma` the ReLU, the LeakyReLU of slope :math:`\\alpha` or the identity, and
+``K = 1`` output (binary labels ±1) or ``K`` class scores (labels ``0…K−1``, Lyu & Li's
+multi-class margin ``f_y − max_{j≠y} f_j``; gradients of ``uᵀ f`` through ``cotangent=``).
+Every such network is positively homogeneous of degree :math:`L`
+(``f(cθ; x) = c^L f(θ; x)`` for ``c > 0``; Lyu & Li 2019, §3), which is what the margin theory of
+:mod:`solvers.nets` and the KKT check rely on.
 
 Everything here is plain numpy and vectorised over examples: the forward pass, the per-example
 gradients ``∂f(x_i)/∂θ`` (one backward pass for all examples, written straight into the output
@@ -45,13 +47,14 @@ _CHUNK_ENTRIES = 8_000_000
 
 @dataclass(frozen=True, eq=False)
 class HomogeneousMLP:
-    """A bias-free ReLU / LeakyReLU / linear MLP with one output, homogeneous of degree ``L``.
+    """A bias-free ReLU / LeakyReLU / linear MLP, homogeneous of degree ``L``.
 
     Parameters
     ----------
     weights : sequence of ndarray
         ``(W_1, ..., W_L)``; ``W_l`` has shape ``(d_l, d_{l-1})`` (PyTorch's ``Linear.weight``
-        layout: rows are output units) and ``W_L`` has shape ``(1, d_{L-1})``. Stored as read-only
+        layout: rows are output units) and ``W_L`` has shape ``(K, d_{L-1})``: ``K = 1`` for a
+        scalar output (binary labels ±1), ``K`` class scores otherwise. Stored as read-only
         float64 copies.
     activation : {'relu', 'leaky_relu', 'linear'}
         The activation ``σ`` applied after every layer but the last.
@@ -143,11 +146,6 @@ class HomogeneousMLP:
                 )
             a.setflags(write=False)
             checked.append(a)
-        if checked[-1].shape[0] != 1:
-            raise ValueError(
-                f"the last layer W{len(checked)} must have 1 output row (a scalar network output); "
-                f"got shape {checked[-1].shape}. Multi-output networks are not supported."
-            )
         object.__setattr__(self, "weights", tuple(checked))
 
     @classmethod
@@ -171,10 +169,9 @@ class HomogeneousMLP:
         sizes = [int(s) for s in sizes]
         if len(sizes) < 2 or any(s < 1 for s in sizes):
             raise ValueError(
-                f"sizes must be (d_0, ..., 1) with at least two positive entries; got {sizes}."
+                f"sizes must be (d_0, ..., K) with at least two positive entries (K = 1 for one "
+                f"output); got {sizes}."
             )
-        if sizes[-1] != 1:
-            raise ValueError(f"sizes must end with the output size 1; got {sizes}. Append 1.")
         if rng is not None and seed is not None:
             raise ValueError("pass either rng or seed, not both.")
         gen = rng if rng is not None else np.random.default_rng(seed)
@@ -190,8 +187,14 @@ class HomogeneousMLP:
 
     @property
     def sizes(self) -> tuple[int, ...]:
-        """``(d_0, d_1, ..., d_L)`` with ``d_L = 1``."""
+        """``(d_0, d_1, ..., d_L)`` with ``d_L = K`` (:attr:`n_outputs`)."""
         return (self.weights[0].shape[1],) + tuple(W.shape[0] for W in self.weights)
+
+    @property
+    def n_outputs(self) -> int:
+        """``K``, the rows of ``W_L``: 1 for a binary classifier (labels ±1), ``K`` class scores
+        for a multi-class one (labels 0…K−1; docs/theory.md §7)."""
+        return int(self.weights[-1].shape[0])
 
     @property
     def n_params(self) -> int:
@@ -326,12 +329,18 @@ class HomogeneousMLP:
         return hs, zs
 
     def forward(self, X) -> np.ndarray:
-        """``f(θ; x_i)`` for every row of ``X`` of shape ``(n, d_0)``; returns shape ``(n,)``."""
+        """``f(θ; x_i)`` for every row of ``X`` of shape ``(n, d_0)``; returns shape ``(n,)`` for
+        one output, ``(n, K)`` for ``K > 1`` outputs (:meth:`outputs` is always ``(n, K)``)."""
+        out = self.outputs(X)
+        return out[:, 0] if out.shape[1] == 1 else out
+
+    def outputs(self, X) -> np.ndarray:
+        """The ``K`` outputs ``f_k(θ; x_i)``, shape ``(n, K)`` (also for ``K = 1``)."""
         X = self._check_input(X)
         h = X
         for W in self.weights[:-1]:
             h = self._sigma(h @ W.T)
-        return (h @ self.weights[-1].T)[:, 0]
+        return h @ self.weights[-1].T
 
     __call__ = forward
 
@@ -365,21 +374,50 @@ class HomogeneousMLP:
         return out
 
     # ------------------------------------------------------------------ derivatives
-    def _deltas(self, X: np.ndarray, slopes):
-        """``h_0..h_{L-1}`` and ``δ_l = ∂f/∂z_l`` (``δ_L = 1``), each ``(n, d_l)``."""
+    def _check_cotangent(self, cotangent, n: int):
+        """``(n, K)`` output weights ``u`` (the gradients are those of ``uᵀ f``), or None: all
+        ones, allowed only for ``K = 1``."""
+        K = self.n_outputs
+        if cotangent is None:
+            if K != 1:
+                raise ValueError(
+                    f"cotangent is required for a network with K={K} outputs: pass an (n, {K}) "
+                    f"array u so that the gradients are those of u_iᵀ f(x_i) (e.g. e_y − e_j for "
+                    f"the margin of class y over class j).")
+            return None
+        u = np.asarray(cotangent, dtype=np.float64)
+        if u.shape != (n, K):
+            raise ValueError(f"cotangent must have shape ({n}, {K}) (examples × outputs); got "
+                             f"{u.shape}.")
+        return u
+
+    def _deltas(self, X: np.ndarray, slopes, cotangent=None):
+        """``h_0..h_{L-1}`` and ``δ_l = ∂(uᵀf)/∂z_l`` (``δ_L = u``, default 1), ``(n, d_l)``."""
         hs, zs = self._forward_all(X)
         ds = slopes if slopes is not None else [self._dsigma(z) for z in zs]
         n = X.shape[0]
         deltas = [None] * self.degree
-        delta = np.ones((n, 1))
+        delta = np.ones((n, 1)) if cotangent is None else cotangent
         deltas[-1] = delta
         for l in range(self.degree - 1, 0, -1):  # hidden layer l (1-based) has index l-1
             delta = (delta @ self.weights[l]) * ds[l - 1]
             deltas[l - 1] = delta
         return hs, deltas
 
+    def deltas(self, X, *, slopes=None, cotangent=None) -> list[np.ndarray]:
+        """``[δ_1, ..., δ_L]``: ``δ_l = ∂f/∂z_l`` of shape ``(n, d_l)``, ``δ_L = 1`` (``(n, 1)``).
+
+        The backward pass behind :meth:`per_example_gradients` (``∂f/∂W_l = δ_l h_{l-1}ᵀ``), with
+        the same ``slopes`` and ``cotangent`` (then ``f`` reads ``uᵀf``, ``δ_L = u``);
+        ``δ_{l+1} W_{l+1}`` is ``∂f/∂h_l``.
+        """
+        X = self._check_input(X)
+        slopes = self._check_slopes(slopes, X.shape[0])
+        u = self._check_cotangent(cotangent, X.shape[0])
+        return self._deltas(X, slopes, u)[1]
+
     def per_example_gradients(self, X, *, slopes=None, chunk_size: int | None = None,
-                              out: np.ndarray | None = None) -> np.ndarray:
+                              out: np.ndarray | None = None, cotangent=None) -> np.ndarray:
         """The Jacobian ``J[i] = ∂f(θ; x_i)/∂θ``, shape ``(n, P)``, columns in :meth:`flat` order.
 
         .. math::
@@ -400,10 +438,14 @@ class HomogeneousMLP:
             Examples per backward pass (default: bounded so intermediates stay ≈ 64 MiB).
         out : ndarray of shape (n, P), float64, optional
             Preallocated output.
+        cotangent : ndarray of shape (n, K), optional
+            Output weights ``u``: row ``i`` is then ``∂(u_iᵀ f(x_i))/∂θ`` (required when
+            ``K > 1``; e.g. ``u_i = e_{y_i} − e_j`` gives the gradient of a multi-class margin).
         """
         X = self._check_input(X)
         n = X.shape[0]
         slopes = self._check_slopes(slopes, n)
+        u = self._check_cotangent(cotangent, n)
         P = self.n_params
         if out is None:
             out = np.empty((n, P))
@@ -420,14 +462,15 @@ class HomogeneousMLP:
         for a in range(0, n, chunk_size):
             b = min(n, a + chunk_size)
             sl = None if slopes is None else [s[a:b] for s in slopes]
-            hs, deltas = self._deltas(X[a:b], sl)
+            hs, deltas = self._deltas(X[a:b], sl, None if u is None else u[a:b])
             for l, W in enumerate(self.weights):
                 view = out[a:b, offsets[l]:offsets[l + 1]].reshape(b - a, W.shape[0], W.shape[1])
                 np.multiply(deltas[l][:, :, None], hs[l][:, None, :], out=view)
         return out
 
     def jvp(self, X, v, *, slopes=None) -> np.ndarray:
-        """``J v`` of shape ``(n,)`` for ``v`` of shape ``(P,)``, by forward-mode differentiation.
+        """``J v`` of shape ``(n,)`` (``(n, K)`` for ``K > 1`` outputs) for ``v`` of shape ``(P,)``,
+        by forward-mode differentiation.
 
         Never forms ``J``: ``ż_l = ḣ_{l-1} W_lᵀ + h_{l-1} V_lᵀ``, ``ḣ_l = σ'(z_l) ⊙ ż_l``.
         """
@@ -441,18 +484,22 @@ class HomogeneousMLP:
             s = self._dsigma(z) if slopes is None else slopes[l]
             h, hdot = self._sigma(z), s * zdot
         WL, VL = self.weights[-1], Vs[-1]
-        return (hdot @ WL.T + h @ VL.T)[:, 0]
+        out = hdot @ WL.T + h @ VL.T
+        return out[:, 0] if out.shape[1] == 1 else out
 
     def vjp(self, X, u, *, slopes=None) -> np.ndarray:
-        """``Jᵀ u = Σ_i u_i ∂f(x_i)/∂θ`` of shape ``(P,)`` for ``u`` of shape ``(n,)`` (backprop).
+        """``Jᵀ u = Σ_i ∂(u_iᵀ f(x_i))/∂θ`` of shape ``(P,)`` for ``u`` of shape ``(n,)``
+        (``(n, K)`` for ``K > 1`` outputs), by backprop.
 
         Never forms ``J``: block ``l`` is ``(u ⊙ δ_l)ᵀ h_{l-1}``.
         """
         X = self._check_input(X)
         n = X.shape[0]
         u = np.asarray(u, dtype=np.float64)
-        if u.shape != (n,):
-            raise ValueError(f"u must have shape ({n},) (one weight per example); got {u.shape}.")
+        K = self.n_outputs
+        if u.shape != ((n,) if K == 1 else (n, K)):
+            want = f"({n},) (one weight per example)" if K == 1 else f"({n}, {K}) (per output)"
+            raise ValueError(f"u must have shape {want}; got {u.shape}.")
         slopes = self._check_slopes(slopes, n)
         hs, zs = self._forward_all(X)
         return self._vjp_from(hs, zs, u, slopes)
@@ -461,7 +508,7 @@ class HomogeneousMLP:
         """``Jᵀ u`` given the stored forward pass (``hs``, ``zs`` of :meth:`_forward_all`)."""
         ds = slopes if slopes is not None else [self._dsigma(z) for z in zs]
         grads = [None] * self.degree
-        delta = u[:, None]
+        delta = u[:, None] if u.ndim == 1 else u
         for l in range(self.degree - 1, -1, -1):
             grads[l] = delta.T @ hs[l]
             if l > 0:

@@ -30,6 +30,13 @@ The factor ``η_k ∇𝓛 = s_k e^{log_scale − log 𝓛} Σ_i w_i y_i ∇f_i``
 Without ``adaptive`` the step is ``η_k = lr`` (and ``∇𝓛`` underflows to 0 once ``𝓛 < 1e-308``, as
 plain gradient descent in float64 would).
 
+Roll-back schedule (``adaptive='rollback'``; Lyu & Li 2019, §6 and App. L "loss-based learning
+rate scheduling"): ``η_k = s_k 𝓛(θ_0)/𝓛(θ_k)`` with ``s_0 = lr``; after an accepted step (the loss
+strictly decreased) ``s_k`` is multiplied by ``lr_growth`` with **no cap**, and a step that does
+not decrease the loss is rolled back (never taken) and ``s_k`` divided by ``lr_shrink``. The
+recorded loss is therefore strictly decreasing, and the step keeps growing as long as it can,
+which is what lets a run reach the KKT regime (issue 11: ``lr/𝓛`` capped at ``lr`` plateaus).
+
 Curvature-matched variant (``adaptive='loss_norm'``): ``η_k = s_k / (𝓛(θ_k) ρ_k^{2L−2})``,
 ``ρ = ||θ||_2``. For ``L ≥ 2`` the Hessian of ``𝓛`` at a degree-``L`` homogeneous ``θ`` scales like
 ``𝓛 ρ^{2L−2}`` (``q ~ ρ^L``), so ``lr/𝓛`` alone keeps the *relative* step ``||Δθ||/ρ`` constant:
@@ -54,6 +61,7 @@ from .._progress import progress as _progress
 from .._validation import check_labels
 from ..errors import IntegrationError, MarginflowError
 from ..losses import inverse_loss, log_loss, loss_weights
+from ._margins import check_class_labels, class_margins, multiclass_log_loss
 from ._network import HomogeneousMLP
 
 __all__ = ["TRAINING_METHODS", "History", "TrainingResult", "train"]
@@ -232,6 +240,16 @@ def _evaluate(net: HomogeneousMLP, X, y, loss, k=0, rec=None):
     with np.errstate(over="ignore", invalid="ignore"):
         hs, zs = net.forward_pass(X, validate=False)
         f = (hs[-1] @ net.weights[-1].T)[:, 0]
+    if net.n_outputs > 1:  # class-index labels: pairwise margins Q (n, K), q = min_j Q
+        with np.errstate(over="ignore", invalid="ignore"):
+            Q = class_margins(hs[-1] @ net.weights[-1].T, y)
+        q = Q.min(axis=1)
+        if not np.all(np.isfinite(q)):
+            raise IntegrationError(
+                f"training diverged at step {k}: the network outputs overflowed. Lower lr (or "
+                f"keep backtrack=True / adaptive=True).",
+                trajectory=None if rec is None else rec.history())
+        return hs, zs, Q, multiclass_log_loss(Q, loss)
     q = y * f
     if not np.all(np.isfinite(q)):
         raise IntegrationError(
@@ -242,12 +260,14 @@ def _evaluate(net: HomogeneousMLP, X, y, loss, k=0, rec=None):
 
 def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", steps: int = 1000,
           lr: float = 0.1, adaptive: bool | str | None = None, backtrack: bool = True,
-          lr_growth: float = 1.1, record_every: int = 10, kkt_every: int | None = None,
+          lr_growth: float = 1.1, lr_shrink: float = 2.0, record_every: int = 10,
+          kkt_every: int | None = None,
           kkt_fn: Callable[[HomogeneousMLP], float] | None = None,
           minnorm_beta: float = 1.0, minnorm_alpha: float = 1.0,
           seed: int | None = None, rng: np.random.Generator | None = None,
           progress: bool | None = None) -> TrainingResult:
-    """Train a homogeneous network on ±1 labels and record the Lyu & Li quantities.
+    """Train a homogeneous network on ±1 labels (class indices for ``K > 1`` outputs) and record
+    the Lyu & Li quantities.
 
     Parameters
     ----------
@@ -255,6 +275,10 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
         Initial network (not modified).
     X : array_like of shape (n, d_0)
     y : array_like of shape (n,), labels ±1
+        For a net with ``K > 1`` outputs: class indices ``0…K−1``; the loss is then the
+        cross-entropy (``'logistic'``) or the multi-class exponential loss (``'exp'``) of the
+        margins ``f_{y_n} − f_j`` (:func:`solvers.nets.multiclass_log_loss`), and the recorded
+        margins are Lyu & Li's ``q_n = f_{y_n} − max_{j≠y_n} f_j``.
     method : {'gd', 'normalized_gd', 'sign', 'coordinate', 'minnorm'}
         See the module docstring.
     loss : {'exp', 'logistic'}
@@ -264,10 +288,12 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
     lr : float
         Base step: ``η`` (fixed), the factor ``s_0`` of ``η_k = s_k/𝓛`` (adaptive), the step
         length (normalized_gd) or the Euler step of the primal–dual flow (minnorm).
-    adaptive : bool or {'loss', 'loss_norm'}, optional
+    adaptive : bool or {'loss', 'loss_norm', 'rollback'}, optional
         ``True`` or ``'loss'``: ``η_k = s_k / 𝓛(θ_k)``; ``'loss_norm'``:
         ``η_k = s_k / (𝓛 ρ^{2L−2})`` (stabler for long runs with ``L ≥ 2``, see the module
-        docstring); ``False``: ``η_k = lr``.
+        docstring); ``'rollback'``: Lyu & Li's ``η_k = s_k 𝓛(θ_0)/𝓛(θ_k)`` with ``s_k`` grown by
+        ``lr_growth`` (uncapped) on success and rolled back and divided by ``lr_shrink`` on a
+        loss increase (needs ``backtrack=True``); ``False``: ``η_k = lr``.
         Default: ``'loss'`` for gd, sign and coordinate; it does not apply to normalized_gd and
         minnorm (passing a true value there is an error).
     backtrack : bool
@@ -275,6 +301,10 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
     lr_growth : float
         After each accepted step the factor ``s_k`` is multiplied by this, capped at ``lr``
         (``>= 1``): it recovers after backtracking. Irrelevant when no step is rejected.
+        With ``adaptive='rollback'`` the factor is not capped.
+    lr_shrink : float
+        ``adaptive='rollback'`` only: divisor of ``s_k`` after a rolled-back step (``> 1``;
+        other modes halve).
     record_every : int
         Record the history every this many steps (and at the first and last step).
     kkt_every : int, optional
@@ -313,7 +343,11 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
         raise ValueError(f"method must be one of {TRAINING_METHODS}; got {method!r}.")
     X = net._check_input(X)
     n = X.shape[0]
-    y = check_labels(y, n)
+    multi = net.n_outputs > 1
+    y = check_class_labels(y, n, net.n_outputs) if multi else check_labels(y, n)
+    if multi and method == "minnorm":
+        raise ValueError("method='minnorm' needs a one-output net with ±1 labels; got a net with "
+                         f"K={net.n_outputs} outputs. Use method='gd'.")
     log_loss(np.zeros(1), loss)  # validates the loss name
     steps = int(steps)
     if steps < 0:
@@ -325,10 +359,15 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
         adaptive = "loss" if method in ("gd", "sign", "coordinate") else False
     if adaptive is True:
         adaptive = "loss"
-    if adaptive not in (False, "loss", "loss_norm"):
+    if adaptive not in (False, "loss", "loss_norm", "rollback"):
         raise ValueError(
-            f"adaptive must be True, False, 'loss' or 'loss_norm'; got {adaptive!r}."
+            f"adaptive must be True, False, 'loss', 'loss_norm' or 'rollback'; got {adaptive!r}."
         )
+    if adaptive == "rollback" and not backtrack:
+        raise ValueError("adaptive='rollback' rolls back loss increases, so it needs "
+                         "backtrack=True; got backtrack=False.")
+    if not (float(lr_shrink) > 1.0):
+        raise ValueError(f"lr_shrink must be > 1; got {lr_shrink!r}.")
     if adaptive and method in ("normalized_gd", "minnorm"):
         raise ValueError(
             f"adaptive={adaptive!r} does not apply to method={method!r} (its step is already "
@@ -366,14 +405,15 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
             return float("nan")
 
     cur = net
-    hs, zs, q, lL = _evaluate(cur, X, y, loss)
+    hs, zs, q, lL = _evaluate(cur, X, y, loss)  # q is the (n, K) pairwise Q when multi-class
+    lL0 = lL  # log 𝓛(θ_0), the reference of the roll-back schedule
     log_time = -np.inf
     factor = lr  # s_k
     lam = np.zeros(n) if method == "minnorm" else None
     status = "completed"
     n_rejected = 0
     k = 0
-    rec.add(0, log_time, cur, q, lL, kkt_value(0, cur))
+    rec.add(0, log_time, cur, _qmin_rows(q), lL, kkt_value(0, cur))
     bar = _progress(range(steps), total=steps, desc=f"train[{method}]", enabled=progress)
     try:
         for _ in bar:
@@ -387,8 +427,12 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
                 hs, zs, q, lL = _evaluate(trial, X, y, loss, k, rec)
                 cur, lam = trial, new_lam
             else:
-                w, log_scale = loss_weights(q, loss)
-                gdir = -cur._vjp_from(hs, zs, w * y)  # ∇𝓛 = exp(log_scale) · gdir
+                if multi:
+                    w, log_scale = _multiclass_weights(q, y, loss)
+                    gdir = -cur._vjp_from(hs, zs, w)  # w: (n, K) output cotangents
+                else:
+                    w, log_scale = loss_weights(q, loss)
+                    gdir = -cur._vjp_from(hs, zs, w * y)  # ∇𝓛 = exp(log_scale) · gdir
                 gnorm = float(np.linalg.norm(gdir))
                 if gnorm == 0.0 or not np.isfinite(log_scale):
                     status = f"stationary: the loss gradient vanished at step {k}"
@@ -401,6 +445,8 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
                         delta = factor * step_dir
                     else:
                         log_eta = np.log(factor) - (lL if adaptive else 0.0)
+                        if adaptive == "rollback":
+                            log_eta += lL0
                         if adaptive == "loss_norm" and cur.degree > 1:
                             log_eta -= (2 * cur.degree - 2) * np.log(np.linalg.norm(theta))
                         # η_k ||∇𝓛||_* u* = exp(log η_k + log_scale) · (||gdir||_* u*)
@@ -411,7 +457,7 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
                         accepted = True
                         break
                     n_rejected += 1
-                    factor *= 0.5
+                    factor /= float(lr_shrink) if adaptive == "rollback" else 2.0
                 if not accepted:
                     status = (f"stalled: {_MAX_BACKTRACKS} halvings of the step could not decrease "
                               f"the loss at step {k} (log 𝓛 = {lL:.6g}): the iterate sits at a "
@@ -421,20 +467,46 @@ def train(net: HomogeneousMLP, X, y, *, method: str = "gd", loss: str = "exp", s
                     warnings.warn(status, RuntimeWarning, stacklevel=2)
                     break
                 cur, hs, zs, q, lL = trial, t_hs, t_zs, t_q, t_lL
-                factor = min(lr, factor * float(lr_growth))
+                factor = factor * float(lr_growth) if adaptive == "rollback" else \
+                    min(lr, factor * float(lr_growth))
             rec.set_lr(log_eta)
             log_time = float(np.logaddexp(log_time, log_eta))
             k += 1
             if k % record_every == 0 or k == steps:
-                rec.add(k, log_time, cur, q, lL, kkt_value(k, cur))
+                rec.add(k, log_time, cur, _qmin_rows(q), lL, kkt_value(k, cur))
     finally:
         if hasattr(bar, "close"):
             bar.close()
     if rec.rows["step"][-1] != k:
-        rec.add(k, log_time, cur, q, lL, kkt_value(k, cur))
+        rec.add(k, log_time, cur, _qmin_rows(q), lL, kkt_value(k, cur))
     return TrainingResult(net=cur, history=rec.history(), method=method, loss=loss, steps=k,
                           n_rejected=n_rejected, status=status,
                           multipliers=None if lam is None else lam.copy())
+
+
+def _qmin_rows(q):
+    """Per-example margins from ``q`` (``(n,)``) or the pairwise ``Q`` (``(n, K)``)."""
+    return q.min(axis=1) if q.ndim == 2 else q
+
+
+def _multiclass_weights(Q, y, loss):
+    """Output cotangents ``(n, K)`` of ``−∇𝓛`` normalised, and the log of their scale.
+
+    ``−∂𝓛/∂q_{nj}``: ``e^{−q_{nj}} / (1 + Σ_k e^{−q_{nk}})`` (cross-entropy) or ``e^{−q_{nj}}``
+    (exp), in the log domain; ``q_{nj} = (e_{y_n} − e_j)ᵀ f(x_n)`` gives the cotangent
+    ``u_n = Σ_j w_{nj} (e_{y_n} − e_j)``.
+    """
+    from scipy.special import logsumexp
+
+    lw = -Q  # −inf at the label
+    if loss == "logistic":
+        lw = lw - np.logaddexp(0.0, logsumexp(-Q, axis=1))[:, None]
+    log_scale = float(logsumexp(lw))
+    w = np.exp(lw - log_scale)
+    U = -w
+    rows = np.arange(Q.shape[0])
+    U[rows, y] = w.sum(axis=1)
+    return U, log_scale
 
 
 def _direction(method, gdir, gnorm, gen):

@@ -1,6 +1,9 @@
 """Benchmark of solvers.check_kkt at scale, and its QP against scipy.optimize.nnls.
 
-    python tests/benchmarks/bench_kkt.py [--quick]
+    python tests/benchmarks/bench_kkt.py [--quick] [--support-factor 1e9] [--scale-only]
+
+Baseline side by side: run the same command with ``PYTHONPATH`` pointing at an export of an
+older commit (``git archive 7239ee7 | tar -x -C /tmp/kkt_base``), in the same session.
 
 1. Scale: a 2-layer ReLU net, d = 784, width 1000, n = 10,000 (``--quick``: n = 2,000, width 300).
    Data are Gaussian, labelled by the net itself, then each example is rescaled so its margin
@@ -69,13 +72,22 @@ def main(argv=None):
     ap.add_argument("--working-set", choices=["auto", "on", "off"], default="auto",
                     help="check_kkt's working_set (auto: above 500 candidates, abandoned when "
                          "the support exceeds 60%% of them)")
+    ap.add_argument("--support-factor", type=float, default=None,
+                    help="check_kkt's support_factor (e.g. 1e9: every example a candidate)")
+    ap.add_argument("--scale-only", action="store_true", help="skip the NNLS comparison")
+    ap.add_argument("--gram-only", action="store_true",
+                    help="only the layered Gram matrix of a 3-layer net against J Jᵀ from the "
+                         "P-wide per-example gradients (n = 600, 784-200-200-1)")
     args = ap.parse_args(argv)
+    sf = {} if args.support_factor is None else {"support_factor": args.support_factor}
     ws = {"auto": None, "on": True, "off": False}[args.working_set]
+    if args.gram_only:
+        return bench_gram()
 
     n, d, m = (2000, 784, 300) if args.quick else (10_000, 784, 1000)
     net, X, y = make_instance(n, d, m, n_kink_examples=n // 100, seed=0,
                               q_range=(1.0, args.q_max))
-    rep, dt, dc, peak = measure(lambda: check_kkt(net, X, y, working_set=ws))
+    rep, dt, dc, peak = measure(lambda: check_kkt(net, X, y, working_set=ws, **sf))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
     print("== check_kkt at scale (2-layer ReLU, l2)")
     print(f"{'n':>7} {'d':>5} {'width':>6} {'P':>8} {'cand':>6} {'kinks':>6} {'wall s':>8} "
@@ -88,6 +100,8 @@ def main(argv=None):
     print(f"   method: {rep.method}")
     print(f"   support {rep.support.size}; optimality residual {rep.optimality_residual:.2e}; "
           f"working set sizes {rep.extra.get('working_set_sizes')}")
+    if args.scale_only:
+        return
 
     # dual (Gram) solve vs NNLS on the full candidate Jacobian, no kinks, inactive δ budget
     n2, d2, m2 = (500, 50, 50) if args.quick else (1000, 100, 100)
@@ -113,6 +127,36 @@ def main(argv=None):
     print(f"{'nnls (full Jacobian)':<28} {X2.shape[0]:>6} {net2.n_params:>7} {nc:>6} "
           f"{dt3:>8.2f} {dc3:>8.2f} {peak3:>11.0f} {eps_nnls:>12.6e}")
     print(f"   |eps difference| / eps = {abs(rep2.epsilon_relative - eps_nnls) / eps_nnls:.2e}")
+
+
+def bench_gram(n=600, sizes=(784, 200, 200, 1), seed=2):
+    """Layered Gram ``Σ_l (D_l D_lᵀ) ∘ (H_{l−1} H_{l−1}ᵀ)`` vs ``J Jᵀ`` with ``J`` the (n, P)
+    per-example gradients (the baseline), every example a candidate, same net and data."""
+    from solvers.nets.kkt._problem import build_problem
+
+    rng = np.random.default_rng(seed)
+    net = HomogeneousMLP.random(list(sizes), rng=rng)
+    X = rng.standard_normal((n, sizes[0]))
+    f = net.forward(X)
+    keep = np.abs(f) > 1e-6 * np.abs(f).max()
+    X, y = X[keep], np.sign(f[keep])
+    prob = build_problem(net, X, y, p=2.0, loss="logistic", support_factor=1e12, kink_rtol=0.0)
+    empty = (np.zeros(0, int),) * 3
+    lg, dt1, dc1, pk1 = measure(lambda: prob.layered_gram(prob.slopes, empty))
+
+    def baseline():
+        J = prob.net.per_example_gradients(prob.Xc, slopes=prob.slopes, cotangent=prob.U)
+        return J @ J.T
+
+    G0, dt2, dc2, pk2 = measure(baseline)
+    err = float(np.abs(lg.G - G0).max() / np.abs(G0).max())
+    print("== Gram matrix of the candidates' margin gradients (3-layer ReLU, every example)")
+    print(f"{'method':<34} {'n_c':>5} {'P':>8} {'wall s':>8} {'cpu s':>8} {'traced MiB':>11}")
+    print(f"{'layered Σ_l (DDᵀ)∘(HHᵀ)':<34} {prob.nc:>5} {prob.P:>8} {dt1:>8.2f} {dc1:>8.2f} "
+          f"{pk1:>11.0f}")
+    print(f"{'J Jᵀ from (n, P) gradients':<34} {prob.nc:>5} {prob.P:>8} {dt2:>8.2f} {dc2:>8.2f} "
+          f"{pk2:>11.0f}")
+    print(f"   max |G_layered − J Jᵀ| / max |J Jᵀ| = {err:.1e}")
 
 
 if __name__ == "__main__":
