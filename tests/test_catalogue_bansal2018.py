@@ -61,7 +61,7 @@ def test_random_instances_pass(instance):
 
 def test_data_without_a_complementarity_gap_fail_and_the_generator_adds_it():
     # make_separable's seed 18 has a non-support point at q_i − 1 = 3e-4: its multiplier leaves
-    # the support only at rate α(q_i − 1), so Minnorm is still far from (ŵ, λ*) at t = 150
+    # the support only at rate α(q_i − 1), so Minnorm is still far from (ŵ, λ*) at t_max = 400
     from solvers.datasets import make_separable, make_separable_with_slack
     from solvers.programs import solve_max_margin
 
