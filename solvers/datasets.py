@@ -10,6 +10,7 @@ import numpy as np
 
 __all__ = [
     "make_separable",
+    "make_separable_with_slack",
     "make_underdetermined",
     "make_whitened_regression",
     "make_sensing",
@@ -54,6 +55,59 @@ def make_separable(n: int = 40, d: int = 5, *, gap: float = 0.2, seed=0
     target = gap * (1.0 + rng.random(n))
     X += np.outer(np.where(close, y * target - s, 0.0), u)
     return X, y
+
+
+def make_separable_with_slack(n: int = 40, d: int = 5, *, gap: float = 0.2, slack: float = 0.05,
+                              seed=0) -> tuple[np.ndarray, np.ndarray]:
+    r"""Separable data whose ℓ2 max-margin solution has a complementarity gap of at least ``slack``.
+
+    Starts from :func:`make_separable` (same ``n``, ``d``, ``gap``, ``seed``), solves the certified
+    ℓ2 max-margin program ``ŵ = argmin{||w|| : y_i⟨w, x_i⟩ ≥ 1}`` with multipliers ``λ*``, and moves
+    every point that is not a support vector (``λ*_i = 0``) whose functional margin
+    ``q_i = y_i⟨ŵ, x_i⟩`` is below ``1 + slack`` along ``y_i ŵ`` to a random margin in
+    ``[1 + slack, 1 + 2 slack)``. The pair ``(ŵ, λ*)`` still satisfies the KKT conditions of the
+    moved data (stationarity ``ŵ = Σ λ*_i y_i x_i`` only involves support vectors, which do not
+    move; the moved constraints stay feasible with ``λ*_i = 0``), and the program is strictly
+    convex, so its solution ``ŵ`` and the ℓ2 margin ``1/||ŵ|| ≥ gap`` are unchanged. Afterwards
+
+    .. math:: y_i\langle\hat w, x_i\rangle \ge 1 + \mathrm{slack}\quad\text{whenever }
+              \lambda^\star_i = 0,
+
+    so no point is weakly active and no non-support point lies near the margin. Primal–dual flows
+    such as Minnorm (docs/theory.md §8.2) need this: a multiplier that became positive early
+    leaves the support only at rate ``α (q_i − 1)``, which is arbitrarily slow without a gap
+    (``make_separable(20, 3, gap=0.3, seed=18)`` has a non-support point at ``q_i − 1 = 3e-4``).
+
+    Parameters
+    ----------
+    n, d : int
+        Number of points and dimension.
+    gap : float
+        Lower bound on the ℓ2 margin (as in :func:`make_separable`).
+    slack : float
+        Complementarity gap, ``> 0``.
+    seed : int or numpy.random.Generator
+
+    Returns
+    -------
+    X : ndarray of shape (n, d)
+    y : ndarray of shape (n,), values in {-1, +1}
+    """
+    if not slack > 0:
+        raise ValueError(f"slack must be positive (the complementarity gap); got {slack!r}.")
+    rng = _rng(seed)
+    X, y = make_separable(n, d, gap=gap, seed=rng)
+    from .programs import solve_max_margin  # certified program (lazy: cvxpy is heavy)
+
+    svm = solve_max_margin(X, y, norm=2)
+    w = svm.w
+    q = y * (X @ w)
+    # λ*_i = 0 up to the certificate's scale: the support vectors are left in place
+    inactive = svm.dual <= 1e-6 * float(svm.dual.max())
+    move = inactive & (q < 1.0 + slack)
+    target = 1.0 + slack * (1.0 + rng.random(n))
+    shift = np.where(move, (target - q) / float(w @ w), 0.0)
+    return X + np.outer(y * shift, w), y
 
 
 def make_underdetermined(n: int = 5, d: int = 12, *, seed=0) -> tuple[np.ndarray, np.ndarray]:

@@ -57,3 +57,24 @@ def test_unknown_parameter_is_named():
 def test_random_instances_pass(instance):
     for theorem in (SVM, DEEP):
         assert theorem.check(instance).status == "passed", theorem.id
+
+
+def test_data_without_a_complementarity_gap_fail_and_the_generator_adds_it():
+    # make_separable's seed 18 has a non-support point at q_i − 1 = 3e-4: its multiplier leaves
+    # the support only at rate α(q_i − 1), so Minnorm is still far from (ŵ, λ*) at t_max = 400
+    from solvers.datasets import make_separable, make_separable_with_slack
+    from solvers.programs import solve_max_margin
+
+    X, y = make_separable(20, 3, gap=0.3, seed=18)
+    v = SVM.check(mod.make_instance(18, X=X, y=y))
+    assert v.status == "failed"
+    limit = [c for c in v.comparisons if c.name.startswith("Minnorm: ||(w, λ)(t_max)")][0]
+    assert not limit.passed and limit.measured > 1.0
+    # the family's generator moves only non-support points: same SVM, gap ≥ slack
+    Xs, ys = make_separable_with_slack(20, 3, gap=0.3, slack=mod.SVM_SLACK, seed=18)
+    s, s2 = solve_max_margin(X, y, norm=2), solve_max_margin(Xs, ys, norm=2)
+    np.testing.assert_allclose(s2.w, s.w, rtol=1e-6, atol=1e-6)   # certificate tolerance
+    q = ys * (Xs @ s2.w)
+    off = s2.dual <= 1e-6 * s2.dual.max()
+    assert q[off].min() >= 1 + mod.SVM_SLACK - 1e-6
+    assert SVM.check(mod.make_instance(18)).status == "passed"

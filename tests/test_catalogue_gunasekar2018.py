@@ -66,3 +66,13 @@ def test_random_instances_pass(instance):
     for theorem in mod.THEOREMS:
         v = theorem.check(instance)
         assert v.status == "passed", v.to_dict()["comparisons"]
+
+
+def test_a_step_above_the_theorems_condition_stalls_and_fails():
+    # seed 8: lr = 0.1 > 1/B² = 0.024 (B = max ||x_i||_1) violates Gunasekar et al.'s step
+    # condition; sign descent then stalls at a relative gap ≈ 0.03 that grows over the last decade
+    v = STEEPEST.check(mod.make_instance(8, methods=("sign",), lr=0.1))
+    assert v.status == "failed"
+    slope = [c for c in v.comparisons if "log-log slope" in c.name][0]
+    assert not slope.passed and slope.measured > 0
+    assert STEEPEST.check(mod.make_instance(8, methods=("sign",))).status == "passed"

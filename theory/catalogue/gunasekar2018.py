@@ -8,8 +8,15 @@ Two claims on linear models are checked:
   drives the normalised margin ``γ(w) = min_i y_i⟨w, x_i⟩ / ||w||`` to the ``||·||``-max margin
   ``γ* = max_{||u|| ≤ 1} min_i y_i⟨u, x_i⟩``, and ``w/||w||`` to the maximiser when it is unique.
   Checked for ``ℓ∞`` (sign descent) and ``ℓ1`` (greedy coordinate descent) against the certified
-  LP ``solve_max_margin(X, y, norm=inf | 1)``. The convergence is slow, so the claim is checked as
-  a trend over a geometric grid of horizons, plus a final gap.
+  LP ``solve_max_margin(X, y, norm=inf | 1)``. Gunasekar et al.'s Theorem 5 needs steps
+  ``η_k ≤ 1/(B² 𝓛(w_k))`` with ``B = max_i ||x_i||_*`` (dual norm); the check uses exactly
+  ``η_k = 1/(B² 𝓛(w_k))`` (``lr = 1/B²``, computed per instance and per norm). It drops the
+  theorem's other cap ``η_k ≤ η₊`` (loss-normalised steps, as in Nacson et al. 2019 for ℓ2), which
+  is what makes 10⁴ steps enough. The result is asymptotic and gives no rate, so the claim is
+  checked as a trend over a geometric grid of horizons, with the rate expected from
+  ``0 ≤ γ − γ̃ ≤ log n/||w||`` (smoothed margin ``γ̃ = log(1/𝓛)/||w||``) and ``||w_k|| ∝ k``:
+  a gap that shrinks like ``1/k``. The hard margin of a discrete step is not monotone (measured
+  drops of 1e-4 to 7e-3 between horizons), so monotonicity is reported, not asserted.
 * **Least squares.** Gradient flow on underdetermined least squares from ``w₀`` converges to
   ``w₀ + X⁺(y − X w₀)``, the Euclidean projection of ``w₀`` onto ``{w : Xw = y}`` (from ``w₀ = 0``
   the minimum-norm interpolant, certified by ``solve_min_norm``).
@@ -33,10 +40,9 @@ from ..checking import (
     Verdict,
     compare_in_band,
     compare_le,
-    compare_nondecreasing,
     report_value,
 )
-from ._common import line_figure, merge
+from ._common import line_figure, loglog_slope, merge
 
 __all__ = ["THEOREMS"]
 
@@ -55,22 +61,30 @@ _NORM_NAME = {np.inf: "ℓ∞", 1.0: "ℓ1", 2.0: "ℓ2"}
 #: The LP of ``solve_max_margin`` is certified to ``TOLERANCES.certificate_rtol`` (1e-6): no
 #: iterate may beat the certified optimum by more than this (relative).
 MARGIN_RTOL = 10 * TOLERANCES.certificate_rtol
-#: Final relative margin gap ``(γ* − γ(w_K))/γ*`` allowed at the last horizon ``K = 10⁴``. With the
-#: loss-normalised step ``η_k = lr/𝓛`` the norm ``||w_k||`` grows linearly in ``k`` and the smoothed
-#: margin sits within ``log n / ||w_k||`` of the hard one, so the gap decays roughly like ``1/k``
-#: (measured 1.5e-3 for ℓ∞ and 4e-3 for ℓ1 on the default instance). 2 % is an order of magnitude
-#: above that and far below the gap of a wrong limit (a non-optimal separator: ≥ 10 % here).
-FINAL_GAP_RTOL = 0.02
+#: Trend of the relative gap ``(γ* − γ(w_k))/γ*``: its least-squares log-log slope against ``k``
+#: over the last decade of horizons must be at most ``GAP_SLOPE`` — half the exponent −1 of the
+#: ``log n/||w_k||`` term (``||w_k|| ∝ k`` with loss-normalised steps), leaving room for the
+#: non-monotone hard margin of discrete steps. A wrong limit (a non-optimal separator) plateaus:
+#: slope ≈ 0.
+GAP_SLOPE = -0.5
+#: Final relative margin gap at the last horizon ``K = 10⁴``. Measured at ``lr = 1/B²`` on seeds
+#: 0–19: at most 0.026 (seed 3, ℓ1; typically 2e-3 to 1e-2). 0.05 is a factor 2 above that and
+#: a factor 4 below the gap of a wrong limit (the ℓ2 SVM measured in ℓ∞: 0.23 on the default
+#: data); sign descent at lr = 0.1 > 1/B² = 0.024 on seed 8 stalls at 0.03 with a growing gap,
+#: which the slope assertion rejects.
+FINAL_GAP_RTOL = 0.05
 #: The optimal face ``{w : y_i⟨w, x_i⟩ ≥ 1, ||w|| ≤ (1 + FACE_RTOL)/γ*}`` is probed by LPs
 #: (max/min of each coordinate). Its diameter (relative to ``1/γ*``) below ``UNIQUE_TOL`` means the
 #: maximiser is unique, and the direction is then asserted; ``FACE_RTOL`` sits above the
 #: certificate tolerance so the certified solution itself lies in the face.
 FACE_RTOL = 10 * TOLERANCES.certificate_rtol
 UNIQUE_TOL = 1e-3
-#: Direction error ``||w/||w|| − w*/||w*|| ||`` (in the algorithm's norm) allowed at the last
-#: horizon when the maximiser is unique: at a unique LP vertex the direction error is of the order
-#: of the margin gap (sharpness), so the same 1/k decay applies (measured ≤ 1.3e-2).
-DIRECTION_TOL = 0.05
+#: Direction error ``||w/||w|| − w*/||w*|| ||`` (in the algorithm's norm) when the maximiser is
+#: unique: at a unique LP vertex it is of the order of the margin gap (sharpness), so it must
+#: shrink with it over the last decade of horizons: the ratio last/first is at most
+#: ``DIRECTION_DECAY`` = 1 (measured 0.11 to 0.86 on seeds 0–19; it is not monotone step to step,
+#: so no faster decay is asserted). The final error is reported (measured ≤ 0.051).
+DIRECTION_DECAY = 1.0
 
 #: Least squares: integrator tolerance, and the tolerance of the limit checks (far above it).
 ODE_RTOL = TOLERANCES.ode_rtol
@@ -83,7 +97,7 @@ RATE_BAND = 0.05
 
 DEFAULTS = {
     "n": 20, "d": 4, "gap": 0.2, "seed": 0, "methods": ("sign", "coordinate"),
-    "horizons": (100, 300, 1000, 3000, 10000), "lr": 0.1, "reference_norms": None,
+    "horizons": (100, 300, 1000, 3000, 10000), "lr": None, "reference_norms": None,
     "X": None, "y": None,
     # least squares
     "ls_n": 5, "ls_d": 12, "w0_scale": 1.0, "reference": "projection",
@@ -92,7 +106,9 @@ DEFAULTS = {
 
 def make_instance(seed: int = 0, **overrides) -> dict:
     """Default: n = 20 separable Gaussian points in d = 4 (margin ≥ 0.2), sign and coordinate
-    descent for 10⁴ steps with ``η_k = 0.1/𝓛``; a 5 × 12 least-squares system from ``w₀ ~ N(0, I)``.
+    descent for 10⁴ steps with ``η_k = lr/𝓛``, ``lr = 1/B²`` (``B = max_i ||x_i||_*``, Gunasekar
+    et al.'s step condition; ``lr=`` overrides it); a 5 × 12 least-squares system from
+    ``w₀ ~ N(0, I)``.
 
     Broken instances: ``reference_norms={"sign": 2}`` compares sign descent with the ℓ2 SVM;
     ``reference="min_norm"`` uses ``X⁺y`` (ignoring ``w₀``) as the least-squares limit.
@@ -147,7 +163,10 @@ def check_steepest(inst: dict) -> Verdict:
         sol = solve_max_margin(X, y, norm=p)
         net = HomogeneousMLP((np.zeros((1, d)),), activation="linear")
         # γ_p of the iterate, recomputed in the compared norm (independent of the recorder)
-        traj = _iterates(net, X, y, method, inst["lr"], horizons)
+        dual = {np.inf: 1.0, 1.0: np.inf}[p_alg]     # B = max_i ||x_i||_* in the algorithm's dual
+        lr = inst["lr"] if inst["lr"] is not None else 1.0 / np.max(
+            np.linalg.norm(X, ord=dual, axis=1)) ** 2
+        traj = _iterates(net, X, y, method, lr, horizons)
         gam = np.array([np.min(y * (X @ w)) / np.linalg.norm(w, ord=p) for w in traj])
         gap = (sol.margin - gam) / sol.margin
         name = f"{method} ({_NORM_NAME[p]})"
@@ -155,24 +174,37 @@ def check_steepest(inst: dict) -> Verdict:
             f"{name}: γ(w_k) ≤ γ* (certified max margin)", float(np.max(gam)),
             sol.margin * (1 + MARGIN_RTOL),
             note="the max-margin LP is an upper bound for every iterate"))
-        comps.append(compare_nondecreasing(
-            f"{name}: γ(w_k) over horizons k = {list(horizons)}", gam, atol=0.0,
-            note="the gap to γ* shrinks as the horizon grows (geometric grid)"))
+        H = np.asarray(horizons, float)
+        decade = H >= H[-1] / 10
+        slope = loglog_slope(H[decade], np.maximum(gap[decade], 1e-300)) if decade.sum() >= 2 \
+            else 0.0
+        comps.append(compare_le(
+            f"{name}: log-log slope of the gap over k = {[int(k) for k in H[decade]]}", slope,
+            GAP_SLOPE, note="the gap to γ* shrinks (expected ∝ 1/k from log n/||w_k||); a "
+                            "wrong limit plateaus (slope ≈ 0)"))
         comps.append(compare_le(
             f"{name}: (γ* − γ(w_K))/γ* at K = {horizons[-1]}", float(gap[-1]), FINAL_GAP_RTOL,
-            note="convergence of the margin to the max-||·|| margin (Gunasekar et al. §3)"))
-        w = traj[-1]
-        derr = float(np.linalg.norm(w / np.linalg.norm(w, ord=p) - sol.direction, ord=p))
+            note="convergence of the margin to the max-||·|| margin (Gunasekar et al. Thm 5)"))
+        drops = np.diff(gam)
+        comps.append(report_value(
+            f"{name}: largest drop of γ(w_k) between horizons", float(max(0.0, -drops.min())),
+            theory="not monotone with discrete steps", note="reported, not asserted"))
+        W = np.asarray(traj)
+        derr = np.linalg.norm(W / np.linalg.norm(W, ord=p, axis=1, keepdims=True)
+                              - sol.direction[None, :], ord=p, axis=1)
         diam = _face_diameter(X, y, p, (1 + FACE_RTOL) / sol.margin) if p != 2.0 else 0.0
+        i0 = int(np.flatnonzero(decade)[0])
         if diam <= UNIQUE_TOL:
             comps.append(compare_le(
-                f"{name}: direction error at K = {horizons[-1]} (unique maximiser)", derr,
-                DIRECTION_TOL, note=f"optimal face diameter {diam:.1e} ≤ {UNIQUE_TOL:g}"))
+                f"{name}: direction error at K = {horizons[-1]} / at k = {horizons[i0]} "
+                f"(unique maximiser)", float(derr[-1] / derr[i0]), DIRECTION_DECAY,
+                note=f"optimal face diameter {diam:.1e} ≤ {UNIQUE_TOL:g}; final error "
+                     f"{derr[-1]:.2e}"))
         else:
             comps.append(report_value(
-                f"{name}: direction error at K = {horizons[-1]}", derr, theory="→ face",
-                note=f"maximiser not unique (face diameter {diam:.2e}): only the margin is "
-                     f"asserted"))
+                f"{name}: direction error at K = {horizons[-1]}", float(derr[-1]),
+                theory="→ face", note=f"maximiser not unique (face diameter {diam:.2e}): only "
+                                      f"the margin is asserted"))
         curves.append((np.asarray(horizons, float), np.maximum(gap, 1e-16), name))
     fig = line_figure("gunasekar_margin_gap",
                       "Relative gap to the max-||·|| margin of steepest descent", curves,
@@ -265,9 +297,13 @@ THEOREMS = (
         title="Steepest descent w.r.t. ℓ∞ / ℓ1 reaches the ℓ∞ / ℓ1 max margin",
         source=SOURCE,
         statement=r"$\lim_k \min_i y_i\langle w_k, x_i\rangle / \|w_k\| = \max_{\|u\| \le 1} "
-                  r"\min_i y_i \langle u, x_i\rangle$ for steepest descent w.r.t. $\|\cdot\|$",
+                  r"\min_i y_i \langle u, x_i\rangle$ for steepest descent w.r.t. $\|\cdot\|$ "
+                  r"(asymptotic, no rate: checked as a gap that shrinks along $k = 10^2..10^4$, "
+                  r"log-log slope $\le -1/2$ over the last decade, final gap $\le 0.05$; the "
+                  r"direction error shrinking, only where the maximiser is unique)",
         hypotheses=("linear model", "exponential loss (sum)", "linearly separable data",
-                    "loss-normalised step η_k = lr/𝓛 (small lr)"),
+                    "loss-normalised step η_k = 1/(B² 𝓛), B = max ||x_i||_* (Thm 5's "
+                    "condition, without its cap η₊)"),
         kind="limit", make_instance=make_instance, check_instance=check_steepest,
         strategy=strategy, quick=True),
     Theorem(

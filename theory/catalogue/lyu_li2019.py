@@ -62,10 +62,16 @@ MONO_RTOL = 1e-12
 #: gradient flow and ``ρ`` grows monotonically (the same run at ``kkt_lr = 1`` and 4× the steps
 #: gives the same ε curve).
 #:
-#: Two assertions: the last recorded ε (not a median) is at most ``KKT_DECAY`` times the first,
-#: and ε never increases between the checkpoints of the last decade of steps (no plateau, no
-#: oscillation), up to ``TOLERANCES.kkt_optimality_rtol``, the relative accuracy to which the QP's
-#: optimality is certified.
+#: Along a finite run ε is not monotone: when the activation pattern of θ̃ changes (a pre-
+#: activation crosses a kink), θ̃ enters the region of another stationary point and ε jumps
+#: (seed 13: 0.024 at step 10374, 0.087 at 16000, and at 64000 steps it decreases again to 0.049
+#: after the jump; seeds 1 and 11 likewise). Thm 4.4 is about limit points and allows this. The
+#: two assertions are therefore: the minimum ε over the last decade of checkpoints is at most
+#: ``KKT_DECAY`` times the first, and between consecutive checkpoints with the *same* activation
+#: pattern (``_clarke_pattern``) ε never increases, up to ``TOLERANCES.kkt_optimality_rtol`` (the
+#: relative accuracy to which the QP's optimality is certified; measured increase: exactly 0 on
+#: seeds 1, 11, 13). The last ε is reported against the KKT tolerance, not asserted: it is still
+#: above it on every seed measured (0.02 to 0.09 at 16000 steps).
 KKT_DECAY = 0.5
 KKT_FIRST = 500
 KKT_RECORDS = 9
@@ -202,6 +208,15 @@ def check_monotone(inst: dict) -> Verdict:
                    tuple(comps), figs, instance=_summary(inst, X), kind="monotonicity")
 
 
+def _clarke_pattern(net, X) -> np.ndarray:
+    """Signs of the hidden pre-activations, 0 for pairs within ``KKT_KINK_RTOL`` of a kink."""
+    out = []
+    for z in net.preactivations(X):
+        scale = np.max(np.abs(z), axis=1, keepdims=True)
+        out.append(np.where(np.abs(z) <= KKT_KINK_RTOL * scale, 0, np.sign(z)).ravel())
+    return np.concatenate(out).astype(np.int8)
+
+
 def _kkt_checkpoints(inst) -> np.ndarray:
     return np.unique(np.geomspace(min(KKT_FIRST, inst["kkt_steps"]), inst["kkt_steps"],
                                   KKT_RECORDS).astype(int))
@@ -213,13 +228,14 @@ def check_kkt_trend(inst: dict) -> Verdict:
     title = "ε of the KKT check decreases to 0 along GD"
     checkpoints = _kkt_checkpoints(inst)
     cur, done, rejected = net, 0, 0
-    eps, reports, log_losses = [], [], []
+    eps, reports, log_losses, patterns = [], [], [], []
     for k in checkpoints:  # one run, continued from checkpoint to checkpoint
         r = train(cur, X, y, method="gd", loss=loss, adaptive="loss_norm", lr=inst["kkt_lr"],
                   steps=int(k) - done, record_every=max(int(k) - done, 1), progress=False)
         cur, done, rejected = r.net, int(k), rejected + r.n_rejected
         lL = float(r.history.log_loss[-1])
         log_losses.append(lL)
+        patterns.append(_clarke_pattern(cur, X))
         if margins(cur, X, y).min() > 0:  # θ̃ = θ/q_min^{1/L} needs q_min > 0
             with warnings.catch_warnings():  # Euler's identity holds at the nearby point only
                 warnings.filterwarnings("ignore", message="Euler.s identity",
@@ -239,16 +255,25 @@ def check_kkt_trend(inst: dict) -> Verdict:
         return Verdict("lyu-li-kkt", title, tuple(comps), instance=_summary(inst, X),
                        kind="limit")
     steps, e = checkpoints[ok], eps[ok]
-    comps.append(compare_le(
-        f"last ε/||θ̃|| (step {int(steps[-1])}) ≤ {KKT_DECAY:g} × first feasible "
-        f"(step {int(steps[0])})", float(e[-1]), KKT_DECAY * float(e[0]),
-        note="limit points are KKT points (Thm 4.4): ε → 0 along training"))
+    pats = [pt for pt, good in zip(patterns, ok, strict=True) if good]
+    seg = np.concatenate([[0], np.cumsum([not np.array_equal(a, b)
+                                          for a, b in zip(pats[:-1], pats[1:], strict=True)])])
     last_decade = steps >= steps[-1] / 10
-    comps.append(compare_nondecreasing(
-        f"−ε/||θ̃|| at the checkpoints of the last decade (steps {int(steps[last_decade][0])}"
-        f"–{int(steps[-1])})", -e[last_decade], atol=0.0,
-        rtol=TOLERANCES.kkt_optimality_rtol,
-        note="no plateau or oscillation: ε keeps decreasing to the end of the horizon"))
+    comps.append(compare_le(
+        f"min ε/||θ̃|| over the last decade (steps {int(steps[last_decade][0])}–"
+        f"{int(steps[-1])}) ≤ {KKT_DECAY:g} × first feasible (step {int(steps[0])})",
+        float(e[last_decade].min()), KKT_DECAY * float(e[0]),
+        note="limit points are KKT points (Thm 4.4): ε decays along training"))
+    worst = 0.0
+    for g in np.unique(seg):
+        eg = e[seg == g]
+        if eg.size >= 2:
+            worst = max(worst, float(np.max(np.diff(eg) / eg[:-1])))
+    comps.append(compare_le(
+        "largest relative increase of ε/||θ̃|| between checkpoints with the same activation "
+        f"pattern ({int(seg[-1])} pattern change(s))", worst, TOLERANCES.kkt_optimality_rtol,
+        note="ε does not increase while the pattern (signs of pre-activations, near-kinks as "
+             "kinks) is fixed; at a pattern change θ̃ enters another region and ε may jump"))
     last = reports[-1] if reports[-1] is not None else [rp for rp in reports if rp][-1]
     exact = check_kkt(cur, X, y, norm=p, loss=loss)
     comps.append(report_value(
@@ -308,8 +333,10 @@ THEOREMS = (
                   r"$\min \frac12\|\theta\|^2$ s.t. $q_i(\theta) \ge 1$ with "
                   r"$\varepsilon \to 0$ (Thm 4.4; measured at geometric checkpoints with the "
                   r"Clarke subgradients of pre-activations within $10^{-3}$ of a kink; asserted: "
-                  r"the last $\varepsilon$ is at most half the first and $\varepsilon$ does "
-                  r"not increase over the last decade of steps)",
+                  r"the smallest $\varepsilon$ of the last decade of steps is at most half the "
+                  r"first, and $\varepsilon$ does not increase while the activation pattern is "
+                  r"fixed — it may jump when the pattern changes, which a finite run cannot "
+                  r"exclude; the final $\varepsilon$ is reported, still above the KKT tolerance)",
         hypotheses=HYPOTHESES, kind="limit", make_instance=make_instance,
         check_instance=check_kkt_trend, strategy=None, quick=False),
 )
