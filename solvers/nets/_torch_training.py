@@ -82,7 +82,8 @@ def _log_loss(torch, out, y, loss):
 
 def train_torch(module, X, y, *, loss: str = "cross_entropy", steps: int = 1000,
                 lr: float = 0.1, grow: float = ROLLBACK_GROW, shrink: float = ROLLBACK_SHRINK,
-                record_every: int = 10, max_rollbacks: int = 10_000) -> TorchTrainingResult:
+                record_every: int = 10, max_rollbacks: int = 100,
+                min_log_loss: float = -1e100) -> TorchTrainingResult:
     """Train a homogeneous PyTorch network by full-batch GD with Lyu & Li's loss-based step and
     roll-back (module docstring).
 
@@ -103,7 +104,12 @@ def train_torch(module, X, y, *, loss: str = "cross_entropy", steps: int = 1000,
     record_every : int
         History stride in accepted steps.
     max_rollbacks : int
-        Stop (status stays as measured) after this many rejected steps in a row.
+        Stop after this many rejected steps in a row (``lr`` has then shrunk by
+        ``shrink**max_rollbacks``; the notes say so).
+    min_log_loss : float
+        Stop once ``log 𝓛 < min_log_loss``: the outputs are then about ``|min_log_loss|`` and a
+        forward pass in float64 overflows not far beyond (the notes say so). The step grows
+        without bound, so this is reached quickly once every example is fitted.
 
     Returns
     -------
@@ -138,8 +144,10 @@ def train_torch(module, X, y, *, loss: str = "cross_entropy", steps: int = 1000,
         hist["steps"].append(k)
         hist["log_loss"].append(v)
         hist["lr"].append(lr_t)
-        q = net.margins(X, y).min()
-        hist["normalized_margin"].append(q / net.parameter_norm() ** net.degree)
+        theta = net.flat()
+        m = float(np.max(np.abs(theta)))      # q_min / ||θ||^L at unit norm: no overflow
+        unit = net.scaled(1.0 / m).scaled(1.0 / float(np.linalg.norm(theta / m)))
+        hist["normalized_margin"].append(float(unit.margins(X, y).min()))
 
     hist = {"steps": [], "log_loss": [], "lr": [], "normalized_margin": []}
     lr_t = float(lr)
@@ -147,7 +155,7 @@ def train_torch(module, X, y, *, loss: str = "cross_entropy", steps: int = 1000,
     v0 = v
     record(0, v)
     accepted = rollbacks = in_a_row = 0
-    while accepted < steps and in_a_row < max_rollbacks:
+    while accepted < steps and in_a_row < max_rollbacks and v >= min_log_loss:
         saved = [p.detach().clone() for p in params]
         with torch.no_grad():
             scale = lr_t * np.exp(v0)         # lr · 𝓛_0 · ∇log 𝓛 = lr · 𝓛_0/𝓛 · ∇𝓛
@@ -173,8 +181,12 @@ def train_torch(module, X, y, *, loss: str = "cross_entropy", steps: int = 1000,
     if hist["steps"][-1] != accepted:
         record(accepted, v)
     fitted = bool(net.margins(X, y).min() > 0)
-    notes = net.notes + ((f"stopped after {max_rollbacks} roll-backs in a row",)
-                         if in_a_row >= max_rollbacks else ())
+    notes = net.notes
+    if in_a_row >= max_rollbacks:
+        notes += (f"stopped after {max_rollbacks} roll-backs in a row at step {accepted}",)
+    if v < min_log_loss:
+        notes += (f"stopped at step {accepted}: log 𝓛 = {v:.3g} < min_log_loss = "
+                  f"{min_log_loss:g} (outputs near float64's range)",)
     return TorchTrainingResult(
         net=copy.copy(net), steps=np.array(hist["steps"]), log_loss=np.array(hist["log_loss"]),
         lr=np.array(hist["lr"]), normalized_margin=np.array(hist["normalized_margin"]),

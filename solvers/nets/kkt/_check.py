@@ -154,6 +154,35 @@ def _as_network(net, activation, alpha):
 
 
 # ---------------------------------------------------------------------------------------- main
+def _is_torch(net) -> bool:
+    """A :class:`TorchNet` or a ``torch.nn.Module`` (without importing torch)."""
+    from .._torch_net import TorchNet
+
+    return isinstance(net, TorchNet) or any(
+        c.__module__.startswith("torch.nn") and c.__name__ == "Module" for c in type(net).__mro__)
+
+
+def _check_torch(net, X, y, *, norm, loss, eps_tol, delta_tol, support_factor, kink_rtol,
+                 max_dense_entries):
+    from .._torch_net import TorchNet
+    from ._torch import check_kkt_torch
+
+    if check_norm(norm) != 2.0:
+        raise ValueError(f"norm={norm!r}: PyTorch networks are checked in the ℓ2 geometry only "
+                         f"(the ℓ1/ℓ∞ programs need the explicit (pairs × P) matrix); use norm=2.")
+    for name, v in (("eps_tol", eps_tol), ("delta_tol", delta_tol)):
+        if not (np.isfinite(v) and v > 0):
+            raise ValueError(f"{name} must be a positive finite float; got {v!r}.")
+    if not (np.isfinite(support_factor) and support_factor >= 1.0):
+        raise ValueError(f"support_factor must be a finite float >= 1; got {support_factor!r}.")
+    if loss not in ("logistic", "exp"):
+        raise ValueError(f"loss must be 'logistic' or 'exp'; got {loss!r}.")
+    tn = net if isinstance(net, TorchNet) else TorchNet(net)
+    return check_kkt_torch(tn, X, y, loss=loss, eps_tol=eps_tol, delta_tol=delta_tol,
+                           support_factor=support_factor, kink_rtol=kink_rtol,
+                           max_dense_entries=max_dense_entries)
+
+
 def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float = 0.0,
               loss: str = "logistic", eps_tol: float = TOLERANCES.kkt_eps_tol,
               delta_tol: float = TOLERANCES.kkt_delta_tol,
@@ -180,9 +209,12 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
 
     Parameters
     ----------
-    net : HomogeneousMLP or sequence of ndarray
+    net : HomogeneousMLP, sequence of ndarray, TorchNet or torch.nn.Module
         The network, or its weights ``(W_1, ..., W_L)`` with ``W_l`` of shape ``(d_l, d_{l-1})``,
-        ``W_L`` of shape ``(1, d_{L-1})`` (then ``activation``/``alpha`` describe it).
+        ``W_L`` of shape ``(K, d_{L-1})`` (then ``activation``/``alpha`` describe it). A PyTorch
+        module (convolutions, pooling, custom modules: see :class:`solvers.nets.TorchNet`) is
+        checked in the ℓ2 geometry on its pair Gram matrix from the layer structure
+        (:mod:`solvers.nets.kkt._torch`); ``X`` then has the module's input shape ``(n, ...)``.
     X : array_like of shape (n, d_0)
     y : array_like of shape (n,)
         Values ±1 for a net with one output; class indices ``0…K−1`` for ``K`` outputs (then
@@ -257,6 +289,10 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
     >>> rep.status, rep.epsilon_relative < 1e-9
     ('approximate_kkt', True)
     """
+    if _is_torch(net):
+        return _check_torch(net, X, y, norm=norm, loss=loss, eps_tol=eps_tol, delta_tol=delta_tol,
+                            support_factor=support_factor, kink_rtol=kink_rtol,
+                            max_dense_entries=max_dense_entries)
     net = _as_network(net, activation, alpha)
     L = net.degree
     X = check_X(X)

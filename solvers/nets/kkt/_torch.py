@@ -1,0 +1,226 @@
+r"""The ℓ2 KKT check for a :class:`~solvers.nets.TorchNet` (private; docs/theory.md §7.4, §7.8).
+
+The same program as for :class:`~solvers.HomogeneousMLP` — minimise
+``ε = ||θ̃ − Σ_a λ_a ∇q_a(θ̃)||`` over ``λ ≥ 0`` with ``δ = Σ_a λ_a (q_a(θ̃) − 1)`` under the budget,
+``θ̃ = θ / q_min^{1/L}`` — for any network :class:`TorchNet` accepts (convolutions, pooling, custom
+modules). The constraints ``a`` are the candidates: examples (one output) or
+(example, competing class) pairs (``K`` outputs) with ``q_a(θ̃) <= support_factor``.
+
+- The Gram matrix ``G_{ab} = ⟨∇q_a, ∇q_b⟩`` comes from the layer structure
+  (:meth:`TorchNet.pair_gram`), never from the ``(m, P)`` Jacobian; ``b_a = ⟨∇q_a, θ̃⟩ = L q_a`` by
+  Euler's identity, which is *checked* by one forward-mode pass (``euler_residual``).
+- The QP is the interior-point cone QP of :mod:`._qp`; ε is then **recomputed** from the final
+  multipliers by one backward pass, ``v = ∇_θ Σ_a λ_a q_a(θ̃)``, ``ε = ||θ̃ − v||`` — the reported
+  value is achieved, not a model's prediction.
+- The network is evaluated at unit parameter norm and the scale is carried as a logarithm, so a
+  net multiplied by ``1e±300`` is checked exactly like the unscaled one.
+- Kinks: the gradients are autograd's at ``θ̃`` (``σ'(0) = 0`` for ReLU, one index per max-pool
+  window), an element of the Clarke subdifferential; near-kink ReLU inputs and near-tied max-pool
+  windows are counted, and when there are any, ε is reported as an upper bound of the minimum over
+  Clarke subgradients (their slopes are not freed in this back-end).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from ...errors import NotFeasibleError
+from ...tolerances import TOLERANCES
+from ._qp import ConeStructure, cone_optimality, solve_cone_qp
+from ._report import KKTReport
+
+__all__: list[str] = []
+
+
+def _pairs(F: np.ndarray, y: np.ndarray):
+    """Every constraint: (example, class, margin) — one per example for one output, one per
+    competing class for ``K`` outputs."""
+    n, K = F.shape
+    if K == 1:
+        return np.arange(n), np.full(n, -1), y * F[:, 0]
+    rows = np.repeat(np.arange(n), K - 1)
+    cls = np.array([j for i in range(n) for j in range(K) if j != y[i]], dtype=np.int64)
+    return rows, cls, F[rows, y[rows]] - F[rows, cls]
+
+
+def _combination(tn, X, y, rows, classes, nu):
+    """``∇_θ Σ_a ν_a q_a`` by one backward pass, per parameter tensor (name → ndarray)."""
+    torch = tn._torch
+    K = tn.outputs(X[:1]).shape[1]
+    W = tn._pair_weights(y[rows], classes, K) * torch.from_numpy(nu)[:, None]
+    T = tn._tensor(X[rows])
+    params = dict(tn.module.named_parameters())
+    for p in params.values():
+        p.requires_grad_(True)
+        p.grad = None
+    try:
+        out = tn.module(T).reshape(T.shape[0], -1)
+        (out * W).sum().backward()
+        return {k: p.grad.detach().numpy().copy() for k, p in params.items()}
+    finally:
+        for p in params.values():
+            p.requires_grad_(False)
+            p.grad = None
+
+
+def _euler(tn, X, y, rows, classes):
+    """``⟨∇q_a, θ⟩`` for every constraint by one forward-mode pass (tangent θ)."""
+    from torch.func import functional_call, jvp
+
+    K = tn.outputs(X[:1]).shape[1]
+    W = tn._pair_weights(y[rows], classes, K)
+    T = tn._tensor(X[rows])
+    params = {k: p.detach() for k, p in tn.module.named_parameters()}
+
+    def f(p):
+        out = functional_call(tn.module, p, (T,)).reshape(T.shape[0], -1)
+        return (out * W).sum(1)
+    _, tangent = jvp(f, (params,), (params,))
+    return tangent.numpy()
+
+
+def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
+                    support_factor: float, kink_rtol: float,
+                    max_dense_entries: int) -> KKTReport:
+    """The ℓ2 KKT check of a :class:`TorchNet` (see the module docstring; called by
+    :func:`solvers.check_kkt`, which validates the tolerances)."""
+    tn = net
+    L = tn.degree
+    theta0 = tn.flat()
+    m0 = float(np.max(np.abs(theta0)))
+    if not (np.isfinite(m0) and m0 > 0):
+        raise ValueError("the network's parameters are all zero or not finite.")
+    r0 = float(np.linalg.norm(theta0 / m0))                 # ||θ|| = m0 · r0 without overflow
+    unit = tn.scaled(1.0 / m0).scaled(1.0 / r0)             # ||θ|| = 1
+    F = unit.outputs(X)
+    n, K = F.shape
+    y = unit.check_labels(y, n, K)
+    rows_all, cls_all, q_all = _pairs(F, y)
+    q_ex = np.full(n, np.inf)
+    np.minimum.at(q_ex, rows_all, q_all)
+    if not np.all(q_ex > 0):
+        bad = int(np.sum(q_ex <= 0))
+        raise NotFeasibleError(
+            f"{bad} of {n} example(s) have margin <= 0 (misclassified or tied): the margin "
+            f"problem's constraints q_i >= 1 cannot be met by rescaling; train further first.")
+    q_hat_min = float(q_ex.min())
+    log_q_min = L * (math.log(m0) + math.log(r0)) + math.log(q_hat_min)
+    tilde = unit.scaled(q_hat_min ** (-1.0 / L))            # q_min(θ̃) = 1
+    theta = tilde.flat()
+    qt = q_all / q_hat_min
+    cand = np.flatnonzero(qt <= support_factor)
+    rows, classes, qc = rows_all[cand], cls_all[cand], qt[cand]
+    nc = cand.size
+    if nc ** 2 > max_dense_entries:
+        raise ValueError(f"the Gram matrix would have {nc}² entries, above max_dense_entries="
+                         f"{max_dense_entries}; lower support_factor or raise max_dense_entries.")
+    R = float(np.linalg.norm(theta))
+    budget = delta_tol * R ** 2
+
+    G = tilde.pair_gram(X, y, rows, classes)
+    b = L * qc
+    euler_vals = _euler(tilde, X, y, rows, classes)
+    euler = float(np.max(np.abs(euler_vals - b)) / (L * float(qc.max())))
+
+    # natural multipliers: the loss gradient's weights −ℓ'(q_a(θ)) over all constraints,
+    # normalised, in the log domain (q_a(θ) = q̃_a · q_min; q_min capped where exp overflows,
+    # which only sharpens weights that are already concentrated on the smallest margins)
+    z = (q_all / q_hat_min) * math.exp(min(log_q_min, 700.0))
+    logw = -z if loss == "exp" else -np.logaddexp(0.0, z)    # exp: e^{−z}; logistic: σ(−z)
+    logw -= np.logaddexp.reduce(logw)
+    nat_lam = np.exp(logw[cand])
+    excluded = float(max(0.0, 1.0 - nat_lam.sum()))
+    v_nat_parts = _combination(tilde, X, y, rows, classes, nat_lam)
+    v_nat = np.concatenate([v_nat_parts[k].ravel() for k in tilde.parameter_names])
+    d0 = float(nat_lam @ (qc - 1.0))
+    cmax = budget / d0 if d0 > 0 else np.inf
+    curv = float(v_nat @ v_nat)
+    scale = min(max(0.0, float(theta @ v_nat) / curv), cmax) if curv > 0 else 0.0
+    nat_eps = float(np.linalg.norm(theta - scale * v_nat))
+
+    cone = ConeStructure(nc, np.zeros(0, dtype=int), 0.0)
+    res = solve_cone_qp(G, b, cone, tol=TOLERANCES.kkt_qp_tol, budget_row=qc - 1.0, budget=budget)
+    nu = res.nu
+    colscale = np.sqrt(np.maximum(np.diag(G), 1e-300))
+    viol, comp = cone_optimality(G, b, nu, cone, colscale, R, budget_row=qc - 1.0,
+                                 budget=budget, eta=res.eta)
+    opt_res = max(viol, comp)
+    parts = _combination(tilde, X, y, rows, classes, nu)     # ε recomputed, not predicted
+    resid = {k: theta_k - parts[k].ravel()
+             for k, theta_k in zip(tilde.parameter_names,
+                                   np.split(theta, np.cumsum(
+                                       [parts[k].size for k in tilde.parameter_names])[:-1]),
+                                   strict=True)}
+    eps = float(math.sqrt(sum(float(r @ r) for r in resid.values())))
+    if nat_eps < eps:  # the natural multipliers are feasible for the same program
+        eps_note = "; the natural multipliers did better than the QP (solver inaccuracy)"
+    else:
+        eps_note = ""
+    by_layer: dict[str, float] = {}
+    for k, r in resid.items():
+        layer = k.rsplit(".", 1)[0]
+        by_layer[layer] = by_layer.get(layer, 0.0) + float(r @ r)
+    eps_by_layer = sorted(((k, math.sqrt(v)) for k, v in by_layer.items()),
+                          key=lambda kv: -kv[1])
+
+    primal = float(max(0.0, 1.0 - float(tilde.margins(X, y).min())))   # a forward pass of θ̃
+    kinks = tilde.kink_counts(X[np.unique(rows)], rtol=kink_rtol)
+    n_kinks = int(sum(kinks.values()))
+    exact = n_kinks == 0
+
+    lam = np.zeros(n)
+    np.add.at(lam, rows, nu)
+    nat = np.zeros(n)
+    np.add.at(nat, rows, scale * nat_lam)
+    delta = float(nu @ (qc - 1.0))
+    eps_rel, delta_rel = eps / R, delta / R ** 2
+    lam_max = float(lam.max(initial=0.0))
+    support = (np.flatnonzero(lam > TOLERANCES.kkt_multiplier_rtol * lam_max) if lam_max > 0
+               else np.zeros(0, dtype=int))
+    solver_status = "optimal" if opt_res <= TOLERANCES.kkt_optimality_rtol else "inaccurate"
+    if solver_status != "optimal":
+        warnings.warn(f"the KKT program's optimality residual is {opt_res:.2e}; epsilon = "
+                      f"{eps:.3e} is an achieved upper bound but may not be the minimum.",
+                      RuntimeWarning, stacklevel=3)
+    if euler > 1e-6:
+        warnings.warn(f"Euler's identity <∇q_a, θ> = L q_a fails by {euler:.2e} (relative): the "
+                      f"network may not be homogeneous of degree {L}.", RuntimeWarning,
+                      stacklevel=3)
+    is_kkt = bool(eps_rel <= eps_tol and delta_rel <= delta_tol * (1.0 + 1e-9))
+    problem = ("min ½||θ||_2² s.t. y_i f(θ; x_i) >= 1" if K == 1 else
+               "min ½||θ||_2² s.t. f_(y_i)(θ; x_i) − f_j(θ; x_i) >= 1 for j ≠ y_i")
+    numbers = (f"ε/||θ̃|| = {eps_rel:.3e} (tol {eps_tol:g}), δ/||θ̃||² = {delta_rel:.3e} "
+               f"(tol {delta_tol:g})")
+    verdict = (f"approximate KKT point (stationary) of {problem}: {numbers}" if is_kkt else
+               f"not an approximate KKT point of {problem}: {numbers}")
+    if not exact:
+        verdict += (f"; ε is an upper bound ({n_kinks} near-kink ReLU inputs or max-pool ties: "
+                    f"their Clarke slopes are not freed for torch networks)")
+    if solver_status != "optimal":
+        verdict += "; optimality of ε not certified"
+    keep = (np.flatnonzero(nu > TOLERANCES.kkt_multiplier_rtol * lam_max) if lam_max > 0
+            else np.zeros(0, dtype=int))
+    extra = {"backend": "torch", "P": int(theta.size), "n_near_kink_pairs": n_kinks,
+             "kinks_by_module": kinks, "epsilon_by_layer": [[k, v] for k, v in eps_by_layer],
+             "notes": list(tn.notes)}
+    if K > 1:
+        extra.update({"n_classes": K, "support_pairs": [
+            [int(rows[k]), int(classes[k]), float(nu[k])] for k in keep]})
+    return KKTReport(
+        norm="2", epsilon=eps, epsilon_relative=float(eps_rel), delta=delta,
+        delta_relative=float(delta_rel), multipliers=lam, support=support, n_kink_pairs=n_kinks,
+        natural_epsilon=nat_eps, natural_epsilon_relative=float(nat_eps / R),
+        natural_multipliers=nat, natural_delta=float(scale * d0), delta_budget=float(budget),
+        q_min=math.exp(log_q_min) if log_q_min < 709 else math.inf,
+        normalised_margin=float(q_hat_min), degree=L, n_candidates=int(nc),
+        support_factor=float(support_factor), excluded_weight=excluded, exact=exact,
+        method=(f"interior-point QP on the {nc}x{nc} pair Gram matrix from the layer structure "
+                f"({res.iterations} it.); ε recomputed by a backward pass{eps_note}"),
+        solver_status=solver_status, euler_residual=euler, optimality_residual=float(opt_res),
+        eps_tol=float(eps_tol), delta_tol=float(delta_tol), is_kkt=is_kkt,
+        status="approximate_kkt" if is_kkt else "not_kkt", verdict=verdict, extra=extra,
+        log_q_min=float(log_q_min), primal_feasibility=primal,
+    )

@@ -1,0 +1,119 @@
+"""check_kkt on PyTorch networks (solvers.nets.kkt._torch): the same ε, δ and verdict as the numpy
+HomogeneousMLP path on the same MLP; an independent CVXPY program on per-pair gradients by plain
+autograd (one example at a time) for a CNN; invariance under θ → cθ down to 1e±300; bad input."""
+
+import copy
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")  # the optional extra, not our own module
+nn = torch.nn
+
+from solvers import NotFeasibleError, check_kkt  # noqa: E402
+from solvers.nets import HomogeneousMLP, TorchNet, train_torch  # noqa: E402
+from tests.test_kkt import CLARABEL, CROSS_RTOL, KKT_EPS_RTOL  # noqa: E402
+
+#: Both back-ends solve the same QP to TOLERANCES.kkt_qp_tol (1e-10, relative); they differ in the
+#: order of floating-point sums (layer-structured Gram vs explicit per-example rows).
+BACKEND_RTOL = 1e-7
+
+
+def _trained_mlp(K, seed=0, n=24, steps=300):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, 3))
+    teacher = rng.normal(size=(3, max(K, 2)))
+    y = (X @ teacher).argmax(1) if K > 1 else np.sign(X @ teacher[:, 0])
+    torch.manual_seed(seed)
+    m = nn.Sequential(nn.Linear(3, 8, bias=False), nn.ReLU(), nn.Linear(8, K, bias=False))
+    r = train_torch(m, X, y, steps=steps, lr=0.2, loss="exp")
+    assert r.status == "fitted"                        # premise of the margin problem
+    return r.net, X, y
+
+
+def _as_mlp(tn):
+    W = [p.detach().numpy().copy() for p in tn.module.parameters()]
+    return HomogeneousMLP(tuple(W), activation="relu")
+
+
+@pytest.mark.parametrize("K", [1, 3])
+def test_same_answer_as_the_numpy_backend(K):
+    tn, X, y = _trained_mlp(K)
+    a = check_kkt(_as_mlp(tn), X, y.astype(float) if K == 1 else y, support_factor=3.0)
+    b = check_kkt(tn, X, y.astype(float) if K == 1 else y, support_factor=3.0)
+    assert a.n_candidates == b.n_candidates > 3      # a real support, not one example
+    assert b.exact and a.exact
+    assert b.epsilon_relative == pytest.approx(a.epsilon_relative, rel=BACKEND_RTOL)
+    assert b.delta_relative == pytest.approx(a.delta_relative, rel=BACKEND_RTOL,
+                                             abs=BACKEND_RTOL * a.delta_tol)
+    np.testing.assert_array_equal(a.support, b.support)
+    assert a.status == b.status
+    assert b.euler_residual <= 1e-10
+    assert b.extra["backend"] == "torch"
+
+
+def _cnn(seed=0):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 3, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(12, 6, bias=False), nn.ReLU(), nn.Linear(6, 3, bias=False))
+
+
+def test_cnn_matches_an_independent_cvxpy_program():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(16, 1, 6, 6))
+    y = TorchNet(_cnn()).outputs(X).argmax(1)        # the labels the net fits
+    r = train_torch(_cnn(), X, y, steps=60, lr=0.2, loss="exp")
+    tn = r.net.scaled(1.0 / r.net.parameter_norm())   # the reference works at unit norm
+    rep = check_kkt(tn, X, y, support_factor=2.0)
+    # the reference: θ̃ and per-pair gradients by plain autograd, one example at a time
+    net = copy.deepcopy(tn.module)
+    for p in net.parameters():
+        p.requires_grad_(True)
+    F = tn.outputs(X)
+    q = np.array([[F[i, y[i]] - F[i, j] if j != y[i] else np.inf for j in range(3)]
+                  for i in range(len(y))])
+    qmin, L = q.min(), tn.degree
+    c = qmin ** (-1.0 / L)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.mul_(c)
+    theta = np.concatenate([p.detach().numpy().ravel() for p in net.parameters()])
+    rows, qs = [], []
+    for i in range(len(y)):
+        for j in range(3):
+            if j != y[i] and q[i, j] / qmin <= 2.0:
+                net.zero_grad()
+                out = net(torch.from_numpy(X[i:i + 1]))[0]
+                (out[y[i]] - out[j]).backward()
+                rows.append(np.concatenate([p.grad.numpy().ravel() for p in net.parameters()]))
+                qs.append(q[i, j] / qmin)
+    A = np.array(rows)
+    lam = cp.Variable(A.shape[0], nonneg=True)
+    R2 = float(theta @ theta)
+    cp.Problem(cp.Minimize(cp.sum_squares(theta - A.T @ lam)),
+               [(np.array(qs) - 1.0) @ lam <= rep.delta_tol * R2]).solve(**CLARABEL)
+    ref = float(np.linalg.norm(theta - A.T @ lam.value)) / np.sqrt(R2)
+    assert rep.n_candidates == A.shape[0] > 3
+    assert rep.epsilon_relative == pytest.approx(ref, rel=CROSS_RTOL, abs=KKT_EPS_RTOL * 1e-2)
+    assert rep.extra["epsilon_by_layer"][0][0] in {"0", "4", "6"}
+
+
+def test_scale_invariance_down_to_1e300():
+    tn, X, y = _trained_mlp(3)
+    base = check_kkt(tn, X, y)
+    for c in (1e-300, 1e-100, 1e100, 1e300):
+        rep = check_kkt(tn.scaled(c), X, y)
+        assert rep.epsilon_relative == pytest.approx(base.epsilon_relative, rel=1e-6)
+        assert rep.status == base.status
+        assert rep.log_q_min == pytest.approx(base.log_q_min + tn.degree * np.log(c), rel=1e-9)
+
+
+def test_bad_input():
+    tn, X, y = _trained_mlp(3)
+    with pytest.raises(ValueError, match="ℓ2 geometry only"):
+        check_kkt(tn, X, y, norm=1)
+    with pytest.raises(NotFeasibleError, match="margin <= 0"):
+        check_kkt(tn, X, (y + 1) % 3)
+    with pytest.raises(ValueError, match="class indices"):
+        check_kkt(tn, X, y + 3)
