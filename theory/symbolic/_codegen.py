@@ -17,7 +17,6 @@ from __future__ import annotations
 
 __all__ = ["CompiledFlow", "BoundFlow", "compile_flow"]
 
-import keyword
 import math
 import textwrap
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from . import _matcalc
 from ._flows import GradientFlow, pack, unpack
+from ._models import check_identifier
 
 
 class _Printer(NumPyPrinter):
@@ -45,7 +45,7 @@ class _Printer(NumPyPrinter):
         return f"({s})"
 
     def _print_MatrixSymbol(self, expr):
-        return str(expr.name)
+        return check_identifier("matrix symbol name in generated code", str(expr.name))
 
     def _print_MatMul(self, expr):
         coeff, mats = expr.as_coeff_mmul()
@@ -132,7 +132,7 @@ class _Printer(NumPyPrinter):
         return f"numpy.ones(({r}, {c}))"
 
     def _print_Symbol(self, expr):
-        return str(expr.name)
+        return check_identifier("symbol name in generated code", str(expr.name))
 
 
 _N_COST = 1000.0
@@ -404,9 +404,15 @@ def compile_flow(flow: GradientFlow, *, cse: bool = True, jacobian: bool = True)
             f"flow must be a theory.flows.GradientFlow (from derive_gradient_flow); "
             f"got {type(flow).__name__}."
         )
+    # names enter the generated source: identifiers only (issue 14.14); free text (model and
+    # loss names) enters only the docstring, which is written as a repr() literal
     for b in flow.block_list:
-        if not b.name.isidentifier() or keyword.iskeyword(b.name):
-            raise ValueError(f"block name {b.name!r} is not a valid Python identifier.")
+        check_identifier("block name", b.name)
+        check_identifier(f"block {b.name!r}: symbol name", str(b.symbol.name))
+    for d in flow.data:
+        check_identifier("data name", d.name)
+    for h in flow.hyper:
+        check_identifier("hyper-parameter name", str(h))
     entrywise = flow.method == "entrywise"
     if cse:
         stmts, outputs = _statements_with_cse(list(flow.definitions), flow.rhs_list)
@@ -465,7 +471,11 @@ def _preamble(flow: GradientFlow) -> list[str]:
 
 
 def _function(name, doc, lines):
-    body = textwrap.indent('"""' + doc + '\n"""\n' + "\n".join(lines), "    ")
+    # each docstring line is rendered by repr(): a string literal no quote in the text can
+    # close (issue 14.14); the parenthesised concatenation is still the function's docstring
+    doc_lines = doc.splitlines(keepends=True) or [""]
+    literal = "(\n" + "".join(f"    {line!r}\n" for line in doc_lines) + ")"
+    body = textwrap.indent(literal + "\n" + "\n".join(lines), "    ")
     return f"def {name}(t, y, params):\n{body}\n"
 
 

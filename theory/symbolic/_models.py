@@ -27,6 +27,7 @@ __all__ = [
     "diagonal_linear_net",
 ]
 
+import keyword
 import math
 from dataclasses import dataclass
 
@@ -34,6 +35,28 @@ import sympy as sp
 
 N_EXAMPLES = sp.Symbol("n", integer=True, positive=True)
 """The symbolic number of examples used at the matrix level."""
+
+
+def check_identifier(field: str, value) -> str:
+    """``value`` if it is a valid Python identifier and not a keyword; ValueError otherwise.
+
+    Every name that reaches generated source (model, block and symbol names) passes through
+    here, so no name can smuggle code into :func:`theory.symbolic.compile_flow` (issue 14.14).
+    """
+    if not isinstance(value, str):
+        raise TypeError(f"{field} must be a str (a Python identifier); got {type(value).__name__}.")
+    if not value.isidentifier() or keyword.iskeyword(value):
+        raise ValueError(
+            f"{field} must be a valid Python identifier that is not a keyword (letters, digits, "
+            f"underscores; e.g. 'W1'); got {value!r}."
+        )
+    return value
+
+
+def _check_expression_names(field: str, expr) -> None:
+    """Every Symbol / MatrixSymbol name in ``expr`` must be an identifier."""
+    for atom in expr.atoms(sp.Symbol, sp.MatrixSymbol):
+        check_identifier(f"{field}: symbol name", str(atom.name))
 
 
 @dataclass(frozen=True)
@@ -52,6 +75,10 @@ class Block:
     name: str
     shape: tuple[int, ...]
     symbol: sp.MatrixSymbol
+
+    def __post_init__(self):
+        check_identifier("Block.name", self.name)
+        check_identifier(f"block {self.name!r}: symbol name", str(self.symbol.name))
 
     @property
     def size(self) -> int:
@@ -97,6 +124,13 @@ class Model:
     output_dim: int
     end_to_end: sp.MatrixExpr
     factors: tuple[sp.MatrixExpr, ...] | None = None
+
+    def __post_init__(self):
+        check_identifier("Model.name", self.name)
+        for b in self.block_list:
+            if not isinstance(b, Block):
+                raise TypeError(f"Model.block_list must hold Block objects; got {b!r}.")
+        _check_expression_names("Model.end_to_end", self.end_to_end)
 
     @property
     def blocks(self) -> dict[str, tuple[int, ...]]:
