@@ -272,7 +272,7 @@ def find_conserved(model: Model, degree: int = 2, *, phi=None, count: bool = Tru
             statement = (f"the laws found are complete: {n_ind} functionally independent "
                          f"polynomial laws of degree ≤ {degree}, and D − dim Lie = "
                          f"{cnt.n_params} − {cnt.lie_dim} = {cnt.n_laws} (Marcotte et al. 2023, "
-                         f"Thm. 3.3)")
+                         f"Sec. 3)")
         else:
             statement = (f"not complete at degree ≤ {degree}: {n_ind} functionally independent "
                          f"laws found, D − dim Lie = {cnt.n_laws}; the others are of higher "
