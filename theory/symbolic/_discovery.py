@@ -51,7 +51,7 @@ class LawCount:
         :math:`\\dim\\operatorname{Lie}(\\nabla\\phi)(\\theta_0)` at the random rational points.
     n_laws : int
         ``D - lie_dim``: the number of functionally independent conservation laws (Marcotte et
-        al. 2023, Thm. 3.3), for every loss of φ (and, with ``weight_decay``, of
+        al. 2023, Sec. 3), for every loss of φ (and, with ``weight_decay``, of
         :math:`L(\\phi) + \\lambda\\|\\theta\\|^2/2`).
     generator_rank : int
         Rank of the generators :math:`\\nabla\\phi_i` alone.
@@ -186,7 +186,7 @@ def find_conserved(model: Model, degree: int = 2, *, phi=None, count: bool = Tru
                    weight_decay: bool = False, seed: int = 0) -> DiscoveredLaws:
     """A basis of all polynomial conservation laws of degree ≤ ``degree``.
 
-    Marcotte, Gribonval & Peyré (2023), Prop. 2.5 (characterisation, exact) and Sec. 4 (the
+    Marcotte, Gribonval & Peyré (2023), Sec. 2 (characterisation, exact) and Sec. 4 (the
     polynomial ansatz): ``h`` is conserved for every loss of φ iff
     :math:`\\langle\\nabla h, \\nabla\\phi_i\\rangle \\equiv 0`.
 
