@@ -37,6 +37,20 @@ def test_derive_user_model_file(model_file, tmp_path, capsys):
     fd = next(c for n, c in comps.items() if n.startswith("generated RHS vs"))
     assert fd["passed"] and fd["measured"] < 1e-6
     assert "def rhs(t, y, params)" in (out / "report.md").read_text()
+    # discovered laws: per-neuron ||u_j||² − 2 v_j², complete, and conserved numerically
+    disc = payload["discovery"]
+    assert len(disc["laws"]) == 2 and disc["complete"] is True
+    assert all(p["holds"] for p in disc["proofs"])
+    drift = next(c for n, c in comps.items() if n.startswith("max drift of the discovered"))
+    assert drift["passed"]
+
+
+def test_builtin_derive_reports_discovery(tmp_path):
+    from theory.reports import DerivationSpec, derive_report
+
+    rep = derive_report(DerivationSpec(model="linear-chain", depth=3, d=2), numerical=False)
+    disc = rep.payload["discovery"]
+    assert len(disc["laws"]) == 2 and disc["complete"] is True  # a2² − ||w||², a3² − a2²
 
 
 def test_derive_user_model_errors_are_one_line(tmp_path, capsys):

@@ -285,6 +285,8 @@ def derive_report(spec: DerivationSpec, *, numerical: bool = True) -> Report:
         blocks.append(Table(("quantity", "symbolic proof", "holds"), tuple(rows)))
     else:
         blocks.append(Paragraph("This model has no balancedness law (one parameter block)."))
+    disc_blocks, disc_payload, _ = discovery_blocks(model, bool(spec.weight_decay))
+    blocks += disc_blocks
     blocks.append(Paragraph("Closed forms", heading=1))
     blocks += _closed_form_blocks(spec)
     blocks += [Paragraph("Generated code", heading=1),
@@ -293,6 +295,7 @@ def derive_report(spec: DerivationSpec, *, numerical: bool = True) -> Report:
                Code(compiled.source)]
     payload = {"spec": spec.to_dict(), "flow": flow.to_dict(),
                "proofs": {k: p.to_dict() for k, p in proofs.items()},
+               "discovery": disc_payload,
                "timings": {"symbolic_and_codegen_s": t_symbolic}}
     if numerical:
         verdict = _numerical_part(spec, model, flow, compiled, proofs)
@@ -435,14 +438,16 @@ def derive_user_report(model, *, loss: str = "squared", weight_decay: float = 0.
                   "$\\Gamma_o = \\partial\\mathcal{L}/\\partial F_o$ per example."
                   + (" Weight decay adds $-\\lambda\\theta$." if weight_decay else "")),
         Equation(flow.latex()),
-        Paragraph("Generated code", heading=1),
-        Code(compiled.source),
     ]
+    disc_blocks, disc_payload, laws = discovery_blocks(model, bool(weight_decay))
+    blocks += disc_blocks
+    blocks += [Paragraph("Generated code", heading=1), Code(compiled.source)]
     payload = {"model": model.to_dict(), "loss": loss, "weight_decay": weight_decay,
-               "seed": seed, "flow": flow.to_dict(),
+               "seed": seed, "flow": flow.to_dict(), "discovery": disc_payload,
                "timings": {"symbolic_and_codegen_s": t_symbolic}}
     if numerical:
-        verdict = _user_numerical_part(model, loss, weight_decay, seed, flow, compiled)
+        verdict = _user_numerical_part(model, loss, weight_decay, seed, flow, compiled,
+                                       laws if not weight_decay else ())
         verdict = verdict.with_runtime(time.perf_counter() - start - t_symbolic)
         blocks += [Paragraph("Numerical comparison", heading=1)]
         blocks += verdict_blocks(verdict)[1:]
@@ -450,7 +455,7 @@ def derive_user_report(model, *, loss: str = "squared", weight_decay: float = 0.
     return Report(f"marginflow derivation: {model.name}", tuple(blocks), payload)
 
 
-def _user_numerical_part(model, loss, weight_decay, seed, flow, compiled):
+def _user_numerical_part(model, loss, weight_decay, seed, flow, compiled, laws=()):
     from solvers.flows import integrate
 
     rng = np.random.default_rng(seed)
@@ -497,6 +502,15 @@ def _user_numerical_part(model, loss, weight_decay, seed, flow, compiled):
                             atol=CONSERVATION_RTOL,
                             note=f"gradient flow decreases its objective; integrator rtol "
                                  f"{ODE_RTOL:g}"))
+    if laws:
+        theta = model.parameter_entries()
+        f_h = sp.lambdify([theta], list(laws), "numpy")
+        H = np.array([np.asarray(f_h(s), dtype=float) for s in traj.states])
+        scale = np.maximum(np.abs(H[0]), float(y0 @ y0))
+        comps.append(compare_le("max drift of the discovered laws along the trajectory "
+                                "(relative)", float(np.max(np.abs(H - H[0]) / scale)), 0.0,
+                                atol=CONSERVATION_RTOL,
+                                note=f"{len(laws)} laws; integrator rtol {ODE_RTOL:g}"))
     fig = _figure("loss", "Loss along the integrated flow", "loss",
                   [(t[1:] if log_time else t, curve[1:] if log_time else curve, "L(θ(t))")],
                   "log" if log_time else "linear", "log")
@@ -504,3 +518,44 @@ def _user_numerical_part(model, loss, weight_decay, seed, flow, compiled):
                    (fig,), instance={"model": model.name, "loss": loss, "seed": seed,
                                      "n": data["X"].shape[0], "integrator": traj.method,
                                      "steps": traj.n_steps})
+
+
+# ----------------------------------------------------------------------------- discovery section
+#: find_conserved (degree ≤ 2) runs in the report up to this many parameters (D = 36 took 40 s
+#: on the shared machine); count_conserved up to COUNT_MAX_D (bench_discovery: D = 50 in 21 s).
+DISCOVERY_MAX_D, COUNT_MAX_D = 24, 50
+
+
+def discovery_blocks(model, weight_decay: bool):
+    """Report blocks for the discovered conservation laws and the completeness count
+    (Marcotte, Gribonval & Peyré 2023; docs/theory.md §11): ``(blocks, payload, laws)``."""
+    from ..symbolic import count_conserved, find_conserved
+
+    blocks = [Paragraph("Discovered conservation laws", heading=1)]
+    D = model.n_params
+    try:
+        if D <= DISCOVERY_MAX_D:
+            res = find_conserved(model, 2, weight_decay=weight_decay)
+            blocks.append(Paragraph(
+                "Every polynomial law of degree ≤ 2 conserved by the gradient flow of **every** "
+                "loss of the outputs" + (" with weight decay" if weight_decay else "")
+                + ", found by exact linear algebra over the rationals and proved by sympy "
+                "(Marcotte, Gribonval & Peyré 2023):"))
+            for h, pr in zip(res.laws, res.proofs, strict=True):
+                blocks.append(Equation(sp.latex(h) + r" = \text{const}"
+                                       + ("" if pr.holds else r"\quad\text{(NOT proved)}")))
+            if not res.laws:
+                blocks.append(Paragraph("No polynomial law of degree ≤ 2."))
+            blocks.append(Paragraph(res.statement[0].upper() + res.statement[1:] + "."))
+            return blocks, res.to_dict(), res.laws
+        if D <= COUNT_MAX_D:
+            cnt = count_conserved(model, weight_decay=weight_decay)
+            blocks.append(Paragraph(
+                f"D = {D} > {DISCOVERY_MAX_D}: the polynomial search is skipped (cost); the "
+                f"Lie-algebra count gives {cnt.status}."))
+            return blocks, {"count": cnt.to_dict()}, ()
+        blocks.append(Paragraph(f"D = {D} > {COUNT_MAX_D}: discovery skipped (cost)."))
+        return blocks, {"skipped": f"D = {D}"}, ()
+    except ValueError as exc:  # e.g. an output that is not polynomial in x
+        blocks.append(Paragraph(f"Discovery not applicable: {exc}"))
+        return blocks, {"not_applicable": str(exc)}, ()
