@@ -34,6 +34,7 @@ EXPECTED = (
     "05_theory_iii_normalised_dynamics.ipynb",
     "06_subquadratic_width.ipynb",
     "07_deep_linear_closed_forms.ipynb",
+    "09_conservation_discovery.ipynb",
 )
 
 #: marginflow modules a notebook may import from: the packages' public ``__all__``, plus the

@@ -49,7 +49,8 @@ _CLASSES = {
                 "NotHomogeneousError", "NotFeasibleError", "SolverError", "IntegrationError"},
     "theory": {"Model", "Loss", "GradientFlow", "ConservationProof", "CompiledFlow",
                "BoundFlow", "Theorem", "Source", "Verdict", "Comparison", "FigureData", "Series",
-               "Report", "DerivationSpec", "SweepResult"},
+               "Report", "DerivationSpec", "SweepResult",
+               "DiscoveredLaws", "LawCount"},
 }
 _VALUES = {"solvers": {"TOLERANCES"}, "theory": set()}
 

@@ -22,6 +22,9 @@ _LAZY = {
         "saxe_mode_strength", "psd_power", "arora_end_to_end_expression", "arora_end_to_end_rhs",
         "gunasekar_projection", "CompiledFlow", "BoundFlow", "compile_flow",
         "derive_polar_flow")},
+    **{n: "theory.symbolic" for n in (
+        "find_conserved", "count_conserved", "DiscoveredLaws", "LawCount", "reparametrisation",
+        "prove_law")},
     # the checking framework and the catalogue
     **{n: "theory.checking" for n in (
         "Theorem", "Source", "Verdict", "Comparison", "FigureData", "Series", "compare_close",

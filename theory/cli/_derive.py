@@ -11,7 +11,12 @@ EXAMPLES = """examples:
   marginflow derive deep_linear --widths 3,4,4,2 --report out/deep
   marginflow derive linear_chain --depth 4 --report out/chain
   marginflow derive linear --d 6 --loss logistic --report out/soudry
-  marginflow derive diagonal --d 6 --weight-decay 0.1 --report out/diag --force"""
+  marginflow derive diagonal --d 6 --weight-decay 0.1 --report out/diag --force
+  marginflow derive --model mypkg.models:quadratic_net --report out/quad
+  marginflow derive --model ./my_model.py:make --loss logistic --report out/mine
+
+--model loads a Python module and calls the factory: this RUNS THE MODULE'S CODE (as pytest
+does for plugins). Only pass modules you trust."""
 
 
 def _widths(text: str) -> tuple[int, ...]:
@@ -35,9 +40,13 @@ def register(sub) -> None:
                                    "conservation laws, generate code, integrate it and compare "
                                    "with closed forms and certified programs.",
                        epilog=EXAMPLES)
-    p.add_argument("model", choices=MODELS + tuple(MODEL_ALIASES),
-                   help="the model (linear-chain and deep-linear are the old spellings of "
-                        "linear_chain and deep_linear)")
+    p.add_argument("model", choices=MODELS + tuple(MODEL_ALIASES), nargs="?",
+                   help="a built-in model (linear-chain and deep-linear are the old spellings "
+                        "of linear_chain and deep_linear)")
+    p.add_argument("--model", dest="user_model", metavar="MODULE:FACTORY",
+                   help="a user model instead: package.module:factory or file.py:factory "
+                        "returning a theory.Model (Model.from_expression). Imports and runs "
+                        "that module's code: only use modules you trust.")
     p.add_argument("--depth", type=int, default=3, help="depth of a linear chain (default 3)")
     p.add_argument("--widths", type=_widths, default=(3, 4, 4, 2),
                    help="deep linear net widths d_0,...,d_L (default 3,4,4,2)")
@@ -55,7 +64,7 @@ def register(sub) -> None:
 def run(args) -> int:
     from pathlib import Path
 
-    from ..reports import DerivationSpec, derive_report, write_report
+    from ..reports import DerivationSpec, derive_report
 
     if Path(args.report).exists() and not args.force:
         raise FileExistsError(f"report directory {args.report!r} exists; pass --force to "
@@ -65,9 +74,25 @@ def run(args) -> int:
     for name in ("depth", "d"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be a positive integer; got {getattr(args, name)}.")
+    if (args.model is None) == (args.user_model is None):
+        raise ValueError("give either a built-in MODEL or --model MODULE:FACTORY (exactly one); "
+                         "see `marginflow derive --help`.")
+    if args.user_model is not None:
+        from ..reports import derive_user_report, load_user_model
+
+        model = load_user_model(args.user_model)
+        report = derive_user_report(model, loss=args.loss, weight_decay=args.weight_decay,
+                                    seed=args.seed, numerical=not args.no_numerics)
+        return _finish(report, args)
     spec = DerivationSpec(model=args.model, depth=args.depth, widths=tuple(args.widths), d=args.d,
                           loss=args.loss, weight_decay=args.weight_decay, seed=args.seed)
     report = derive_report(spec, numerical=not args.no_numerics)
+    return _finish(report, args)
+
+
+def _finish(report, args) -> int:
+    from ..reports import write_report
+
     path = write_report(report, args.report, force=args.force)
     verdict = report.payload.get("verdict")
     if verdict:

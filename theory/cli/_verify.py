@@ -15,7 +15,38 @@ EXAMPLE_VERIFY = """examples:
   marginflow verify --quick              # the fastest subset (under 30 s)
   marginflow verify soudry-direction lyu-li-kkt --report out/ --seed 3
   marginflow verify --json > verdicts.json
-exit status: 0 all passed, 1 some check failed, 2 bad input."""
+  marginflow verify --plugin mypkg.theorems       # add a module's THEOREMS to the catalogue
+  marginflow verify my-theorem --plugin ./my_theorems.py
+exit status: 0 all passed, 1 some check failed, 2 bad input.
+
+--plugin imports a Python module: this RUNS THE MODULE'S CODE (as pytest does for plugins).
+Only pass modules you trust. Installed packages add theorems through the entry-point group
+"marginflow.theorems"; a plugin that fails to import is reported in one line and skipped."""
+
+PLUGIN_HELP = ("import MODULE_OR_PATH (package.module or file.py) and add its THEOREMS; "
+               "repeatable. Runs that module's code: only use modules you trust.")
+
+
+def _add_plugin_option(p) -> None:
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE_OR_PATH",
+                   help=PLUGIN_HELP)
+
+
+def _load_plugins(args) -> None:
+    """Load ``--plugin`` modules, then print one line per plug-in that failed to load."""
+    import warnings
+
+    from ..catalogue import PluginWarning, load_plugin, plugin_errors
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PluginWarning)
+        for target in getattr(args, "plugin", []) or []:
+            load_plugin(target)
+        from ..catalogue import catalogue
+
+        catalogue()  # entry points too
+    for line in plugin_errors():
+        print(f"marginflow {args.command}: warning: {line}", file=sys.stderr)
 
 
 def register(sub) -> None:
@@ -23,6 +54,7 @@ def register(sub) -> None:
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        epilog="example:\n  marginflow list --json")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _add_plugin_option(p)
     p.set_defaults(func=run_list)
 
     p = sub.add_parser("verify", help="check theorems on built-in instances",
@@ -37,29 +69,41 @@ def register(sub) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of the built-in instances (default 0)")
     p.add_argument("--jobs", type=int, default=1,
                    help="run checks in N processes (joblib; default 1)")
+    _add_plugin_option(p)
     p.set_defaults(func=run_verify)
 
 
 def run_list(args) -> int:
-    from ..catalogue import catalogue
+    from ..catalogue import catalogue, theorem_origin
 
+    _load_plugins(args)
     theorems = catalogue()
     if args.json:
-        print(json.dumps([t.to_dict() for t in theorems], indent=2, ensure_ascii=False))
+        print(json.dumps([{**t.to_dict(), "origin": theorem_origin(t.id)} for t in theorems],
+                         indent=2, ensure_ascii=False))
         return 0
     rows = [(t.id, t.kind, "quick" if t.quick else "", t.source.short(), t.title[:60])
             for t in theorems]
-    _print_table(("id", "kind", "", "source", "title"), rows)
+    headers = ("id", "kind", "", "source", "title")
+    origins = [theorem_origin(t.id) for t in theorems]
+    if any(not o.startswith("built-in") for o in origins):  # plug-ins: say where each is from
+        rows = [(*r, "built-in" if o.startswith("built-in") else o)
+                for r, o in zip(rows, origins, strict=True)]
+        headers = (*headers, "from")
+    _print_table(headers, rows)
     return 0
 
 
-def _check_one(theorem_id: str, seed: int):
-    from ..catalogue import get_theorem
+def _check_one(theorem_id: str, seed: int, plugins: tuple = ()):
+    from ..catalogue import get_theorem, load_plugin
 
+    for target in plugins:  # a worker process (--jobs N) loads the plug-ins again
+        load_plugin(target)
     return get_theorem(theorem_id).check(seed=seed)
 
 
-def run_checks(theorems, *, seed: int = 0, jobs: int = 1, progress: bool | None = None):
+def run_checks(theorems, *, seed: int = 0, jobs: int = 1, progress: bool | None = None,
+               plugins: tuple = ()):
     """Check each theorem on its default instance for ``seed``; returns the verdicts in order.
 
     A check that raises is turned into a verdict with status ``error`` (and the message), so one
@@ -71,23 +115,24 @@ def run_checks(theorems, *, seed: int = 0, jobs: int = 1, progress: bool | None 
 
     parent_pid = os.getpid()
 
-    def safe(t):
+    def safe(tid, title, kind):  # plain arguments: a plug-in's theorem may not pickle
         if jobs and jobs > 1:  # in a worker process, which a signal may kill
             from ..checking import prepare_worker
 
             prepare_worker(parent_pid)
         start = time.perf_counter()
         try:
-            return _check_one(t.id, seed)
+            return _check_one(tid, seed, tuple(plugins))
         except Exception as exc:  # reported as an error verdict, never as a pass
-            return Verdict(t.id, t.title, (), runtime=time.perf_counter() - start, kind=t.kind,
+            return Verdict(tid, title, (), runtime=time.perf_counter() - start, kind=kind,
                            error=f"{type(exc).__name__}: {exc}")
 
     if jobs and jobs > 1:
         from joblib import Parallel, delayed
 
-        return list(Parallel(n_jobs=jobs)(delayed(safe)(t) for t in theorems))
-    return [safe(t) for t in bar(theorems, desc="verify", enabled=progress)]
+        return list(Parallel(n_jobs=jobs)(delayed(safe)(t.id, t.title, t.kind)
+                                          for t in theorems))
+    return [safe(t.id, t.title, t.kind) for t in bar(theorems, desc="verify", enabled=progress)]
 
 
 def _claim_text(v) -> tuple[str, str]:
@@ -120,6 +165,7 @@ def run_verify(args) -> int:
 def _run_verify(args) -> int:
     from ..catalogue import catalogue, select
 
+    _load_plugins(args)
     theorems = select(args.ids, quick=args.quick)
     if not theorems:
         raise ValueError("no theorem selected; drop --quick or name ids from `marginflow list`.")
@@ -129,7 +175,8 @@ def _run_verify(args) -> int:
         if Path(args.report).exists() and not args.force:
             raise FileExistsError(f"report directory {args.report!r} exists; pass --force to "
                                   f"replace it or choose another --report DIR.")
-    verdicts = run_checks(theorems, seed=args.seed, jobs=args.jobs)
+    verdicts = run_checks(theorems, seed=args.seed, jobs=args.jobs,
+                          plugins=tuple(getattr(args, "plugin", []) or []))
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts], indent=2, ensure_ascii=False))
     else:

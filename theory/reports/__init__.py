@@ -5,7 +5,15 @@ notebook display helpers (``show_claims`` …).
 
 from __future__ import annotations
 
-from ._derivation import MODEL_ALIASES, MODELS, DerivationSpec, build_model, derive_report
+from ._derivation import (
+    MODEL_ALIASES,
+    MODELS,
+    DerivationSpec,
+    build_model,
+    derive_report,
+    derive_user_report,
+    load_user_model,
+)
 from ._display import (
     ClaimsFailedError,
     format_comparisons,
@@ -33,6 +41,7 @@ __all__ = [
     "verify_report", "write_report",
     "MODELS", "DerivationSpec", "build_model", "derive_report",
     "MODEL_ALIASES",
+    "derive_user_report", "load_user_model",
     "ClaimsFailedError", "format_value", "format_comparisons", "format_verdict", "plot_figure",
     "show_verdict", "show_claims", "show_report",
 ]

@@ -32,7 +32,8 @@ from ..symbolic import (
 )
 from ._report import Code, Equation, Paragraph, Report, Table, verdict_blocks
 
-__all__ = ["MODELS", "MODEL_ALIASES", "DerivationSpec", "build_model", "derive_report"]
+__all__ = ["MODELS", "MODEL_ALIASES", "DerivationSpec", "build_model", "derive_report",
+           "derive_user_report", "load_user_model"]
 
 #: Models ``marginflow derive`` knows.
 MODELS = ("linear", "linear_chain", "deep_linear", "diagonal")
@@ -294,6 +295,8 @@ def derive_report(spec: DerivationSpec, *, numerical: bool = True) -> Report:
         blocks.append(Table(("quantity", "symbolic proof", "holds"), tuple(rows)))
     else:
         blocks.append(Paragraph("This model has no balancedness law (one parameter block)."))
+    disc_blocks, disc_payload, _ = discovery_blocks(model, bool(spec.weight_decay))
+    blocks += disc_blocks
     blocks.append(Paragraph("Closed forms", heading=1))
     blocks += _closed_form_blocks(spec)
     blocks += [Paragraph("Generated code", heading=1),
@@ -302,6 +305,7 @@ def derive_report(spec: DerivationSpec, *, numerical: bool = True) -> Report:
                Code(compiled.source)]
     payload = {"spec": spec.to_dict(), "flow": flow.to_dict(),
                "proofs": {k: p.to_dict() for k, p in proofs.items()},
+               "discovery": disc_payload,
                "timings": {"symbolic_and_codegen_s": t_symbolic}}
     if numerical:
         verdict = _numerical_part(spec, model, flow, compiled, proofs)
@@ -349,3 +353,219 @@ def _closed_form_blocks(spec: DerivationSpec) -> list:
     else:
         out.append(Paragraph("No closed form is implemented for this model and loss."))
     return out
+
+
+# ----------------------------------------------------------------------------- user models
+#: Generated RHS vs central finite differences of the loss (h = 1e-6): truncation O(h²) and
+#: cancellation O(eps·𝓛/h) ~ 1e-10 relative; 1e-6 leaves a wide margin and still catches a
+#: wrong derivative (an O(1) relative error).
+FD_STEP, FD_RTOL = 1e-6, 1e-6
+#: Horizon of the classification losses for user models (log-time integration).
+USER_T_END_LOG = 1e6
+
+
+def load_user_model(spec: str):
+    """The :class:`~theory.symbolic.Model` named by ``spec`` (``package.module:factory`` or
+    ``path/to/file.py:factory``); a factory is called with no arguments.
+
+    **Loading a module runs its code**: only load modules you trust.
+    """
+    from .._loading import load_object
+    from ..symbolic import Model
+
+    obj = load_object(spec, what="--model")
+    if callable(obj) and not isinstance(obj, Model):
+        obj = obj()
+    if not isinstance(obj, Model):
+        raise TypeError(f"--model {spec!r} must be a theory.symbolic.Model or a factory "
+                        f"returning one; got {type(obj).__name__}.")
+    return obj
+
+
+def _user_data(model, loss_name: str, rng):
+    if loss_name == "squared":
+        n = 8
+        return {"X": rng.standard_normal((n, model.input_dim)),
+                "Y": rng.standard_normal((n, model.output_dim))}
+    from solvers.datasets import make_separable
+
+    X, y = make_separable(30, model.input_dim, gap=0.3, seed=rng)
+    return {"X": X, "y": y}
+
+
+def _numeric_loss(model, loss_name: str, data):
+    """𝓛(θ) from ``sympy.lambdify`` of the model outputs (independent of the generated code)."""
+    from solvers.losses import loss_value
+
+    theta = model.parameter_entries()
+    x = model.input_symbol
+    xs = [x[j, 0] for j in range(model.input_dim)]
+    fs = [sp.lambdify(theta + xs, o, "numpy") for o in model.output_entries()]
+    X = data["X"]
+
+    def value(y):
+        cols = [np.broadcast_to(np.asarray(f(*y, *X.T), dtype=float), (X.shape[0],))
+                for f in fs]
+        F = np.column_stack(cols)
+        if loss_name == "squared":
+            return float(np.sum((F - data["Y"]) ** 2) / (2 * X.shape[0]))
+        return float(loss_value(data["y"] * F[:, 0], loss_name))
+
+    return value
+
+
+def derive_user_report(model, *, loss: str = "squared", weight_decay: float = 0.0, seed: int = 0,
+                       numerical: bool = True) -> Report:
+    """The derivation report of a user model (:meth:`theory.symbolic.Model.from_expression`).
+
+    Symbolic part: outputs, computed homogeneity, flow, generated code. Numerical part: the
+    generated right-hand side against finite differences of the loss evaluated by
+    ``sympy.lambdify`` (a second, independent implementation), then the integrated flow.
+    """
+    from ..symbolic import Model
+
+    if not isinstance(model, Model):
+        raise TypeError(f"model must be a theory.symbolic.Model; got {type(model).__name__}.")
+    start = time.perf_counter()
+    loss_obj = get_loss(loss)
+    flow = derive_gradient_flow(model, loss_obj, weight_decay=bool(weight_decay))
+    compiled = compile_flow(flow)
+    t_symbolic = time.perf_counter() - start
+    outs = [o.xreplace({model.input_symbol[j, 0]: sp.Symbol(f"x_{j + 1}")
+                        for j in range(model.input_dim)}) for o in model.output_entries()]
+    deg = ("homogeneous of degree $L = " + sp.latex(model.degree) + "$ (computed)"
+           if model.degree is not None else "not homogeneous (computed)")
+    blocks: list = [
+        Paragraph(f"Model: {model.name} (user model)", heading=1),
+        Paragraph("Parameter blocks (flat state in this order, C-order): "
+                  + ", ".join(f"${sp.latex(b.symbol)}$ {b.shape}" for b in model.block_list)
+                  + f"; {deg}."),
+        *[Equation(f"f_{{{o + 1}}}(\\theta; x) = {sp.latex(e)}") for o, e in enumerate(outs)],
+        Paragraph("Loss", heading=1),
+        Paragraph(_loss_text(loss_obj)),
+        Paragraph("Gradient flow", heading=1),
+        Paragraph("Derived entry-wise for one generic input (the generic path for user models); "
+                  "$\\Gamma_o = \\partial\\mathcal{L}/\\partial F_o$ per example."
+                  + (" Weight decay adds $-\\lambda\\theta$." if weight_decay else "")),
+        Equation(flow.latex()),
+    ]
+    disc_blocks, disc_payload, laws = discovery_blocks(model, bool(weight_decay))
+    blocks += disc_blocks
+    blocks += [Paragraph("Generated code", heading=1), Code(compiled.source)]
+    payload = {"model": model.to_dict(), "loss": loss, "weight_decay": weight_decay,
+               "seed": seed, "flow": flow.to_dict(), "discovery": disc_payload,
+               "timings": {"symbolic_and_codegen_s": t_symbolic}}
+    if numerical:
+        verdict = _user_numerical_part(model, loss, weight_decay, seed, flow, compiled,
+                                       laws if not weight_decay else ())
+        verdict = verdict.with_runtime(time.perf_counter() - start - t_symbolic)
+        blocks += [Paragraph("Numerical comparison", heading=1)]
+        blocks += verdict_blocks(verdict)[1:]
+        payload["verdict"] = verdict.to_dict()
+    return Report(f"marginflow derivation: {model.name}", tuple(blocks), payload)
+
+
+def _user_numerical_part(model, loss, weight_decay, seed, flow, compiled, laws=()):
+    from solvers.flows import integrate
+
+    rng = np.random.default_rng(seed)
+    data = _user_data(model, loss, rng)
+    params = dict(data)
+    if weight_decay:
+        params["lam"] = weight_decay
+    bound = compiled.bind(**params)
+    value = _numeric_loss(model, loss, data)
+    y0 = 0.5 * rng.standard_normal(flow.size)
+    r0 = bound(0.0, y0)
+    if not np.all(np.isfinite(r0)):
+        bad = sorted({name for name, v in flow.unpack(np.where(np.isfinite(r0), 0.0, 1.0)).items()
+                      if np.any(v)})
+        raise ValueError(f"model {model.name!r} is not differentiable at the initial state: the "
+                         f"gradient of block(s) {bad} is not finite there.")
+    comps = []
+    errs = []
+    for _ in range(3):
+        y = 0.5 * rng.standard_normal(flow.size)
+        g = np.array([(value(y + FD_STEP * e) - value(y - FD_STEP * e)) / (2 * FD_STEP)
+                      for e in np.eye(flow.size)])
+        g = -g - (weight_decay * y if weight_decay else 0.0)
+        errs.append(np.linalg.norm(bound(0.0, y) - g) / max(np.linalg.norm(g), 1e-300))
+    comps.append(compare_close("generated RHS vs −∇𝓛 by finite differences of lambdify "
+                               "(max rel. difference)", 0.0, float(max(errs)), rtol=0.0,
+                               atol=FD_RTOL, note=f"central differences, h = {FD_STEP:g}"))
+    # a user model may be of high degree: a moderate horizon (the built-in linear models go to
+    # 1e30; a degree-3 net under the logistic loss took minutes to get there)
+    log_time = loss != "squared"
+    t_end = USER_T_END_LOG if log_time else 200.0
+    t_eval = (np.logspace(-2, np.log10(t_end), 121) if log_time
+              else np.linspace(0, t_end, 401))
+    traj = integrate(bound, y0, (0.0, t_end), rtol=ODE_RTOL, atol=ODE_ATOL, t_eval=t_eval,
+                     log_time=log_time, jac=bound.jac)
+    t = traj.times
+    curve = np.array([value(s) for s in traj.states])
+    # the flow is gradient flow of 𝓛 + (λ/2)||θ||²: that objective is non-increasing
+    objective = curve + 0.5 * weight_decay * np.sum(traj.states**2, axis=1)
+    comps.append(report_value("loss at t_end / loss at t = 0", float(curve[-1] / curve[0]),
+                              theory="non-increasing along gradient flow"))
+    comps.append(compare_le("max increase of 𝓛 + (λ/2)||θ||² between samples (relative)",
+                            float(max(np.max(np.diff(objective)), 0.0) / objective[0]), 0.0,
+                            atol=CONSERVATION_RTOL,
+                            note=f"gradient flow decreases its objective; integrator rtol "
+                                 f"{ODE_RTOL:g}"))
+    if laws:
+        theta = model.parameter_entries()
+        f_h = sp.lambdify([theta], list(laws), "numpy")
+        H = np.array([np.asarray(f_h(s), dtype=float) for s in traj.states])
+        scale = np.maximum(np.abs(H[0]), float(y0 @ y0))
+        comps.append(compare_le("max drift of the discovered laws along the trajectory "
+                                "(relative)", float(np.max(np.abs(H - H[0]) / scale)), 0.0,
+                                atol=CONSERVATION_RTOL,
+                                note=f"{len(laws)} laws; integrator rtol {ODE_RTOL:g}"))
+    fig = _figure("loss", "Loss along the integrated flow", "loss",
+                  [(t[1:] if log_time else t, curve[1:] if log_time else curve, "L(θ(t))")],
+                  "log" if log_time else "linear", "log")
+    return Verdict("derive", f"numerical comparison ({model.name}, {loss})", tuple(comps),
+                   (fig,), instance={"model": model.name, "loss": loss, "seed": seed,
+                                     "n": data["X"].shape[0], "integrator": traj.method,
+                                     "steps": traj.n_steps})
+
+
+# ----------------------------------------------------------------------------- discovery section
+#: find_conserved (degree ≤ 2) runs in the report up to this many parameters (D = 36 took 40 s
+#: on the shared machine); count_conserved up to COUNT_MAX_D (bench_discovery: D = 50 in 21 s).
+DISCOVERY_MAX_D, COUNT_MAX_D = 24, 50
+
+
+def discovery_blocks(model, weight_decay: bool):
+    """Report blocks for the discovered conservation laws and the completeness count
+    (Marcotte, Gribonval & Peyré 2023; docs/theory.md §11): ``(blocks, payload, laws)``."""
+    from ..symbolic import count_conserved, find_conserved
+
+    blocks = [Paragraph("Discovered conservation laws", heading=1)]
+    D = model.n_params
+    try:
+        if D <= DISCOVERY_MAX_D:
+            res = find_conserved(model, 2, weight_decay=weight_decay)
+            blocks.append(Paragraph(
+                "Every polynomial law of degree ≤ 2 conserved by the gradient flow of **every** "
+                "loss of the outputs" + (" with weight decay" if weight_decay else "")
+                + ", found by exact linear algebra over the rationals and proved by sympy "
+                "(Marcotte, Gribonval & Peyré 2023):"))
+            for h, pr in zip(res.laws, res.proofs, strict=True):
+                blocks.append(Equation(sp.latex(h) + r" = \text{const}"
+                                       + ("" if pr.holds else r"\quad\text{(NOT proved)}")))
+            if not res.laws:
+                blocks.append(Paragraph("No polynomial law of degree ≤ 2."))
+            blocks.append(Paragraph(res.statement[0].upper() + res.statement[1:] + "."))
+            return blocks, res.to_dict(), res.laws
+        if D <= COUNT_MAX_D:
+            cnt = count_conserved(model, weight_decay=weight_decay)
+            blocks.append(Paragraph(
+                f"D = {D} > {DISCOVERY_MAX_D}: the polynomial search is skipped (cost); the "
+                f"Lie-algebra count gives {cnt.status}."))
+            return blocks, {"count": cnt.to_dict()}, ()
+        blocks.append(Paragraph(f"D = {D} > {COUNT_MAX_D}: discovery skipped (cost)."))
+        return blocks, {"skipped": f"D = {D}"}, ()
+    except ValueError as exc:  # e.g. an output that is not polynomial in x
+        blocks.append(Paragraph(f"Discovery not applicable: {exc}"))
+        return blocks, {"not_applicable": str(exc)}, ()

@@ -22,6 +22,14 @@ from ._closed_forms import (
 )
 from ._codegen import BoundFlow, CompiledFlow, compile_flow
 from ._conservation import ConservationProof, conserved_quantities, prove_conserved
+from ._discovery import (
+    DiscoveredLaws,
+    LawCount,
+    count_conserved,
+    find_conserved,
+    prove_law,
+    reparametrisation,
+)
 from ._flows import (
     LAM,
     GradientFlow,
@@ -53,4 +61,6 @@ __all__ = [
     "saxe_mode_strength", "psd_power", "arora_end_to_end_expression", "arora_end_to_end_rhs",
     "gunasekar_projection",
     "CompiledFlow", "BoundFlow", "compile_flow",
+    "DiscoveredLaws", "LawCount", "find_conserved", "count_conserved", "reparametrisation",
+    "prove_law",
 ]

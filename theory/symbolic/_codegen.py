@@ -17,7 +17,6 @@ from __future__ import annotations
 
 __all__ = ["CompiledFlow", "BoundFlow", "compile_flow"]
 
-import keyword
 import math
 import textwrap
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ from sympy.printing.numpy import NumPyPrinter
 
 from . import _matcalc
 from ._flows import GradientFlow, pack, unpack
+from ._models import check_identifier
 
 
 class _Printer(NumPyPrinter):
@@ -45,7 +45,7 @@ class _Printer(NumPyPrinter):
         return f"({s})"
 
     def _print_MatrixSymbol(self, expr):
-        return str(expr.name)
+        return check_identifier("matrix symbol name in generated code", str(expr.name))
 
     def _print_MatMul(self, expr):
         coeff, mats = expr.as_coeff_mmul()
@@ -132,7 +132,7 @@ class _Printer(NumPyPrinter):
         return f"numpy.ones(({r}, {c}))"
 
     def _print_Symbol(self, expr):
-        return str(expr.name)
+        return check_identifier("symbol name in generated code", str(expr.name))
 
 
 _N_COST = 1000.0
@@ -337,7 +337,13 @@ def _column(params, name):
     return np.reshape(_param(params, name), (-1, 1))
 
 
-_NAMESPACE = {"numpy": np, "_expit": expit, "_param": _param, "_column": _column}
+def _bcast(value, n):
+    """``value`` (a scalar or an ``(n, 1)`` column) as an ``(n, 1)`` float array."""
+    return np.broadcast_to(np.asarray(value, dtype=np.float64), (n, 1))
+
+
+_NAMESPACE = {"numpy": np, "_expit": expit, "_param": _param, "_column": _column,
+              "_bcast": _bcast}
 
 
 def _statements_with_cse(defs, outputs):
@@ -420,9 +426,17 @@ def compile_flow(flow: GradientFlow, *, cse: bool = True, jacobian: bool = True)
             f"flow must be a theory.flows.GradientFlow (from derive_gradient_flow); "
             f"got {type(flow).__name__}."
         )
+    # names enter the generated source: identifiers only (issue 14.14); free text (model and
+    # loss names) enters only the docstring, which is written as a repr() literal
     for b in flow.block_list:
-        if not b.name.isidentifier() or keyword.iskeyword(b.name):
-            raise ValueError(f"block name {b.name!r} is not a valid Python identifier.")
+        check_identifier("block name", b.name)
+        check_identifier(f"block {b.name!r}: symbol name", str(b.symbol.name))
+    for d in flow.data:
+        check_identifier("data name", d.name)
+    for h in flow.hyper:
+        check_identifier("hyper-parameter name", str(h))
+    if flow.method == "expression":
+        return _compile_expression(flow, cse=cse, jacobian=jacobian)
     entrywise = flow.method == "entrywise"
     if cse:
         stmts, outputs = _statements_with_cse(list(flow.definitions), flow.rhs_list)
@@ -481,7 +495,11 @@ def _preamble(flow: GradientFlow) -> list[str]:
 
 
 def _function(name, doc, lines):
-    body = textwrap.indent('"""' + doc + '\n"""\n' + "\n".join(lines), "    ")
+    # each docstring line is rendered by repr(): a string literal no quote in the text can
+    # close (issue 14.14); the parenthesised concatenation is still the function's docstring
+    doc_lines = doc.splitlines(keepends=True) or [""]
+    literal = "(\n" + "".join(f"    {line!r}\n" for line in doc_lines) + ")"
+    body = textwrap.indent(literal + "\n" + "\n".join(lines), "    ")
     return f"def {name}(t, y, params):\n{body}\n"
 
 
@@ -538,3 +556,106 @@ def _jacobian_source(flow, stmts, outputs, pre, entrywise) -> str:
     return _function("jac", doc, lines)
 
 
+
+
+# --------------------------------------------------------------------------- user models
+def _compile_expression(flow: GradientFlow, *, cse: bool, jacobian: bool) -> CompiledFlow:
+    """Vectorised code for an entry-wise user model (:mod:`theory.symbolic._expression`).
+
+    All calculus is symbolic, for one generic input; the code evaluates it for all examples at
+    once (the input entries are the columns of ``X``) and contracts over examples with
+    :math:`\\Gamma = \\partial\\mathcal L/\\partial F`. The Jacobian is
+    :math:`-\\sum_i (J_i^T H_i J_i + \\sum_o \\Gamma_{io} \\nabla^2 f_o(x_i)) (-\\lambda I)`.
+    """
+    from ._expression import per_example_loss
+
+    model, loss = flow.model, flow.loss
+    k, d = model.output_dim, model.input_dim
+    theta = model.parameter_entries()
+    D = len(theta)
+    p = [sp.Symbol(f"_p{i}", real=True) for i in range(D)]
+    xs = [sp.Symbol(f"_x{j}", real=True) for j in range(d)]
+    x = model.input_symbol
+    rep = {t: s for t, s in zip(theta, p, strict=True)}
+    rep.update({x[j, 0]: xs[j] for j in range(d)})
+    outs = [o.xreplace(rep) for o in model.output_entries()]
+    grads = [[sp.diff(f, q) for q in p] for f in outs]
+    ell, Fs, Ys, _ = per_example_loss(loss, k)
+    gam = [sp.diff(ell, F) for F in Fs]
+    # the loss terms (in _F, _Y) are printed after _F without CSE: CSE would hoist their
+    # subexpressions above the definition of _F
+    exprs = list(outs) + [g for row in grads for g in row]
+    hess_pairs, hess_loss = [], []
+    if jacobian:
+        hess_loss = [[sp.diff(gam[o], Fs[o2]) for o2 in range(k)] for o in range(k)]
+        for o in range(k):
+            for a in range(D):
+                for b in range(a, D):
+                    h = sp.diff(grads[o][a], p[b])
+                    if h != 0:
+                        hess_pairs.append((o, a, b))
+                        exprs.append(h)
+    if cse:
+        repl, reduced = sp.cse(exprs, symbols=sp.numbered_symbols("_c"), order="none")
+    else:
+        repl, reduced = [], exprs
+    it = iter(reduced)
+    r_outs = [next(it) for _ in outs]
+    r_grads = [[next(it) for _ in range(D)] for _ in outs]
+    r_hess = [next(it) for _ in hess_pairs]
+    r_gam, r_hloss = gam, hess_loss
+    pr = _Printer()
+    pre = ["_y = y  # the flat state; the name y may be rebound to the labels below"]
+    for dspec in flow.data:
+        if dspec.kind == "inputs":
+            pre.append(f"{dspec.name} = _param(params, {dspec.name!r})")
+        elif k == 1:
+            pre.append(f"{dspec.name} = _column(params, {dspec.name!r})")
+        else:
+            pre.append(f"{dspec.name} = _param(params, {dspec.name!r})")
+    for h in flow.hyper:
+        pre.append(f"{h} = _param(params, {str(h)!r})")
+    pre.append("n = X.shape[0]")
+    target = flow.data[1].name
+    pre += [f"_x{j} = X[:, {j}:{j + 1}]" for j in range(d)]
+    pre += [f"_Y{o} = {target}[:, {o}:{o + 1}]" for o in range(k)]
+    pre += [f"_p{i} = _y[{i}]" for i in range(D)]
+    common = [f"{pr._print(sym)} = {pr._print(e)}" for sym, e in repl]
+    common += [f"_F{o} = _bcast({pr._print(e)}, n)" for o, e in enumerate(r_outs)]
+    common += [f"_Gam{o} = _bcast({pr._print(e)}, n)" for o, e in enumerate(r_gam)]
+    for o in range(k):
+        cols = ", ".join(f"_bcast({pr._print(e)}, n)" for e in r_grads[o])
+        common.append(f"_Jf{o} = numpy.hstack([{cols}])")
+    contraction = " + ".join(f"(_Gam{o}.T @ _Jf{o})" for o in range(k))
+    decay = " - lam * _y" if flow.weight_decay else ""
+    lines = pre + common + [f"return -({contraction}).reshape({D}){decay}"]
+    src = _function("rhs", _docstring(flow, "Right-hand side f(t, y, params)"), lines)
+    if jacobian:
+        jl = pre + common
+        for o in range(k):
+            for o2 in range(k):
+                jl.append(f"_H{o}_{o2} = _bcast({pr._print(r_hloss[o][o2])}, n)")
+        terms = [f"(_Jf{o}.T @ (_H{o}_{o2} * _Jf{o2}))" for o in range(k) for o2 in range(k)]
+        jl.append(f"_J = -({' + '.join(terms)})")
+        for (o, a, b), e in zip(hess_pairs, r_hess, strict=True):
+            jl.append(f"_s = numpy.sum(_Gam{o} * {pr._paren(e)})")
+            jl.append(f"_J[{a}, {b}] -= _s")
+            if a != b:
+                jl.append(f"_J[{b}, {a}] -= _s")
+        if flow.weight_decay:
+            jl.append(f"_J -= lam * numpy.eye({D})")
+        jl.append("return _J")
+        doc = _docstring(flow, "Jacobian J[i, j] = d f_i / d y_j, shape (N, N),")
+        src = src + "\n\n" + _function("jac", doc, jl)
+    ns = dict(_NAMESPACE)
+    exec(compile(src, "<marginflow-generated expression flow>", "exec"), ns)  # noqa: S102
+    return CompiledFlow(
+        flow=flow,
+        blocks=flow.blocks,
+        rhs=ns["rhs"],
+        jac=ns.get("jac") if jacobian else None,
+        source=src,
+        data_names=tuple(dd.name for dd in flow.data),
+        hyper_names=tuple(str(h) for h in flow.hyper),
+        cse=cse,
+    )

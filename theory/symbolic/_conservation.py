@@ -171,6 +171,8 @@ def prove_conserved(flow: GradientFlow, quantity) -> ConservationProof:
     """
     if not isinstance(flow, GradientFlow):
         raise TypeError(f"flow must be a theory.flows.GradientFlow; got {type(flow).__name__}.")
+    if flow.method == "expression":
+        return _prove_expression(flow, quantity)
     if flow.method != "matrix":
         raise ValueError(
             "prove_conserved works on matrix-level flows; derive the flow with method='matrix'."
@@ -197,3 +199,61 @@ def prove_conserved(flow: GradientFlow, quantity) -> ConservationProof:
     return ConservationProof(
         quantity=quantity, derivative=dQ, expected=expected, holds=holds, status=status
     )
+
+
+def _prove_expression(flow: GradientFlow, quantity) -> ConservationProof:
+    """User models (``Model.from_expression``): loss-agnostic proof.
+
+    Along :math:`\\dot\\theta = -\\sum_i \\sum_o \\Gamma_{io} \\nabla f_o(\\theta; x_i)
+    (-\\lambda\\theta)` with arbitrary :math:`\\Gamma`, :math:`\\dot Q = 0` for every loss and
+    data iff :math:`\\langle\\nabla Q, \\nabla_\\theta f_o(\\theta; x)\\rangle \\equiv 0` in θ and
+    x for every output ``o`` (Marcotte, Gribonval & Peyré 2023, Sec. 2); with weight decay the
+    extra term is :math:`-\\lambda\\langle\\theta, \\nabla Q\\rangle`, equal to the expected
+    :math:`-2\\lambda Q` iff :math:`\\langle\\theta, \\nabla Q\\rangle = 2Q` (Euler).
+    """
+    model = flow.model
+    theta = model.parameter_entries()
+    if isinstance(quantity, str):
+        raise TypeError("for a user model, quantity must be a sympy expression in the "
+                        "parameter entries (strings are never parsed).")
+    if not isinstance(quantity, (sp.Basic, sp.MatrixBase)):
+        raise TypeError(f"quantity must be a sympy expression; got {type(quantity).__name__}.")
+    q = quantity
+    if getattr(q, "is_Matrix", False):
+        rep = {b.symbol: sp.ImmutableMatrix(b.symbol.as_explicit()) for b in model.block_list}
+        q = sp.ImmutableMatrix(q.xreplace(rep).as_explicit())
+        entries = list(q)
+    else:
+        entries = [q]
+    known = set(theta)
+    from sympy.matrices.expressions.matexpr import MatrixElement
+
+    for e in entries:
+        unknown = {str(a) for a in e.atoms(MatrixElement) if a not in known}
+        unknown |= {str(a) for a in e.free_symbols if isinstance(a, sp.Symbol)}
+        if unknown:
+            raise ValueError(f"quantity uses {sorted(unknown)}, which are not parameter entries "
+                             f"of model {model.name!r} (blocks {list(model.blocks)}).")
+    outs = model.output_entries()
+    residual = None
+    dQ = []
+    for e in entries:
+        grad = [sp.diff(e, t) for t in theta]
+        for f in outs:
+            r = sp.expand(sum(g * sp.diff(f, t) for g, t in zip(grad, theta, strict=True)))
+            if r != 0 and residual is None:
+                residual = r
+        rhs = [r for R in flow.rhs_list for r in R]
+        dQ.append(sum(g * r for g, r in zip(grad, rhs, strict=True)))
+        if flow.weight_decay and residual is None:
+            r = sp.expand(sum(t * g for t, g in zip(theta, grad, strict=True)) - 2 * e)
+            if r != 0:
+                residual = r
+    holds = residual is None
+    derivative = dQ[0] if len(dQ) == 1 else sp.Matrix(dQ)
+    expected = (-2 * LAM * quantity) if flow.weight_decay else sp.Integer(0)
+    status = ("proved: <∇Q, ∇f(θ; x)> = 0 identically, so dQ/dt = "
+              + ("-2λQ" if flow.weight_decay else "0") + " for every loss and data") \
+        if holds else f"not proved: residual {residual}"
+    return ConservationProof(quantity=quantity, derivative=derivative, expected=expected,
+                             holds=holds, status=status)

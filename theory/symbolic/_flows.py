@@ -392,6 +392,10 @@ def derive_gradient_flow(
     if not isinstance(model, Model):
         raise TypeError(f"model must be a theory.models.Model; got {type(model).__name__}.")
     loss = get_loss(loss)
+    if model.is_expression:  # a user model (Model.from_expression): the generic entry-wise path
+        from ._expression import derive_expression_flow
+
+        return derive_expression_flow(model, loss, weight_decay=weight_decay)
     if method not in ("matrix", "entrywise"):
         raise ValueError(f"method must be 'matrix' or 'entrywise'; got {method!r}.")
     if chain_rule not in ("auto", "suffix", "backprop"):
