@@ -208,6 +208,38 @@ def check_sweep(inst: dict) -> Verdict:
                    tuple(comps), (fig,), instance=_summary(inst, X), kind="limit")
 
 
+def alpha_trial(*, alpha: float, seed: int, n: int = 50, d: int = 200, sparsity: int = 5,
+                flow: bool = True) -> dict:
+    """One point of the α sweep, for :func:`theory.checking.run_sweep` (``marginflow sweep
+    woodworth-alpha --grid alpha=1e-4,1e-2,1,100``).
+
+    Draws the instance of :func:`make_instance` ``(seed, n=n, d=d, sparsity=sparsity)``, solves
+    the certified ``argmin Q_α`` and, with ``flow=True``, integrates the diagonal-net flow.
+
+    Returns
+    -------
+    dict
+        ``dist_l1``, ``dist_l2`` (relative distances of the minimiser to the ℓ1 / ℓ2
+        interpolants), ``flow_dist`` and ``horizon`` (flow against the minimiser; ``None`` when
+        ``flow=False``), ``passed`` (``flow_dist <= LIMIT_RTOL``), ``newton_iterations`` —
+        JSON-serialisable.
+    """
+    X, y = _data(make_instance(int(seed), n=int(n), d=int(d), sparsity=int(sparsity)))
+    sol = solve_min_potential(X, y, Potential.woodworth(float(alpha)))
+    l1 = solve_min_norm(X, y, norm=1).w
+    l2 = solve_min_norm(X, y, norm=2).w
+    out = {"alpha": float(alpha),
+           "dist_l1": float(np.linalg.norm(sol.w - l1) / np.linalg.norm(l1)),
+           "dist_l2": float(np.linalg.norm(sol.w - l2) / np.linalg.norm(l2)),
+           "newton_iterations": int(sol.iterations), "flow_dist": None, "horizon": None,
+           "passed": None}
+    if flow:
+        beta, T = flow_limit(X, y, float(alpha), HORIZONS)
+        fd = float(np.linalg.norm(beta - sol.w) / np.linalg.norm(sol.w))
+        out.update(flow_dist=fd, horizon=T, passed=bool(fd <= LIMIT_RTOL))
+    return out
+
+
 def _summary(inst, X) -> dict:
     return {"n": X.shape[0], "d": X.shape[1], "seed": inst["seed"],
             "alphas": list(inst["alphas"]), "horizons": list(inst["horizons"]),

@@ -19,7 +19,8 @@ EXAMPLES = """examples:
 A rerun with the same --results skips the points already in the file."""
 
 #: Named training trials (module path, function) that are not theorem checks.
-TRIALS = {"song-width": ("theory.catalogue.song2021", "width_trial")}
+TRIALS = {"song-width": ("theory.catalogue.song2021", "width_trial"),
+          "woodworth-alpha": ("theory.catalogue.woodworth2020", "alpha_trial")}
 
 
 def theorem_trial(*, theorem_id: str, seed: int, **overrides) -> dict:
