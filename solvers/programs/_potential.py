@@ -44,7 +44,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from .._validation import as_float_array, check_X
-from ..errors import InconsistentSystemError
+from ..errors import InconsistentSystemError, SolverError
 from ..tolerances import TOLERANCES
 from ._certificate import Certificate
 from ._chain import RouteOutcome, run_chain
@@ -521,7 +521,8 @@ def solve_min_potential(X, y, potential: Potential, *, w0=None, method: str = "a
     ------
     InconsistentSystemError
         ``X w = y`` has no solution (least-squares residual above ``consistency_rtol ||y||₂``),
-        or none inside the potential's domain (entropy: no ``w > 0`` with ``Xw = y``).
+        or none inside the potential's domain (entropy: no ``w > 0`` with ``Xw = y``; decided by
+        an LP after the routes failed).
     SolverError
         No route verified.
     ValueError, TypeError
@@ -584,8 +585,6 @@ def solve_min_potential(X, y, potential: Potential, *, w0=None, method: str = "a
             f"{res:.3e} is {res / max(ynorm, 1e-300):.2e} of ||y||_2 (> consistency_rtol "
             f"{TOLERANCES.consistency_rtol:.0e}); drop redundant rows or fit least squares.",
             residual=res)
-    if np.isfinite(potential.lower):
-        _check_interior(X, y, potential, ctx)
     r0 = float(np.linalg.norm(X @ w0 - y))
     if r0 == 0.0:  # w0 already interpolates: it is the minimiser (D_ψ(w0, w0) = 0)
         cert = potential_certificate(X, y, w0, np.zeros(n), potential, w0, rtol=rtol)
@@ -606,8 +605,13 @@ def solve_min_potential(X, y, potential: Potential, *, w0=None, method: str = "a
     def certify(out: RouteOutcome) -> Certificate:
         return potential_certificate(X, y, out.w, out.dual, potential, w0, rtol=rtol)
 
-    name, out, cert, attempts = run_chain([(nm, table[nm]) for nm in names], certify,
-                                          on_infeasible=None, program=ctx)
+    try:
+        name, out, cert, attempts = run_chain([(nm, table[nm]) for nm in names], certify,
+                                              on_infeasible=None, program=ctx)
+    except SolverError:
+        if np.isfinite(potential.lower):  # an LP, only on failure: raises when no interior point
+            _check_interior(X, y, potential, ctx)
+        raise
     return PotentialSolution(
         w=out.w, dual=out.dual, value=cert.primal_value,
         residual=float(np.linalg.norm(X @ out.w - y)), w0=w0, potential=potential,
