@@ -3,7 +3,8 @@ program (min D_ψ(w, w₀) s.t. Xw = y), for the potentials CVXPY can represent.
 
 Usage::
 
-    python tests/benchmarks/bench_potential.py [n d]     # default 200 4000; issue target 1000 20000
+    python tests/benchmarks/bench_potential.py [n d [newton-only]]   # default 200 4000
+    python tests/benchmarks/bench_potential.py 1000 20000 newton-only    # the issue's size
 
 Prints one line per potential: Newton time and iterations, CVXPY time, the ratio, and the
 relative distance between the two answers (CVXPY's own accuracy is ~√solver_eps). Measured
@@ -21,7 +22,7 @@ from solvers.programs import Potential, solve_min_potential
 from solvers.programs._potential import _route_cvxpy
 
 
-def main(n: int = 200, d: int = 4000) -> None:
+def main(n: int = 200, d: int = 4000, cvxpy: bool = True) -> None:
     rng = np.random.default_rng(0)
     X = rng.standard_normal((n, d))
     beta = np.zeros(d)
@@ -38,7 +39,7 @@ def main(n: int = 200, d: int = 4000) -> None:
         tn = time.perf_counter() - t
         line = (f"{name:14s} newton {tn:8.2f} s ({sol.iterations} it, "
                 f"{sol.certificate.status})")
-        if pot.cvxpy is not None:
+        if cvxpy and pot.cvxpy is not None:
             w0 = np.full(d, pot.minimiser)
             t = time.perf_counter()
             out = _route_cvxpy(XX, yy, pot, w0, pot.grad(w0), "CLARABEL")
@@ -46,10 +47,10 @@ def main(n: int = 200, d: int = 4000) -> None:
             dist = np.linalg.norm(out.w - sol.w) / np.linalg.norm(sol.w)
             line += f"  cvxpy {tc:8.2f} s [{out.solver_status}]  ratio {tc / tn:6.1f}x  " \
                     f"rel. dist {dist:.1e}"
-        else:
+        elif cvxpy:
             line += "  (no CVXPY form)"
         print(line, flush=True)
 
 
 if __name__ == "__main__":
-    main(*(int(a) for a in sys.argv[1:3]))
+    main(*(int(a) for a in sys.argv[1:3]), cvxpy="newton-only" not in sys.argv[3:])
