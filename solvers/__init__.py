@@ -28,7 +28,8 @@ _LAZY = {
     **{n: "solvers.programs" for n in (
         "Certificate", "MarginSolution", "MinNormSolution", "NuclearNormSolution",
         "solve_max_margin", "solve_min_norm", "solve_min_nuclear_norm",
-        "sensing_operator_from_regression")},
+        "sensing_operator_from_regression",
+        "Potential", "PotentialSolution", "solve_min_potential")},
     # gradient flows: integration, hand-written right-hand sides, quantities, Halpern
     **{n: "solvers.flows" for n in (
         "integrate", "Trajectory", "pack_state", "unpack_state",

@@ -45,6 +45,7 @@ _CLASSES = {
     "solvers": {"Certificate", "MarginSolution", "MinNormSolution", "NuclearNormSolution",
                 "Trajectory", "HalpernResult", "HomogeneousMLP", "MarginSummary",
                 "TrainingResult", "History", "ShallowRun", "KKTReport", "Tolerances",
+                "Potential", "PotentialSolution",
                 "MarginflowError", "NotSeparableError", "InconsistentSystemError",
                 "NotHomogeneousError", "NotFeasibleError", "SolverError", "IntegrationError"},
     "theory": {"Model", "Loss", "GradientFlow", "ConservationProof", "CompiledFlow",

@@ -19,6 +19,12 @@ from ._nuclear_norm import (
     sensing_operator_from_regression,
     solve_min_nuclear_norm,
 )
+from ._potential import (
+    MIN_POTENTIAL_METHODS,
+    Potential,
+    PotentialSolution,
+    solve_min_potential,
+)
 
 __all__ = [
     "Certificate",
@@ -32,4 +38,8 @@ __all__ = [
     "MAX_MARGIN_METHODS",
     "MIN_NORM_METHODS",
     "NUCLEAR_NORM_METHODS",
+    "Potential",
+    "PotentialSolution",
+    "solve_min_potential",
+    "MIN_POTENTIAL_METHODS",
 ]

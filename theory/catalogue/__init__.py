@@ -27,6 +27,7 @@ MODULES: tuple[str, ...] = (
     "soudry2018", "gunasekar2018", "lyu_li2019", "tsilivis2024", "arora2018",
     "saxe2014", "bansal2018", "banburski2019", "song2021", "gunasekar2017",
     "marcotte2023",
+    "woodworth2020", "gunasekar2018_mirror", "azulay2021",
 )
 
 

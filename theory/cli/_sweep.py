@@ -21,7 +21,8 @@ workers and keeps every finished point (exit 130/143); a second sweep on a --res
 another sweep is writing is refused (exit 2), and so is a file that is not a sweep's."""
 
 #: Named training trials (module path, function) that are not theorem checks.
-TRIALS = {"song-width": ("theory.catalogue.song2021", "width_trial")}
+TRIALS = {"song-width": ("theory.catalogue.song2021", "width_trial"),
+          "woodworth-alpha": ("theory.catalogue.woodworth2020", "alpha_trial")}
 
 
 def theorem_trial(*, theorem_id: str, seed: int, **overrides) -> dict:
