@@ -35,7 +35,14 @@ from ._shallow import (
 )
 from ._torch_adapter import augment_constant_feature, from_torch, load_torch, save_torch
 from ._training import TRAINING_METHODS, History, TrainingResult, train
-from ._weights_io import load_data, load_weights, save_data, save_weights
+from ._weights_io import (
+    MAX_ARRAY_BYTES,
+    detect_file_format,
+    load_data,
+    load_weights,
+    save_data,
+    save_weights,
+)
 from .kkt import KKTReport, check_kkt
 
 __all__ = [
@@ -45,6 +52,7 @@ __all__ = [
     "margin_summary",
     "train", "TrainingResult", "History", "TRAINING_METHODS",
     "load_weights", "save_weights", "load_data", "save_data",
+    "detect_file_format", "MAX_ARRAY_BYTES",
     "from_torch", "load_torch", "save_torch", "augment_constant_feature",
     "ShallowRun", "WidthSearch", "init_shallow", "shallow_forward", "shallow_jacobian",
     "train_shallow", "train_shallow_batch", "minimal_width", "threshold_width",
