@@ -18,3 +18,60 @@ def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "theory.cli", "--help"], capture_output=True,
                          text=True, check=True)
     assert "usage: marginflow" in out.stdout
+
+
+def _env():
+    import os
+    from pathlib import Path
+
+    return dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+
+
+def test_building_the_parser_imports_no_sympy_or_scipy():
+    """``marginflow --help``/``--version`` must not pay for sympy and scipy (issue 14.13)."""
+    code = ("import sys; from theory.cli import build_parser; p = build_parser(); "
+            "p.format_help(); [s.format_help() for a in p._subparsers._group_actions "
+            "for s in a.choices.values()]; "
+            "print(sorted(m for m in ('sympy', 'scipy', 'cvxpy', 'torch', 'matplotlib') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=_env(), check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_derive_lists_the_models_of_the_reports():
+    from theory.cli._derive import MODELS
+    from theory.reports import MODELS as REPORT_MODELS
+
+    assert MODELS == REPORT_MODELS
+
+
+def test_closed_output_pipe_exits_quietly():
+    """``marginflow list | head -1``: the reader is gone before the first write."""
+    for extra in ([], ["--json"]):
+        p = subprocess.Popen([sys.executable, "-m", "theory.cli", "list", *extra],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+        p.stdout.close()
+        err = p.stderr.read().decode()
+        p.stderr.close()
+        assert p.wait(timeout=120) == 141 and err == ""
+
+
+def test_debug_shows_the_traceback_that_a_user_error_hides(tmp_path, capsys):
+    import pytest
+
+    argv = ["kkt", "--weights", str(tmp_path / "nope.npz"), "--data", str(tmp_path / "d.npz")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("marginflow kkt: error:") and "does not exist" in err
+    assert err.count("\n") == 1
+    with pytest.raises(ValueError, match="does not exist"):
+        main(["--debug", *argv])
+
+
+def test_negative_values_reach_their_option():
+    from theory.cli._main import _glue_negative_values
+
+    assert _glue_negative_values(["sweep", "--seeds", "-3:-1", "--grid", "a=-1"]) == \
+        ["sweep", "--seeds=-3:-1", "--grid", "a=-1"]
+    assert _glue_negative_values(["verify", "--seed", "--json"]) == ["verify", "--seed", "--json"]

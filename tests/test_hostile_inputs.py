@@ -93,7 +93,10 @@ def _marginflow(*args, cwd=None):
         if cwd is not None:
             os.chdir(cwd)
         with redirect_stdout(out), redirect_stderr(err):
-            code = main([str(a) for a in args])
+            try:
+                code = main([str(a) for a in args])
+            except SystemExit as exc:  # argparse's errors (and --help) exit from parse_args
+                code = exc.code
     finally:
         os.chdir(old)
     return _Run(code, out.getvalue(), err.getvalue())
@@ -388,3 +391,80 @@ def test_detect_file_format_reads_only_the_head_and_directory(tmp_path):
     with pytest.raises(ValueError, match="zip archive but neither an .npz"):
         detect_file_format(p)
     assert detect_file_format(save_data(tmp_path / "d", X, Y)) == "npz"
+
+
+# --- user errors on the command line (issue 14.9) ---------------------------------------------
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Fail the test if a check or a sweep starts: the errors below must come first."""
+    import theory.checking
+    from theory.cli import _verify
+
+    def boom(*args, **kwargs):
+        raise AssertionError("work started before the bad argument was refused")
+
+    monkeypatch.setattr(_verify, "run_checks", boom)
+    monkeypatch.setattr(theory.checking, "run_sweep", boom)
+
+
+def _unwritable_dir() -> str:
+    """/sys refuses new files even to root (where chmod-based read-only dirs do not)."""
+    try:
+        with __import__("tempfile").TemporaryFile(dir="/sys"):
+            pass
+    except OSError:
+        return "/sys"
+    pytest.skip("/sys is writable here: no read-only directory to test with")
+
+
+SWEEP = ["sweep", "song-width", "--grid", "width=8", "--grid", "d=10"]
+
+
+@pytest.mark.parametrize("argv,words", [
+    (["verify", "--report", "{ro}/out"], "--report '{ro}/out': cannot write in '{ro}' "
+                                         "(Permission denied)"),
+    (["verify", "--report", "{tmp}/no/such/out"], "the directory '{tmp}/no/such' does not exist"),
+    (["verify", "--report", "{tmp}/file.txt"], "exists and is not a directory"),
+    (["derive", "linear", "--report", "{ro}/out"], "cannot write in '{ro}'"),
+    ([*SWEEP, "--grid", "n=16", "--results", "{ro}/r.jsonl"], "cannot write in '{ro}'"),
+    ([*SWEEP, "--grid", "n=16", "--results", "{tmp}/no/r.jsonl"], "does not exist"),
+    ([*SWEEP, "--grid", "n=16", "--results", "."], "--results '.' is a directory"),
+    ([*SWEEP, "--grid", "n=1e9", "--results", "{tmp}/r.jsonl"],
+     "n·d·width = 8e+10 elements, above the limit of 5e+07"),
+    ([*SWEEP, "--grid", "n=1,,2", "--results", "{tmp}/r.jsonl"], "--grid n: empty value"),
+    ([*SWEEP, "--grid", "n=abc", "--results", "{tmp}/r.jsonl"], "--grid n: 'abc' is not a number"),
+    ([*SWEEP, "--grid", "n=2.5", "--results", "{tmp}/r.jsonl"], "--grid n: 2.5 is not a positive"),
+    ([*SWEEP, "--grid", "n=16", "--seeds", "-3:-1", "--results", "{tmp}/r.jsonl"],
+     "--seeds '-3:-1': seeds must lie in [0, 2**32)"),
+    ([*SWEEP, "--grid", "n=16", "--jobs", "0", "--results", "{tmp}/r.jsonl"],
+     "--jobs must be at least 1; got 0"),
+    (["verify", "--jobs", "0"], "--jobs must be at least 1; got 0"),
+    (["verify", "--jobs", "-5"], "--jobs must be at least 1; got -5"),
+    (["verify", "--seed", "-1"], "--seed must be in [0, 2**32)"),
+    (["derive", "linear", "--seed", "-1", "--report", "{tmp}/d"], "--seed must be in [0, 2**32)"),
+])
+def test_user_errors_are_one_line_exit_2_before_work(tmp_path, no_work, argv, words):
+    ro = _unwritable_dir() if any("{ro}" in a for a in argv) else "/sys"
+    (tmp_path / "file.txt").write_text("mine")
+    argv = [a.format(tmp=tmp_path, ro=ro) for a in argv]
+    before = _tree(tmp_path)
+    run = _marginflow(*argv, cwd=tmp_path)
+    code, err = run.returncode, run.stderr
+    assert code == 2, err
+    assert words.format(tmp=tmp_path, ro=ro) in err, err
+    assert err.count("\n") == 1 and "Traceback" not in err
+    assert _tree(tmp_path) == before
+
+
+def test_unreachable_scheduler_is_named_within_the_timeout(tmp_path, no_work):
+    import socket
+
+    with socket.socket() as s:  # a port nobody listens on: bind, never listen
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        run = _marginflow(*SWEEP, "--grid", "n=16", "--results", tmp_path / "r.jsonl",
+                          "--scheduler", f"tcp://127.0.0.1:{port}", "--scheduler-timeout", "2")
+    assert run.returncode == 2
+    assert f"--scheduler 'tcp://127.0.0.1:{port}' is unreachable (connection refused" in run.stderr
+    assert not (tmp_path / "r.jsonl").exists()

@@ -5,7 +5,13 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._checks import check_output_dir, seed_int
+
 __all__ = ["register", "run"]
+
+#: The models of :data:`theory.reports.MODELS`, listed here so that building the parser imports
+#: no sympy (tests/test_cli.py checks that the two agree).
+MODELS = ("linear", "linear-chain", "deep-linear", "diagonal")
 
 EXAMPLES = """examples:
   marginflow derive deep-linear --widths 3,4,4,2 --report out/deep
@@ -27,8 +33,6 @@ def _widths(text: str) -> tuple[int, ...]:
 
 
 def register(sub) -> None:
-    from ..reports import MODELS
-
     p = sub.add_parser("derive", help="write the derivation report of a model",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Derive the gradient flow of MODEL symbolically, prove its "
@@ -42,7 +46,7 @@ def register(sub) -> None:
     p.add_argument("--d", type=int, default=4, help="input dimension (default 4)")
     p.add_argument("--loss", choices=("squared", "logistic", "exp"), default="squared")
     p.add_argument("--weight-decay", type=float, default=0.0, metavar="LAMBDA")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the data (default 0)")
     p.add_argument("--report", metavar="DIR", required=True, help="report directory")
     p.add_argument("--force", action="store_true", help="replace an existing report")
     p.add_argument("--no-numerics", action="store_true",
@@ -51,18 +55,14 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    from ..reports import DerivationSpec, derive_report, write_report
-
-    if Path(args.report).exists() and not args.force:
-        raise FileExistsError(f"report directory {args.report!r} exists; pass --force to "
-                              f"replace it or choose another --report DIR.")
-    if args.weight_decay < 0:
+    check_output_dir(args.report, "--report", force=args.force)
+    if not args.weight_decay >= 0:  # also refuses nan
         raise ValueError(f"--weight-decay must be >= 0; got {args.weight_decay}.")
     for name in ("depth", "d"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be a positive integer; got {getattr(args, name)}.")
+    from ..reports import DerivationSpec, derive_report, write_report
+
     spec = DerivationSpec(model=args.model, depth=args.depth, widths=tuple(args.widths), d=args.d,
                           loss=args.loss, weight_decay=args.weight_decay, seed=args.seed)
     report = derive_report(spec, numerical=not args.no_numerics)

@@ -7,6 +7,8 @@ import json
 import sys
 import time
 
+from ._checks import check_output_dir, positive_int, seed_int
+
 __all__ = ["register", "run_list", "run_verify", "run_checks"]
 
 EXAMPLE_VERIFY = """examples:
@@ -33,9 +35,10 @@ def register(sub) -> None:
     p.add_argument("--report", metavar="DIR", help="write a report (md, tex, json, figures) to DIR")
     p.add_argument("--force", action="store_true", help="replace an existing report directory")
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
-    p.add_argument("--seed", type=int, default=0, help="seed of the built-in instances (default 0)")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="run checks in N processes (joblib; default 1)")
+    p.add_argument("--seed", type=seed_int, default=0,
+                   help="seed of the built-in instances, in [0, 2**32) (default 0)")
+    p.add_argument("--jobs", type=positive_int("--jobs"), default=1,
+                   help="run checks in N >= 1 processes (joblib; default 1)")
     p.set_defaults(func=run_verify)
 
 
@@ -98,17 +101,13 @@ def _claim_text(v) -> tuple[str, str]:
 
 
 def run_verify(args) -> int:
+    if args.report:  # before the catalogue is even imported
+        check_output_dir(args.report, "--report", force=args.force)
     from ..catalogue import catalogue, select
 
     theorems = select(args.ids, quick=args.quick)
     if not theorems:
         raise ValueError("no theorem selected; drop --quick or name ids from `marginflow list`.")
-    if args.report:
-        from pathlib import Path
-
-        if Path(args.report).exists() and not args.force:
-            raise FileExistsError(f"report directory {args.report!r} exists; pass --force to "
-                                  f"replace it or choose another --report DIR.")
     verdicts = run_checks(theorems, seed=args.seed, jobs=args.jobs)
     if args.json:
         print(json.dumps([v.to_dict() for v in verdicts], indent=2, ensure_ascii=False))
