@@ -20,12 +20,25 @@ from ..errors import IntegrationError
 from ..tolerances import TOLERANCES
 from ._trajectory import Trajectory, normalise_blocks
 
-__all__ = ["integrate", "METHODS"]
+__all__ = ["integrate", "METHODS", "MAX_STEPS"]
 
 METHODS = {"LSODA": LSODA, "DOP853": DOP853, "Radau": Radau, "BDF": BDF, "RK45": RK45,
            "RK23": RK23}
 _IMPLICIT = {"LSODA", "Radau", "BDF"}
 _EPS = np.finfo(float).eps
+
+#: Default step budget of :func:`integrate`. The flows of the catalogue take a few hundred to a
+#: few ten thousand steps (log-time to t = 1e100 in a few hundred); an explicit method on a stiff
+#: flow (eigenvalues 1e8...1) would need ~1e7 per unit time.
+MAX_STEPS = 500_000
+#: Steps between two projections of the number of steps still needed; an integration whose
+#: projected total exceeds ``_PROJECTION_FACTOR * max_steps`` stops at once (an early transient
+#: with small steps does not trigger it: the projection uses the last window only and must
+#: exceed the budget several times over).
+_WINDOW = 1000
+_PROJECTION_FACTOR = 4
+# (and only while the step size is not growing: the mean step of a window at most twice that
+# of the window before; an implicit method leaving a fast transient doubles its step quickly)
 
 
 class _NonFinite(Exception):
@@ -70,6 +83,28 @@ def _failure_hint(method: str, log_time: bool) -> str:
     return "Try " + "; ".join(hints) + "."
 
 
+def _budget_message(method: str, n_steps: int, t_now: float, t_end: float, h: float,
+                    projected: float | None, max_steps: int, rtol: float, atol) -> str:
+    what = (f"{method} stopped after {n_steps} steps at t = {t_now:.6g} of {t_end:.6g}, "
+            f"mean step {h:.3g} over the last {_WINDOW}")
+    if projected is None:
+        what = what.replace(f"over the last {_WINDOW}", "so far")
+    if projected is not None:
+        what += (f": at that step size it would need about {projected:.2g} steps, more than "
+                 f"{_PROJECTION_FACTOR} x max_steps={max_steps}")
+    else:
+        what += f" (max_steps={max_steps})"
+    if method not in _IMPLICIT:
+        hint = ("The flow is likely stiff for an explicit method (its step is limited by "
+                "stability, not accuracy). Try method='Radau' or 'BDF' (or 'LSODA', which "
+                f"switches by itself), or a looser rtol/atol (now {rtol:g}/{np.max(atol):g}).")
+    else:
+        hint = (f"Try a looser rtol/atol (now {rtol:g}/{np.max(atol):g}), check that rhs is "
+                f"smooth (a kink stalls the step control), log_time=True for horizons over "
+                f"many decades, or jac= for a stiff flow.")
+    return f"{what}. {hint} Raise max_steps= if this run is expected to be that long."
+
+
 def integrate(
     rhs: Callable,
     y0,
@@ -86,6 +121,7 @@ def integrate(
     throw: bool = True,
     max_step: float = np.inf,
     first_step: float | None = None,
+    max_steps: int | None = MAX_STEPS,
 ) -> Trajectory:
     r"""Integrate ``ẏ = rhs(t, y)`` over ``t_span`` and return a :class:`Trajectory`.
 
@@ -131,6 +167,13 @@ def integrate(
         returns the partial trajectory with ``status`` ``"failed"`` or ``"non-finite"``.
     max_step, first_step : float, optional
         Passed to the scipy integrator (in ``s`` when ``log_time=True``).
+    max_steps : int or None, keyword-only
+        Step budget (default :data:`MAX_STEPS` = 500 000; ``None``: unlimited). The integration
+        fails (status ``"failed"``, :class:`IntegrationError` with ``throw=True``) when it is used
+        up, and at once when, every 1000 steps, the mean step of the last 1000 steps (if it
+        is not growing: at most twice that of the 1000 before) projects a total above
+        4 × ``max_steps``: an explicit method on a stiff flow then stops within seconds with a
+        hint to use an implicit one, instead of running for minutes.
 
     Returns
     -------
@@ -154,6 +197,10 @@ def integrate(
     """
     if not callable(rhs):
         raise TypeError(f"rhs must be callable as rhs(t, y); got {type(rhs).__name__}.")
+    if max_steps is not None and (isinstance(max_steps, bool) or
+                                  not isinstance(max_steps, int | np.integer) or max_steps < 1):
+        raise ValueError(f"max_steps must be a positive integer or None (unlimited); got "
+                         f"{max_steps!r}. The default is MAX_STEPS = {MAX_STEPS}.")
     if method not in METHODS:
         raise ValueError(f"method must be one of {sorted(METHODS)}; got {method!r}.")
     y0 = np.array(y0, dtype=np.float64).reshape(-1)
@@ -254,6 +301,7 @@ def integrate(
                 out_y.append(y0.copy())
                 eval_pos += 1
         solver = METHODS[method](fun, s0, y0, s1, **kwargs)
+        s_mark, h_prev = s0, np.inf
         g_old = [g(s0, y0) for g in wrapped]
         while solver.status == "running":
             step_msg = solver.step()
@@ -315,6 +363,25 @@ def integrate(
             if stop_at is not None:
                 status, message = "event", f"a terminal event fired at t = {t_user(stop_at):.6g}"
                 break
+            if max_steps is not None and solver.status == "running":
+                if n_steps % _WINDOW == 0:
+                    h = abs(solver.t - s_mark) / _WINDOW
+                    s_mark = solver.t
+                    projected = n_steps + abs(s1 - solver.t) / max(h, _EPS * abs(solver.t))
+                    growing = h > 2.0 * h_prev  # a transient: steps still growing fast
+                    h_prev = h
+                    if (n_steps >= 2 * _WINDOW and not growing
+                            and projected > _PROJECTION_FACTOR * max_steps):
+                        status = "failed"
+                        message = _budget_message(method, n_steps, t_user(solver.t), t1,
+                                                  h, projected, max_steps, rtol, atol)
+                        break
+                if n_steps >= max_steps:
+                    h = abs(solver.t - s0) / n_steps
+                    status = "failed"
+                    message = _budget_message(method, n_steps, t_user(solver.t), t1, h, None,
+                                              max_steps, rtol, atol)
+                    break
     except _NonFinite as exc:
         status = "non-finite"
         message = (
