@@ -75,3 +75,53 @@ def test_negative_values_reach_their_option():
     assert _glue_negative_values(["sweep", "--seeds", "-3:-1", "--grid", "a=-1"]) == \
         ["sweep", "--seeds=-3:-1", "--grid", "a=-1"]
     assert _glue_negative_values(["verify", "--seed", "--json"]) == ["verify", "--seed", "--json"]
+
+
+def test_progress_off_a_terminal_is_one_line_per_finished_check(monkeypatch, capsys):
+    """Issue 14.13: captured stderr is not a terminal, so each finished check logs a line."""
+    import theory.catalogue as cat
+    from theory.checking import Source, Theorem, Verdict, compare_le
+
+    def fake(theorem_id):
+        return Theorem(theorem_id, "fake", Source("A. Author", 2024, "T"), "$x \\le 1$", (),
+                       "bound", make_instance=lambda seed, **kw: {"x": 0.5},
+                       check_instance=lambda inst: Verdict(
+                           theorem_id, "fake", (compare_le("x", inst["x"], 1.0),), kind="bound"))
+
+    monkeypatch.setattr(cat, "catalogue", lambda: (fake("fake-a"), fake("fake-b")))
+    assert main(["verify", "fake-a", "fake-b"]) == 0
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(",")[0] for line in err if line.startswith("marginflow: verify:")] == \
+        ["marginflow: verify: 1/2 done", "marginflow: verify: 2/2 done"]
+
+
+def test_progress_lines_and_silence():
+    import logging
+
+    from solvers._progress import LOGGER_NAME, progress
+
+    records = []
+
+    class Keep(logging.Handler):
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger = logging.getLogger(LOGGER_NAME)
+    handler, level = Keep(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        assert list(progress(range(3), desc="stage")) == [0, 1, 2]  # pytest: not a terminal
+        assert [r.split(",")[0] for r in records] == ["stage: 1/3 done", "stage: 2/3 done",
+                                                      "stage: 3/3 done"]
+        records.clear()
+        bar = progress(total=1000, desc="many")  # 1000 items: spaced lines, the last always
+        for _ in range(1000):
+            bar.update(1)
+        bar.close()
+        assert [r.split(",")[0] for r in records] == ["many: 1000/1000 done"]
+        records.clear()
+        assert list(progress(range(2), enabled=False)) == [0, 1] and records == []
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

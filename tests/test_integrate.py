@@ -207,3 +207,45 @@ def test_max_steps_is_a_hard_budget():
 def test_max_steps_must_be_a_positive_integer(bad):
     with pytest.raises(ValueError, match=r"max_steps must be a positive integer or None"):
         integrate(lambda t, y: -y, [1.0], (0.0, 1.0), max_steps=bad)
+
+
+# --- method='auto' (issue 9.3) ------------------------------------------------------------------
+
+def _no_jac(t, y):
+    raise AssertionError("method='auto' above the limit must not evaluate a P x P Jacobian")
+
+
+def test_auto_uses_lsoda_with_the_jacobian_for_small_states():
+    calls = []
+
+    def jac(t, y):
+        calls.append(t)
+        return -np.eye(3)
+
+    traj = integrate(lambda t, y: -y, np.ones(3), (0.0, 1.0), method="auto", jac=jac,
+                     t_eval=[1.0])
+    assert traj.method == "LSODA" and "method='auto' chose LSODA" in traj.message
+    np.testing.assert_allclose(traj.states[-1], np.exp(-1.0), rtol=1e-8, atol=0)
+
+
+def test_auto_goes_explicit_and_matrix_free_above_the_dense_limit():
+    from solvers.flows import DENSE_JACOBIAN_LIMIT
+
+    P = DENSE_JACOBIAN_LIMIT + 1
+    rates = np.linspace(0.5, 2.0, P)
+    traj = integrate(lambda t, y: -rates * y, np.ones(P), (0.0, 1.0), method="auto",
+                     jac=_no_jac, t_eval=[1.0])
+    assert traj.method == "DOP853"
+    assert f"P = {P} > {DENSE_JACOBIAN_LIMIT}" in traj.message
+    # solver rtol 1e-10; the closed form exp(-rate t)
+    np.testing.assert_allclose(traj.states[-1], np.exp(-rates), rtol=1e-8, atol=0)
+
+
+def test_auto_on_a_wide_stiff_flow_stops_early_and_names_the_memory():
+    from solvers.flows import DENSE_JACOBIAN_LIMIT
+
+    P = DENSE_JACOBIAN_LIMIT + 1
+    rates = np.logspace(0, 8, P)
+    with pytest.raises(IntegrationError, match=r"DOP853 stopped after 2000 steps.*likely stiff.*"
+                                               r"dense P x P Jacobian \(31 MiB"):
+        integrate(lambda t, y: -rates * y, np.ones(P), (0.0, 1.0), method="auto", jac=_no_jac)

@@ -20,12 +20,17 @@ from ..errors import IntegrationError
 from ..tolerances import TOLERANCES
 from ._trajectory import Trajectory, normalise_blocks
 
-__all__ = ["integrate", "METHODS", "MAX_STEPS"]
+__all__ = ["integrate", "METHODS", "MAX_STEPS", "DENSE_JACOBIAN_LIMIT"]
 
 METHODS = {"LSODA": LSODA, "DOP853": DOP853, "Radau": Radau, "BDF": BDF, "RK45": RK45,
            "RK23": RK23}
 _IMPLICIT = {"LSODA", "Radau", "BDF"}
 _EPS = np.finfo(float).eps
+
+#: ``method='auto'``: the largest state for which an implicit method with a dense P×P Jacobian
+#: is used (2000: the Jacobian and its LU factors take 2 × 32 MB). Above it, an explicit method
+#: that never forms a P×P matrix (memory O(P)).
+DENSE_JACOBIAN_LIMIT = 2000
 
 #: Default step budget of :func:`integrate`. The flows of the catalogue take a few hundred to a
 #: few ten thousand steps (log-time to t = 1e100 in a few hundred); an explicit method on a stiff
@@ -83,8 +88,20 @@ def _failure_hint(method: str, log_time: bool) -> str:
     return "Try " + "; ".join(hints) + "."
 
 
+def _choose_method(n: int, has_jac: bool) -> tuple[str, str]:
+    """``method='auto'``: the scipy method for a state of size ``n``, and why (one sentence)."""
+    if n <= DENSE_JACOBIAN_LIMIT:
+        return "LSODA", (f"method='auto' chose LSODA (switches between stiff and non-stiff "
+                         f"modes; P = {n} <= {DENSE_JACOBIAN_LIMIT}, so its dense P x P "
+                         f"Jacobian{' (from jac)' if has_jac else ''} is affordable)")
+    return "DOP853", (f"method='auto' chose DOP853 (explicit, memory O(P): P = {n} > "
+                      f"{DENSE_JACOBIAN_LIMIT}, a dense P x P Jacobian would take "
+                      f"{8 * n * n / 2**20:.0f} MiB)")
+
+
 def _budget_message(method: str, n_steps: int, t_now: float, t_end: float, h: float,
-                    projected: float | None, max_steps: int, rtol: float, atol) -> str:
+                    projected: float | None, max_steps: int, rtol: float, atol,
+                    n: int = 0, auto: bool = False) -> str:
     what = (f"{method} stopped after {n_steps} steps at t = {t_now:.6g} of {t_end:.6g}, "
             f"mean step {h:.3g} over the last {_WINDOW}")
     if projected is None:
@@ -94,7 +111,13 @@ def _budget_message(method: str, n_steps: int, t_now: float, t_end: float, h: fl
                  f"{_PROJECTION_FACTOR} x max_steps={max_steps}")
     else:
         what += f" (max_steps={max_steps})"
-    if method not in _IMPLICIT:
+    if method not in _IMPLICIT and auto and n > DENSE_JACOBIAN_LIMIT:
+        hint = ("The flow is likely stiff for an explicit method (its step is limited by "
+                f"stability, not accuracy), and at P = {n} an implicit method would need a "
+                f"dense P x P Jacobian ({8 * n * n / 2**20:.0f} MiB, several copies). Try a "
+                f"smaller system, a shorter t_span, or a looser rtol/atol (now {rtol:g}/"
+                f"{np.max(atol):g}); method='LSODA' with jac= if that memory is available.")
+    elif method not in _IMPLICIT:
         hint = ("The flow is likely stiff for an explicit method (its step is limited by "
                 "stability, not accuracy). Try method='Radau' or 'BDF' (or 'LSODA', which "
                 f"switches by itself), or a looser rtol/atol (now {rtol:g}/{np.max(atol):g}).")
@@ -146,8 +169,14 @@ def integrate(
         Initial flat state.
     t_span : (float, float)
         ``(t0, t1)``; with ``log_time=True`` both must exceed ``-1``.
-    method : {'LSODA', 'DOP853', 'Radau', 'BDF', 'RK45', 'RK23'}, keyword-only
+    method : {'LSODA', 'DOP853', 'Radau', 'BDF', 'RK45', 'RK23', 'auto'}, keyword-only
         The scipy integrator. LSODA switches between stiff and non-stiff modes by itself.
+        ``'auto'`` picks by the state size P: LSODA (with ``jac``) when
+        P <= :data:`DENSE_JACOBIAN_LIMIT` (2000), else DOP853, an explicit method that never
+        forms a P×P matrix; the choice and its reason are appended to the trajectory's
+        ``message`` (``Trajectory.method`` names the method used). A stiff flow above the limit
+        then stops early through ``max_steps``' projection, saying so (issue 9.3: no
+        matrix-free implicit method is implemented yet).
     rtol, atol : float, optional
         Default ``TOLERANCES.ode_rtol`` (1e-10) and ``TOLERANCES.ode_atol`` (1e-12).
     t_eval : array_like of shape (T,), optional
@@ -201,8 +230,8 @@ def integrate(
                                   not isinstance(max_steps, int | np.integer) or max_steps < 1):
         raise ValueError(f"max_steps must be a positive integer or None (unlimited); got "
                          f"{max_steps!r}. The default is MAX_STEPS = {MAX_STEPS}.")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {sorted(METHODS)}; got {method!r}.")
+    if method != "auto" and method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)} or 'auto'; got {method!r}.")
     y0 = np.array(y0, dtype=np.float64).reshape(-1)
     if y0.size == 0:
         raise ValueError("y0 is empty; pass the flat initial state of shape (N,).")
@@ -233,6 +262,10 @@ def integrate(
         jac = getattr(rhs, "jac", None)
     if jac is not None and not callable(jac):
         raise TypeError(f"jac must be callable as jac(t, y); got {type(jac).__name__}.")
+    auto = method == "auto"
+    choice = ""
+    if auto:
+        method, choice = _choose_method(n, jac is not None)
     if events is None:
         events = []
     elif callable(events):
@@ -374,13 +407,13 @@ def integrate(
                             and projected > _PROJECTION_FACTOR * max_steps):
                         status = "failed"
                         message = _budget_message(method, n_steps, t_user(solver.t), t1,
-                                                  h, projected, max_steps, rtol, atol)
+                                                  h, projected, max_steps, rtol, atol, n, auto)
                         break
                 if n_steps >= max_steps:
                     h = abs(solver.t - s0) / n_steps
                     status = "failed"
                     message = _budget_message(method, n_steps, t_user(solver.t), t1, h, None,
-                                              max_steps, rtol, atol)
+                                              max_steps, rtol, atol, n, auto)
                     break
     except _NonFinite as exc:
         status = "non-finite"
@@ -390,6 +423,8 @@ def integrate(
             f"large initialisation, or overflow). " + _failure_hint(method, log_time)
         )
     wall = time.perf_counter() - start
+    if choice:
+        message = f"{message} [{choice}]"
     states = np.array(out_y, dtype=np.float64).reshape(-1, n)
     traj = Trajectory(
         times=np.array(out_t, dtype=np.float64), states=states, blocks=blocks, status=status,

@@ -92,6 +92,30 @@ def _silence_stdout() -> None:
         pass
 
 
+def _configure_logging() -> None:
+    """Progress and stage lines of marginflow's own loggers go to stderr, one per line (a tqdm bar
+    replaces the per-item lines on a terminal); other libraries' logging is left alone."""
+    import logging
+
+    class _Stderr(logging.Handler):  # the current sys.stderr at each line, not the one at setup
+        def emit(self, record):
+            try:
+                sys.stderr.write(self.format(record) + "\n")
+                sys.stderr.flush()
+            except (OSError, ValueError):  # stderr closed: progress is not worth an error
+                pass
+
+    for name in ("marginflow", "theory", "solvers"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(h, logging.Handler) and type(h).__name__ == "_Stderr"
+                   for h in logger.handlers):
+            handler = _Stderr()
+            handler.setFormatter(logging.Formatter("marginflow: %(message)s"))
+            logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``marginflow`` console script; returns the exit status.
 
@@ -108,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_OK
     from solvers.errors import MarginflowError
 
+    _configure_logging()
     try:
         status = int(args.func(args) or EXIT_OK)
         sys.stdout.flush()

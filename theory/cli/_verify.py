@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 
 from ._checks import check_output_dir, positive_int, seed_int
 
 __all__ = ["register", "run_list", "run_verify", "run_checks"]
+
+_log = logging.getLogger("marginflow.progress")
 
 EXAMPLE_VERIFY = """examples:
   marginflow verify                      # every theorem on its built-in instance
@@ -82,7 +85,9 @@ def run_checks(theorems, *, seed: int = 0, jobs: int = 1, progress: bool | None 
     if jobs and jobs > 1:
         from joblib import Parallel, delayed
 
-        return list(Parallel(n_jobs=jobs)(delayed(safe)(t) for t in theorems))
+        ordered = Parallel(n_jobs=jobs, return_as="generator")(delayed(safe)(t) for t in theorems)
+        return list(bar(ordered, total=len(theorems), desc=f"verify ({jobs} jobs)",
+                        enabled=progress))
     return [safe(t) for t in bar(theorems, desc="verify", enabled=progress)]
 
 
@@ -124,6 +129,8 @@ def run_verify(args) -> int:
     if args.report:
         from ..reports import verify_report, write_report
 
+        _log.info("verify: writing the report (markdown, LaTeX, JSON, figures) to %s",
+                  args.report)
         path = write_report(verify_report(verdicts, catalogue()), args.report, force=args.force)
         print(f"report written to {path}", file=sys.stderr)
     failed = [v for v in verdicts if v.status in ("failed", "error")]
