@@ -27,10 +27,12 @@ METHODS = {"LSODA": LSODA, "DOP853": DOP853, "Radau": Radau, "BDF": BDF, "RK45":
 _IMPLICIT = {"LSODA", "Radau", "BDF"}
 _EPS = np.finfo(float).eps
 
-#: ``method='auto'``: the largest state for which an implicit method with a dense P×P Jacobian
-#: is used (2000: the Jacobian and its LU factors take 2 × 32 MB). Above it, an explicit method
-#: that never forms a P×P matrix (memory O(P)).
-DENSE_JACOBIAN_LIMIT = 2000
+#: ``method='auto'``: the largest state for which LSODA with a dense P×P Jacobian is used. Above
+#: it, DOP853, an explicit method that never forms a P×P matrix (memory O(P)). Measured on the
+#: generated deep-linear flow of ``marginflow derive`` (widths w^6, t = 200, rtol 1e-10, 2 shared
+#: cores, docs/benchmarks.md): LSODA 2.1 s vs DOP853 7.3 s at P = 125, but 52 s vs 22 s at
+#: P = 500 and 188 s vs 32 s at P = 2000 (the Jacobian evaluations and LU factors grow as P³).
+DENSE_JACOBIAN_LIMIT = 256
 
 #: Default step budget of :func:`integrate`. The flows of the catalogue take a few hundred to a
 #: few ten thousand steps (log-time to t = 1e100 in a few hundred); an explicit method on a stiff
@@ -96,7 +98,7 @@ def _choose_method(n: int, has_jac: bool) -> tuple[str, str]:
                          f"Jacobian{' (from jac)' if has_jac else ''} is affordable)")
     return "DOP853", (f"method='auto' chose DOP853 (explicit, memory O(P): P = {n} > "
                       f"{DENSE_JACOBIAN_LIMIT}, a dense P x P Jacobian would take "
-                      f"{8 * n * n / 2**20:.0f} MiB)")
+                      f"{8 * n * n / 2**20:.1f} MiB)")
 
 
 def _budget_message(method: str, n_steps: int, t_now: float, t_end: float, h: float,
@@ -114,7 +116,7 @@ def _budget_message(method: str, n_steps: int, t_now: float, t_end: float, h: fl
     if method not in _IMPLICIT and auto and n > DENSE_JACOBIAN_LIMIT:
         hint = ("The flow is likely stiff for an explicit method (its step is limited by "
                 f"stability, not accuracy), and at P = {n} an implicit method would need a "
-                f"dense P x P Jacobian ({8 * n * n / 2**20:.0f} MiB, several copies). Try a "
+                f"dense P x P Jacobian ({8 * n * n / 2**20:.1f} MiB, several copies). Try a "
                 f"smaller system, a shorter t_span, or a looser rtol/atol (now {rtol:g}/"
                 f"{np.max(atol):g}); method='LSODA' with jac= if that memory is available.")
     elif method not in _IMPLICIT:
@@ -172,7 +174,7 @@ def integrate(
     method : {'LSODA', 'DOP853', 'Radau', 'BDF', 'RK45', 'RK23', 'auto'}, keyword-only
         The scipy integrator. LSODA switches between stiff and non-stiff modes by itself.
         ``'auto'`` picks by the state size P: LSODA (with ``jac``) when
-        P <= :data:`DENSE_JACOBIAN_LIMIT` (2000), else DOP853, an explicit method that never
+        P <= :data:`DENSE_JACOBIAN_LIMIT` (256), else DOP853, an explicit method that never
         forms a P×P matrix; the choice and its reason are appended to the trajectory's
         ``message`` (``Trajectory.method`` names the method used). A stiff flow above the limit
         then stops early through ``max_steps``' projection, saying so (issue 9.3: no
