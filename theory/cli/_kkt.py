@@ -24,10 +24,28 @@ X (n, d) and y (n,) in {-1, +1}, nothing else; real numbers only.
 exit status: 0 checked (KKT or not: see the verdict), 2 bad input (e.g. misclassified points)."""
 
 
+class _Default:
+    """A default from ``solvers.tolerances.TOLERANCES``, read only when shown or used, so that
+    building the parser imports no numerical library."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def value(self) -> float:
+        from solvers.tolerances import TOLERANCES
+
+        return float(getattr(TOLERANCES, self.name))
+
+    def __str__(self) -> str:
+        return f"{self.value():g}"
+
+
+def _resolve(v):
+    return v.value() if isinstance(v, _Default) else v
+
+
 def register(sub) -> None:
     """Add the ``kkt`` subparser to ``sub`` (an ``argparse`` subparsers action)."""
-    from solvers.tolerances import TOLERANCES
-
     p = sub.add_parser(
         "kkt", help="check whether a trained homogeneous net is an approximate KKT point",
         description="Best (ε, δ)-KKT certificate of min ½||θ||_p² s.t. y_i f(θ; x_i) >= 1 at the "
@@ -42,16 +60,15 @@ def register(sub) -> None:
                    help="geometry of the margin problem (default 2)")
     p.add_argument("--loss", choices=("logistic", "exp"), default="logistic",
                    help="loss defining the natural multipliers (default logistic)")
-    p.add_argument("--eps-tol", type=float, default=TOLERANCES.kkt_eps_tol,
-                   help=f"threshold on ε/||θ̃|| (default {TOLERANCES.kkt_eps_tol:g})")
-    p.add_argument("--delta-tol", type=float, default=TOLERANCES.kkt_delta_tol,
-                   help=f"threshold on δ/||θ̃||² (default {TOLERANCES.kkt_delta_tol:g})")
-    p.add_argument("--support-factor", type=float, default=TOLERANCES.kkt_support_factor,
-                   help="candidate supports: q_i <= factor · q_min "
-                        f"(default {TOLERANCES.kkt_support_factor:g})")
-    p.add_argument("--norm-rtol", type=float, default=TOLERANCES.kkt_norm_rtol,
+    p.add_argument("--eps-tol", type=float, default=_Default("kkt_eps_tol"),
+                   help="threshold on ε/||θ̃|| (default %(default)s)")
+    p.add_argument("--delta-tol", type=float, default=_Default("kkt_delta_tol"),
+                   help="threshold on δ/||θ̃||² (default %(default)s)")
+    p.add_argument("--support-factor", type=float, default=_Default("kkt_support_factor"),
+                   help="candidate supports: q_i <= factor · q_min (default %(default)s)")
+    p.add_argument("--norm-rtol", type=float, default=_Default("kkt_norm_rtol"),
                    help="ℓ1/ℓ∞: relative tolerance for zero / tied-at-max coordinates "
-                        f"(default {TOLERANCES.kkt_norm_rtol:g})")
+                        "(default %(default)s)")
     p.add_argument("--constant-feature", action="store_true",
                    help="append a constant-1 column to X (solvers.augment_constant_feature); a "
                         ".pt file's first Linear may then have a bias (folded into W1), an .npz "
@@ -89,9 +106,10 @@ def run(args) -> int:
     if args.constant_feature:
         X = augment_constant_feature(X)
     norm = float("inf") if args.norm == "inf" else int(args.norm)
-    report = check_kkt(net, X, y, norm=norm, loss=args.loss, eps_tol=args.eps_tol,
-                       delta_tol=args.delta_tol, support_factor=args.support_factor,
-                       norm_rtol=args.norm_rtol)
+    report = check_kkt(net, X, y, norm=norm, loss=args.loss, eps_tol=_resolve(args.eps_tol),
+                       delta_tol=_resolve(args.delta_tol),
+                       support_factor=_resolve(args.support_factor),
+                       norm_rtol=_resolve(args.norm_rtol))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
