@@ -65,7 +65,13 @@ def run(args) -> int:
 
     spec = DerivationSpec(model=args.model, depth=args.depth, widths=tuple(args.widths), d=args.d,
                           loss=args.loss, weight_decay=args.weight_decay, seed=args.seed)
-    report = derive_report(spec, numerical=not args.no_numerics)
+    from solvers.errors import IntegrationError
+
+    try:
+        report = derive_report(spec, numerical=not args.no_numerics)
+    except IntegrationError as exc:
+        raise IntegrationError(f"{exc} The symbolic report alone: --no-numerics.",
+                               trajectory=exc.trajectory) from exc
     path = write_report(report, args.report, force=args.force)
     verdict = report.payload.get("verdict")
     if verdict:
