@@ -9,6 +9,7 @@ events, and a frozen :class:`~solvers.Trajectory` as result.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -26,6 +27,10 @@ METHODS = {"LSODA": LSODA, "DOP853": DOP853, "Radau": Radau, "BDF": BDF, "RK45":
            "RK23": RK23}
 _IMPLICIT = {"LSODA", "Radau", "BDF"}
 _EPS = np.finfo(float).eps
+_log = logging.getLogger(__name__)
+#: Seconds between two progress lines of a long integration (logger ``solvers.flows._integrate``,
+#: INFO; the ``marginflow`` command shows them on stderr).
+_LOG_INTERVAL = 10.0
 
 #: ``method='auto'``: the largest state for which LSODA with a dense P×P Jacobian is used. Above
 #: it, DOP853, an explicit method that never forms a P×P matrix (memory O(P)). Measured on the
@@ -337,6 +342,7 @@ def integrate(
                 eval_pos += 1
         solver = METHODS[method](fun, s0, y0, s1, **kwargs)
         s_mark, h_prev = s0, np.inf
+        last_log = start
         g_old = [g(s0, y0) for g in wrapped]
         while solver.status == "running":
             step_msg = solver.step()
@@ -398,6 +404,10 @@ def integrate(
             if stop_at is not None:
                 status, message = "event", f"a terminal event fired at t = {t_user(stop_at):.6g}"
                 break
+            if n_steps % 100 == 0 and time.perf_counter() - last_log > _LOG_INTERVAL:
+                last_log = time.perf_counter()
+                _log.info("integrate: %s at t = %.6g of %.6g after %d steps, %.0f s", method,
+                          t_user(solver.t), t1, n_steps, last_log - start)
             if max_steps is not None and solver.status == "running":
                 if n_steps % _WINDOW == 0:
                     h = abs(solver.t - s_mark) / _WINDOW
