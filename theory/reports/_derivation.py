@@ -50,6 +50,10 @@ CONSERVATION_RTOL = 1e-6
 #: Limits: the flow is integrated to a horizon where the loss is ≤ 1e-16 · initial; the distance
 #: to the closed-form / certified limit is then at the integrator's accuracy times conditioning.
 LIMIT_RTOL, LIMIT_ATOL = 1e-5, 1e-8
+#: Step budget of the integration: the built-in models take 1300-2700 steps (LSODA or DOP853,
+#: tests/benchmarks/bench_flows_width.py); a stiff wide flow on the explicit route stops after
+#: 2000 steps instead of running for hours (deep-linear 50^6 would need ~5.6e5 DOP853 steps).
+ODE_MAX_STEPS = 20_000
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ def _numerical_part(spec, model, flow, compiled, proofs):
     # matrix) above solvers.flows.DENSE_JACOBIAN_LIMIT; the choice is recorded in the verdict
     _log.info("derive: integrating P = %d parameters to t = %g", flow.size, t_end)
     traj = integrate(bound, y0, (0.0, t_end), rtol=ODE_RTOL, atol=ODE_ATOL, t_eval=t_eval,
-                     log_time=log_time, jac=bound.jac, method="auto")
+                     log_time=log_time, jac=bound.jac, method="auto", max_steps=ODE_MAX_STEPS)
     _log.info("derive: %s took %d steps in %.1f s", traj.method, traj.n_steps, traj.wall_time)
     t = traj.times
     loss_curve = np.array([hand.loss_value(s) for s in traj.states])
