@@ -125,3 +125,16 @@ def test_progress_lines_and_silence():
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def test_derive_records_the_integrator_it_picked(tmp_path, capsys):
+    """Issue 9.3: the report says which integrator method='auto' chose, and why."""
+    import json
+
+    assert main(["derive", "linear", "--report", str(tmp_path / "r")]) == 0
+    payload = json.loads((tmp_path / "r" / "report.json").read_text())
+    instance = payload["verdict"]["instance"]
+    assert instance["integrator"] == "LSODA"
+    assert instance["integrator_choice"].startswith("method='auto' chose LSODA")
+    err = capsys.readouterr().err
+    assert "marginflow: derive: integrating P = 4 parameters" in err
