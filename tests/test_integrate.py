@@ -163,3 +163,89 @@ def test_rhs_with_wrong_shape_or_not_callable():
         integrate(lambda t, y: np.zeros(2), [1.0], (0.0, 1.0))
     with pytest.raises(TypeError, match="callable"):
         integrate("f", [1.0], (0.0, 1.0))
+
+
+# --- step budget (issue 14.12) -----------------------------------------------------------------
+
+_STIFF_RATES = np.logspace(0, 8, 9)  # eigenvalues 1 ... 1e8 of y' = -diag(rates) y
+
+
+def _stiff(t, y):
+    return -_STIFF_RATES * y
+
+
+def test_explicit_method_on_a_stiff_flow_fails_fast_with_a_hint():
+    """RK45's step is held at ~3.3e-8 by stability: about 3e7 steps for t in [0, 1]. It must stop
+    at the first projection (2000 steps), not after minutes, and say what to do."""
+    with pytest.raises(IntegrationError, match=r"RK45 stopped after 2000 steps .* would need "
+                                               r"about 3e\+07 steps.*likely stiff.*"
+                                               r"method='Radau'") as info:
+        integrate(_stiff, np.ones(9), (0.0, 1.0), method="RK45")
+    traj = info.value.trajectory
+    assert traj.status == "failed" and traj.n_steps == 2000
+
+
+def test_implicit_method_integrates_the_same_stiff_flow():
+    """Radau starts with tiny steps in the 1e8 transient (more than 2000 of them) but they grow,
+    so the projection must not stop it; the result is the closed form exp(-rate t)."""
+    traj = integrate(_stiff, np.ones(9), (0.0, 1.0), method="Radau", t_eval=[1.0])
+    assert traj.ok and traj.n_steps > 2000
+    # solver rtol 1e-10 / atol 1e-12; the global error may grow a few orders above them
+    np.testing.assert_allclose(traj.states[-1], np.exp(-_STIFF_RATES), rtol=1e-7, atol=1e-10)
+
+
+def test_max_steps_is_a_hard_budget():
+    with pytest.raises(IntegrationError, match=r"DOP853 stopped after 5 steps .*\(max_steps=5\)"):
+        integrate(lambda t, y: -y, [1.0], (0.0, 100.0), method="DOP853", max_steps=5)
+    traj = integrate(lambda t, y: -y, [1.0], (0.0, 100.0), method="DOP853", max_steps=5,
+                     throw=False)
+    assert traj.status == "failed" and traj.n_steps == 5 and traj.times[-1] < 100.0
+    assert integrate(lambda t, y: -y, [1.0], (0.0, 100.0), max_steps=None).ok
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True, "10"])
+def test_max_steps_must_be_a_positive_integer(bad):
+    with pytest.raises(ValueError, match=r"max_steps must be a positive integer or None"):
+        integrate(lambda t, y: -y, [1.0], (0.0, 1.0), max_steps=bad)
+
+
+# --- method='auto' (issue 9.3) ------------------------------------------------------------------
+
+def _no_jac(t, y):
+    raise AssertionError("method='auto' above the limit must not evaluate a P x P Jacobian")
+
+
+def test_auto_uses_lsoda_with_the_jacobian_for_small_states():
+    calls = []
+
+    def jac(t, y):
+        calls.append(t)
+        return -np.eye(3)
+
+    traj = integrate(lambda t, y: -y, np.ones(3), (0.0, 1.0), method="auto", jac=jac,
+                     t_eval=[1.0])
+    assert traj.method == "LSODA" and "method='auto' chose LSODA" in traj.message
+    np.testing.assert_allclose(traj.states[-1], np.exp(-1.0), rtol=1e-8, atol=0)
+
+
+def test_auto_goes_explicit_and_matrix_free_above_the_dense_limit():
+    from solvers.flows import DENSE_JACOBIAN_LIMIT
+
+    P = DENSE_JACOBIAN_LIMIT + 1
+    rates = np.linspace(0.5, 2.0, P)
+    traj = integrate(lambda t, y: -rates * y, np.ones(P), (0.0, 1.0), method="auto",
+                     jac=_no_jac, t_eval=[1.0])
+    assert traj.method == "DOP853"
+    assert f"P = {P} > {DENSE_JACOBIAN_LIMIT}" in traj.message
+    # solver rtol 1e-10; the closed form exp(-rate t)
+    np.testing.assert_allclose(traj.states[-1], np.exp(-rates), rtol=1e-8, atol=0)
+
+
+def test_auto_on_a_wide_stiff_flow_stops_early_and_names_the_memory():
+    from solvers.flows import DENSE_JACOBIAN_LIMIT
+
+    P = DENSE_JACOBIAN_LIMIT + 1
+    rates = np.logspace(0, 8, P)
+    with pytest.raises(IntegrationError, match=r"DOP853 stopped after 2000 steps.*likely stiff.*"
+                                               r"dense P x P Jacobian \(0.5 MiB"):
+        integrate(lambda t, y: -rates * y, np.ones(P), (0.0, 1.0), method="auto", jac=_no_jac)

@@ -68,7 +68,7 @@ def test_bad_weight_files_name_the_file_and_the_problem(tmp_path):
         load_weights(tmp_path / "nope.npz")
     p = tmp_path / "junk.npz"
     p.write_bytes(b"not a zip file at all")
-    with pytest.raises(ValueError, match=r"junk\.npz.*not a readable \.npz archive"):
+    with pytest.raises(ValueError, match=r"junk\.npz.* is a text file, not an \.npz archive"):
         load_weights(p)
     p = tmp_path / "single.npy"
     np.save(p, np.ones(3))

@@ -9,6 +9,7 @@ events, and a frozen :class:`~solvers.Trajectory` as result.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -20,12 +21,36 @@ from ..errors import IntegrationError
 from ..tolerances import TOLERANCES
 from ._trajectory import Trajectory, normalise_blocks
 
-__all__ = ["integrate", "METHODS"]
+__all__ = ["integrate", "METHODS", "MAX_STEPS", "DENSE_JACOBIAN_LIMIT"]
 
 METHODS = {"LSODA": LSODA, "DOP853": DOP853, "Radau": Radau, "BDF": BDF, "RK45": RK45,
            "RK23": RK23}
 _IMPLICIT = {"LSODA", "Radau", "BDF"}
 _EPS = np.finfo(float).eps
+_log = logging.getLogger(__name__)
+#: Seconds between two progress lines of a long integration (logger ``solvers.flows._integrate``,
+#: INFO; the ``marginflow`` command shows them on stderr).
+_LOG_INTERVAL = 10.0
+
+#: ``method='auto'``: the largest state for which LSODA with a dense P×P Jacobian is used. Above
+#: it, DOP853, an explicit method that never forms a P×P matrix (memory O(P)). Measured on the
+#: generated deep-linear flow of ``marginflow derive`` (widths w^6, t = 200, rtol 1e-10, 2 shared
+#: cores, docs/benchmarks.md): LSODA 2.1 s vs DOP853 7.3 s at P = 125, but 52 s vs 22 s at
+#: P = 500 and 188 s vs 32 s at P = 2000 (the Jacobian evaluations and LU factors grow as P³).
+DENSE_JACOBIAN_LIMIT = 256
+
+#: Default step budget of :func:`integrate`. The flows of the catalogue take a few hundred to a
+#: few ten thousand steps (log-time to t = 1e100 in a few hundred); an explicit method on a stiff
+#: flow (eigenvalues 1e8...1) would need ~1e7 per unit time.
+MAX_STEPS = 500_000
+#: Steps between two projections of the number of steps still needed; an integration whose
+#: projected total exceeds ``_PROJECTION_FACTOR * max_steps`` stops at once (an early transient
+#: with small steps does not trigger it: the projection uses the last window only and must
+#: exceed the budget several times over).
+_WINDOW = 1000
+_PROJECTION_FACTOR = 4
+# (and only while the step size is not growing: the mean step of a window at most twice that
+# of the window before; an implicit method leaving a fast transient doubles its step quickly)
 
 
 class _NonFinite(Exception):
@@ -70,6 +95,46 @@ def _failure_hint(method: str, log_time: bool) -> str:
     return "Try " + "; ".join(hints) + "."
 
 
+def _choose_method(n: int, has_jac: bool) -> tuple[str, str]:
+    """``method='auto'``: the scipy method for a state of size ``n``, and why (one sentence)."""
+    if n <= DENSE_JACOBIAN_LIMIT:
+        return "LSODA", (f"method='auto' chose LSODA (switches between stiff and non-stiff "
+                         f"modes; P = {n} <= {DENSE_JACOBIAN_LIMIT}, so its dense P x P "
+                         f"Jacobian{' (from jac)' if has_jac else ''} is affordable)")
+    return "DOP853", (f"method='auto' chose DOP853 (explicit, memory O(P): P = {n} > "
+                      f"{DENSE_JACOBIAN_LIMIT}, a dense P x P Jacobian would take "
+                      f"{8 * n * n / 2**20:.1f} MiB)")
+
+
+def _budget_message(method: str, n_steps: int, t_now: float, t_end: float, h: float,
+                    projected: float | None, max_steps: int, rtol: float, atol,
+                    n: int = 0, auto: bool = False) -> str:
+    what = (f"{method} stopped after {n_steps} steps at t = {t_now:.6g} of {t_end:.6g}, "
+            f"mean step {h:.3g} over the last {_WINDOW}")
+    if projected is None:
+        what = what.replace(f"over the last {_WINDOW}", "so far")
+    if projected is not None:
+        what += (f": at that step size it would need about {projected:.2g} steps, more than "
+                 f"{_PROJECTION_FACTOR} x max_steps={max_steps}")
+    else:
+        what += f" (max_steps={max_steps})"
+    if method not in _IMPLICIT and auto and n > DENSE_JACOBIAN_LIMIT:
+        hint = ("The flow is likely stiff for an explicit method (its step is limited by "
+                f"stability, not accuracy), and at P = {n} an implicit method would need a "
+                f"dense P x P Jacobian ({8 * n * n / 2**20:.1f} MiB, several copies). Try a "
+                f"smaller system, a shorter t_span, or a looser rtol/atol (now {rtol:g}/"
+                f"{np.max(atol):g}); method='LSODA' with jac= if that memory is available.")
+    elif method not in _IMPLICIT:
+        hint = ("The flow is likely stiff for an explicit method (its step is limited by "
+                "stability, not accuracy). Try method='Radau' or 'BDF' (or 'LSODA', which "
+                f"switches by itself), or a looser rtol/atol (now {rtol:g}/{np.max(atol):g}).")
+    else:
+        hint = (f"Try a looser rtol/atol (now {rtol:g}/{np.max(atol):g}), check that rhs is "
+                f"smooth (a kink stalls the step control), log_time=True for horizons over "
+                f"many decades, or jac= for a stiff flow.")
+    return f"{what}. {hint} Raise max_steps= if this run is expected to be that long."
+
+
 def integrate(
     rhs: Callable,
     y0,
@@ -86,6 +151,7 @@ def integrate(
     throw: bool = True,
     max_step: float = np.inf,
     first_step: float | None = None,
+    max_steps: int | None = MAX_STEPS,
 ) -> Trajectory:
     r"""Integrate ``ẏ = rhs(t, y)`` over ``t_span`` and return a :class:`Trajectory`.
 
@@ -110,8 +176,14 @@ def integrate(
         Initial flat state.
     t_span : (float, float)
         ``(t0, t1)``; with ``log_time=True`` both must exceed ``-1``.
-    method : {'LSODA', 'DOP853', 'Radau', 'BDF', 'RK45', 'RK23'}, keyword-only
+    method : {'LSODA', 'DOP853', 'Radau', 'BDF', 'RK45', 'RK23', 'auto'}, keyword-only
         The scipy integrator. LSODA switches between stiff and non-stiff modes by itself.
+        ``'auto'`` picks by the state size P: LSODA (with ``jac``) when
+        P <= :data:`DENSE_JACOBIAN_LIMIT` (256), else DOP853, an explicit method that never
+        forms a P×P matrix; the choice and its reason are appended to the trajectory's
+        ``message`` (``Trajectory.method`` names the method used). A stiff flow above the limit
+        then stops early through ``max_steps``' projection, saying so (issue 9.3: no
+        matrix-free implicit method is implemented yet).
     rtol, atol : float, optional
         Default ``TOLERANCES.ode_rtol`` (1e-10) and ``TOLERANCES.ode_atol`` (1e-12).
     t_eval : array_like of shape (T,), optional
@@ -131,6 +203,13 @@ def integrate(
         returns the partial trajectory with ``status`` ``"failed"`` or ``"non-finite"``.
     max_step, first_step : float, optional
         Passed to the scipy integrator (in ``s`` when ``log_time=True``).
+    max_steps : int or None, keyword-only
+        Step budget (default :data:`MAX_STEPS` = 500 000; ``None``: unlimited). The integration
+        fails (status ``"failed"``, :class:`IntegrationError` with ``throw=True``) when it is used
+        up, and at once when, every 1000 steps, the mean step of the last 1000 steps (if it
+        is not growing: at most twice that of the 1000 before) projects a total above
+        4 × ``max_steps``: an explicit method on a stiff flow then stops within seconds with a
+        hint to use an implicit one, instead of running for minutes.
 
     Returns
     -------
@@ -154,8 +233,12 @@ def integrate(
     """
     if not callable(rhs):
         raise TypeError(f"rhs must be callable as rhs(t, y); got {type(rhs).__name__}.")
-    if method not in METHODS:
-        raise ValueError(f"method must be one of {sorted(METHODS)}; got {method!r}.")
+    if max_steps is not None and (isinstance(max_steps, bool) or
+                                  not isinstance(max_steps, int | np.integer) or max_steps < 1):
+        raise ValueError(f"max_steps must be a positive integer or None (unlimited); got "
+                         f"{max_steps!r}. The default is MAX_STEPS = {MAX_STEPS}.")
+    if method != "auto" and method not in METHODS:
+        raise ValueError(f"method must be one of {sorted(METHODS)} or 'auto'; got {method!r}.")
     y0 = np.array(y0, dtype=np.float64).reshape(-1)
     if y0.size == 0:
         raise ValueError("y0 is empty; pass the flat initial state of shape (N,).")
@@ -186,6 +269,10 @@ def integrate(
         jac = getattr(rhs, "jac", None)
     if jac is not None and not callable(jac):
         raise TypeError(f"jac must be callable as jac(t, y); got {type(jac).__name__}.")
+    auto = method == "auto"
+    choice = ""
+    if auto:
+        method, choice = _choose_method(n, jac is not None)
     if events is None:
         events = []
     elif callable(events):
@@ -254,6 +341,8 @@ def integrate(
                 out_y.append(y0.copy())
                 eval_pos += 1
         solver = METHODS[method](fun, s0, y0, s1, **kwargs)
+        s_mark, h_prev = s0, np.inf
+        last_log = start
         g_old = [g(s0, y0) for g in wrapped]
         while solver.status == "running":
             step_msg = solver.step()
@@ -315,6 +404,29 @@ def integrate(
             if stop_at is not None:
                 status, message = "event", f"a terminal event fired at t = {t_user(stop_at):.6g}"
                 break
+            if n_steps % 100 == 0 and time.perf_counter() - last_log > _LOG_INTERVAL:
+                last_log = time.perf_counter()
+                _log.info("integrate: %s at t = %.6g of %.6g after %d steps, %.0f s", method,
+                          t_user(solver.t), t1, n_steps, last_log - start)
+            if max_steps is not None and solver.status == "running":
+                if n_steps % _WINDOW == 0:
+                    h = abs(solver.t - s_mark) / _WINDOW
+                    s_mark = solver.t
+                    projected = n_steps + abs(s1 - solver.t) / max(h, _EPS * abs(solver.t))
+                    growing = h > 2.0 * h_prev  # a transient: steps still growing fast
+                    h_prev = h
+                    if (n_steps >= 2 * _WINDOW and not growing
+                            and projected > _PROJECTION_FACTOR * max_steps):
+                        status = "failed"
+                        message = _budget_message(method, n_steps, t_user(solver.t), t1,
+                                                  h, projected, max_steps, rtol, atol, n, auto)
+                        break
+                if n_steps >= max_steps:
+                    h = abs(solver.t - s0) / n_steps
+                    status = "failed"
+                    message = _budget_message(method, n_steps, t_user(solver.t), t1, h, None,
+                                              max_steps, rtol, atol, n, auto)
+                    break
     except _NonFinite as exc:
         status = "non-finite"
         message = (
@@ -323,6 +435,8 @@ def integrate(
             f"large initialisation, or overflow). " + _failure_hint(method, log_time)
         )
     wall = time.perf_counter() - start
+    if choice:
+        message = f"{message} [{choice}]"
     states = np.array(out_y, dtype=np.float64).reshape(-1, n)
     traj = Trajectory(
         times=np.array(out_t, dtype=np.float64), states=states, blocks=blocks, status=status,

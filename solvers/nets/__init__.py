@@ -39,7 +39,14 @@ from ._torch_adapter import augment_constant_feature, from_torch, load_torch, sa
 from ._torch_net import LayerInfo, TorchNet
 from ._torch_training import TorchTrainingResult, train_torch
 from ._training import TRAINING_METHODS, History, TrainingResult, train
-from ._weights_io import load_data, load_weights, save_data, save_weights
+from ._weights_io import (
+    MAX_ARRAY_BYTES,
+    detect_file_format,
+    load_data,
+    load_weights,
+    save_data,
+    save_weights,
+)
 from .kkt import KKTConfig, KKTReport, check_kkt
 
 __all__ = [
@@ -50,6 +57,7 @@ __all__ = [
     "class_margins", "multiclass_log_loss",
     "train", "TrainingResult", "History", "TRAINING_METHODS",
     "load_weights", "save_weights", "load_data", "save_data",
+    "detect_file_format", "MAX_ARRAY_BYTES",
     "from_torch", "load_torch", "save_torch", "augment_constant_feature", "TorchNet", "LayerInfo",
     "train_torch", "TorchTrainingResult",
     "ShallowRun", "WidthSearch", "init_shallow", "shallow_forward", "shallow_jacobian",

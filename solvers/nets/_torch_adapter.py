@@ -220,28 +220,139 @@ def save_torch(path, module, *, constant_feature: bool = False) -> Path:
     return p
 
 
-def load_torch(path, *, constant_feature: bool = False) -> HomogeneousMLP:
+def _spec_int(p, j, spec, key) -> int:
+    v = spec.get(key)
+    if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+        raise ValueError(
+            f"torch file {str(p)!r}: layer spec {j} has {key}={v!r}; it must be a positive "
+            f"integer. The file is damaged or was not written by solvers.save_torch."
+        )
+    return v
+
+
+def _check_payload(p, payload, budget: int) -> None:
+    """Check the layer specs against the state dict's keys, shapes and dtypes (nothing allocated).
+
+    The spec alone is not trusted: ``Linear(30000, 30000)`` beside an empty state dict would
+    otherwise allocate 7 GB before the mismatch is found.
+    """
+    torch = _torch()
+    specs, state = payload["layers"], payload["state_dict"]
+    if not isinstance(specs, list | tuple) or not isinstance(state, dict):
+        raise ValueError(
+            f"torch file {str(p)!r}: 'layers' must be a list and 'state_dict' a dict; got "
+            f"{type(specs).__name__} and {type(state).__name__}."
+        )
+    expected: dict[str, tuple[int, ...]] = {}
+    declared = 0
+    for j, spec in enumerate(specs):
+        t = spec.get("type") if isinstance(spec, dict) else None
+        if t == "Linear":
+            d_in = _spec_int(p, j, spec, "in_features")
+            d_out = _spec_int(p, j, spec, "out_features")
+            if not isinstance(spec.get("bias"), bool):
+                raise ValueError(f"torch file {str(p)!r}: layer spec {j} has bias="
+                                 f"{spec.get('bias')!r}; it must be true or false.")
+            expected[f"{j}.weight"] = (d_out, d_in)
+            declared += 8 * d_out * d_in
+            if spec["bias"]:
+                expected[f"{j}.bias"] = (d_out,)
+        elif t == "LeakyReLU":
+            a = spec.get("negative_slope")
+            if isinstance(a, bool) or not isinstance(a, int | float):
+                raise ValueError(f"torch file {str(p)!r}: layer spec {j} has negative_slope="
+                                 f"{a!r}; it must be a number.")
+        elif t not in ("ReLU", "Identity", "Flatten"):
+            raise ValueError(
+                f"torch file {str(p)!r}: layer spec {j} ({spec!r:.80}) is not one of Linear, ReLU, "
+                f"LeakyReLU, Identity, Flatten."
+            )
+    if declared > budget:
+        raise ValueError(
+            f"torch file {str(p)!r}: the layer specs declare {declared / 2**20:.1f} MiB of weights "
+            f"(as float64), above the limit of {budget / 2**20:.1f} MiB; nothing was allocated. "
+            f"If the file is trusted, raise the limit with max_bytes= (CLI: --max-array-mb)."
+        )
+    missing = sorted(set(expected) - set(state))
+    extra = sorted(set(state) - set(expected))
+    if missing or extra:
+        raise ValueError(
+            f"torch file {str(p)!r}: the state_dict does not match the layer list (missing "
+            f"{missing[:5]}, unexpected {extra[:5]}); save the model with "
+            f"solvers.save_torch(path, model)."
+        )
+    for key, shape in expected.items():
+        v = state[key]
+        if not isinstance(v, torch.Tensor):
+            raise ValueError(f"torch file {str(p)!r}: state_dict[{key!r}] is a "
+                             f"{type(v).__name__}, not a tensor.")
+        if tuple(v.shape) != shape:
+            raise ValueError(
+                f"torch file {str(p)!r}: state_dict[{key!r}] has shape {tuple(v.shape)} but the "
+                f"layer list says {shape}; the file is inconsistent."
+            )
+        if not v.dtype.is_floating_point or v.dtype.is_complex:
+            raise ValueError(
+                f"torch file {str(p)!r}: state_dict[{key!r}] has dtype {v.dtype}; marginflow "
+                f"reads real floating-point weights only (convert with model.double())."
+            )
+
+
+def load_torch(path, *, constant_feature: bool = False, max_bytes: int | None = None
+               ) -> HomogeneousMLP:
     """Read a model saved by :func:`save_torch` with ``torch.load(path, weights_only=True)``.
+
+    Before anything is allocated, the archive's declared member sizes are checked against
+    ``max_bytes``, and after loading, the layer specs are checked against the state dict's keys,
+    shapes and dtypes; only then are the modules built (on torch's ``meta`` device, the loaded
+    tensors assigned), so a small file cannot make the loader allocate more than it holds.
 
     Parameters
     ----------
     path : str or path-like
     constant_feature : bool, keyword-only
         As in :func:`from_torch`.
+    max_bytes : int, optional
+        Cap on the weights, in float64 bytes (default
+        :data:`solvers.nets.MAX_ARRAY_BYTES`, 256 MiB).
 
     Raises
     ------
     ValueError
-        The file is missing, is not in the ``marginflow-torch-v1`` format (e.g. a pickled whole
-        model, which is never unpickled), or its state dict does not match its layer list.
+        The file is missing, is not a torch file (an ``.npz`` is named as such; the format is
+        recognised by content), is not in the ``marginflow-torch-v1`` format (e.g. a pickled
+        whole model, which is never unpickled), exceeds ``max_bytes``, or its layer specs do
+        not match its state dict (keys, shapes, real floating dtypes).
     NotHomogeneousError
         As in :func:`from_torch`.
     """
-    torch = _torch()
-    nn = torch.nn
+    import zipfile
+
+    from ._weights_io import _check_max_bytes, detect_file_format
+
+    budget = _check_max_bytes(max_bytes)
     p = Path(os.fspath(path))
     if not p.is_file():
         raise ValueError(f"torch file {str(p)!r} does not exist (or is not a file).")
+    fmt = detect_file_format(p)
+    if fmt != "torch":
+        what = "an .npz archive" if fmt == "npz" else "a single .npy array"
+        raise ValueError(
+            f"torch file {str(p)!r} is not a torch.save file but {what}; read .npz weights "
+            f"with solvers.load_weights (marginflow kkt recognises the format "
+            f"by content)."
+        )
+    if zipfile.is_zipfile(p):
+        with zipfile.ZipFile(p) as zf:
+            size = sum(i.file_size for i in zf.infolist())
+        if size > budget:
+            raise ValueError(
+                f"torch file {str(p)!r} declares {size / 2**20:.1f} MiB uncompressed, above the "
+                f"limit of {budget / 2**20:.1f} MiB; nothing was read. If the file is trusted, "
+                f"raise the limit with max_bytes= (CLI: --max-array-mb)."
+            )
+    torch = _torch()
+    nn = torch.nn
     try:
         payload = torch.load(p, weights_only=True, map_location="cpu")
     except Exception as exc:  # torch raises UnpicklingError / RuntimeError variants
@@ -251,7 +362,7 @@ def load_torch(path, *, constant_feature: bool = False) -> HomogeneousMLP:
             f"solvers.save_torch(path, model)."
         ) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        keys = sorted(payload) if isinstance(payload, dict) else type(payload).__name__
+        keys = sorted(map(str, payload)) if isinstance(payload, dict) else type(payload).__name__
         raise ValueError(
             f"torch file {str(p)!r} is not in the {FORMAT!r} format (found {keys}); a bare "
             f"state_dict does not say which activation the model uses. Save it with "
@@ -260,29 +371,25 @@ def load_torch(path, *, constant_feature: bool = False) -> HomogeneousMLP:
     missing = [k for k in ("layers", "state_dict") if k not in payload]
     if missing:
         raise ValueError(f"torch file {str(p)!r} is missing {missing}.")
+    _check_payload(p, payload, budget)
     mods = []
-    for j, spec in enumerate(payload["layers"]):
-        t = spec.get("type") if isinstance(spec, dict) else None
+    for spec in payload["layers"]:
+        t = spec["type"]
         if t == "Linear":
-            mods.append(nn.Linear(int(spec["in_features"]), int(spec["out_features"]),
-                                  bias=bool(spec["bias"]), dtype=torch.float64))
+            mods.append(nn.Linear(spec["in_features"], spec["out_features"], bias=spec["bias"],
+                                  device="meta"))
         elif t == "ReLU":
             mods.append(nn.ReLU())
         elif t == "LeakyReLU":
             mods.append(nn.LeakyReLU(float(spec["negative_slope"])))
         elif t == "Identity":
             mods.append(nn.Identity())
-        elif t == "Flatten":
-            mods.append(nn.Flatten())
         else:
-            raise ValueError(
-                f"torch file {str(p)!r}: layer spec {j} ({spec!r}) is not one of Linear, ReLU, "
-                f"LeakyReLU, Identity, Flatten."
-            )
+            mods.append(nn.Flatten())
     seq = nn.Sequential(*mods)
     try:
-        seq.load_state_dict(payload["state_dict"], strict=True)
-    except RuntimeError as exc:
+        seq.load_state_dict(payload["state_dict"], strict=True, assign=True)
+    except RuntimeError as exc:  # pragma: no cover - _check_payload found every mismatch first
         raise ValueError(
             f"torch file {str(p)!r}: the state_dict does not match the layer list ({exc})."
         ) from exc

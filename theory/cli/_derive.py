@@ -5,7 +5,15 @@ from __future__ import annotations
 import argparse
 import sys
 
+from ._checks import check_output_dir, seed_int
+
 __all__ = ["register", "run"]
+
+#: The models of :data:`theory.reports.MODELS` and their old spellings
+#: (:data:`theory.reports.MODEL_ALIASES`), listed here so that building the parser imports no
+#: sympy (tests/test_cli.py checks that they agree).
+MODELS = ("linear", "linear_chain", "deep_linear", "diagonal")
+MODEL_ALIASES = ("linear-chain", "deep-linear")
 
 EXAMPLES = """examples:
   marginflow derive deep_linear --widths 3,4,4,2 --report out/deep
@@ -32,8 +40,6 @@ def _widths(text: str) -> tuple[int, ...]:
 
 
 def register(sub) -> None:
-    from ..reports import MODEL_ALIASES, MODELS
-
     p = sub.add_parser("derive", help="write the derivation report of a model",
                        formatter_class=argparse.RawDescriptionHelpFormatter,
                        description="Derive the gradient flow of MODEL symbolically, prove its "
@@ -53,7 +59,7 @@ def register(sub) -> None:
     p.add_argument("--d", type=int, default=4, help="input dimension (default 4)")
     p.add_argument("--loss", choices=("squared", "logistic", "exp"), default="squared")
     p.add_argument("--weight-decay", type=float, default=0.0, metavar="LAMBDA")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=seed_int, default=0, help="seed of the data (default 0)")
     p.add_argument("--report", metavar="DIR", required=True, help="report directory")
     p.add_argument("--force", action="store_true", help="replace an existing report")
     p.add_argument("--no-numerics", action="store_true",
@@ -62,14 +68,8 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
-    from pathlib import Path
-
-    from ..reports import DerivationSpec, derive_report
-
-    if Path(args.report).exists() and not args.force:
-        raise FileExistsError(f"report directory {args.report!r} exists; pass --force to "
-                              f"replace it or choose another --report DIR.")
-    if args.weight_decay < 0:
+    check_output_dir(args.report, "--report", force=args.force)
+    if not args.weight_decay >= 0:  # also refuses nan
         raise ValueError(f"--weight-decay must be >= 0; got {args.weight_decay}.")
     for name in ("depth", "d"):
         if getattr(args, name) < 1:
@@ -77,20 +77,25 @@ def run(args) -> int:
     if (args.model is None) == (args.user_model is None):
         raise ValueError("give either a built-in MODEL or --model MODULE:FACTORY (exactly one); "
                          "see `marginflow derive --help`.")
-    if args.user_model is not None:
-        from ..reports import derive_user_report, load_user_model
+    from solvers.errors import IntegrationError
 
-        model = load_user_model(args.user_model)
-        report = derive_user_report(model, loss=args.loss, weight_decay=args.weight_decay,
-                                    seed=args.seed, numerical=not args.no_numerics)
-        return _finish(report, args)
-    spec = DerivationSpec(model=args.model, depth=args.depth, widths=tuple(args.widths), d=args.d,
-                          loss=args.loss, weight_decay=args.weight_decay, seed=args.seed)
-    report = derive_report(spec, numerical=not args.no_numerics)
-    return _finish(report, args)
+    try:
+        if args.user_model is not None:
+            from ..reports import derive_user_report, load_user_model
 
+            model = load_user_model(args.user_model)
+            report = derive_user_report(model, loss=args.loss, weight_decay=args.weight_decay,
+                                        seed=args.seed, numerical=not args.no_numerics)
+        else:
+            from ..reports import DerivationSpec, derive_report
 
-def _finish(report, args) -> int:
+            spec = DerivationSpec(model=args.model, depth=args.depth, widths=tuple(args.widths),
+                                  d=args.d, loss=args.loss, weight_decay=args.weight_decay,
+                                  seed=args.seed)
+            report = derive_report(spec, numerical=not args.no_numerics)
+    except IntegrationError as exc:
+        raise IntegrationError(f"{exc} The symbolic report alone: --no-numerics.",
+                               trajectory=exc.trajectory) from exc
     from ..reports import write_report
 
     path = write_report(report, args.report, force=args.force)

@@ -17,16 +17,35 @@ EXAMPLE_KKT = """examples:
   marginflow kkt --weights net.npz --data train.npz
   marginflow kkt --weights net.npz --data train.npz --norm inf --json > kkt.json
 
-files: weights .npz with W1..WL (W_l of shape (d_l, d_{l-1}), W_L of shape (1, d_{L-1})) and
-optionally 'activation' ('relu', 'leaky_relu', 'linear') and 'alpha'; data .npz with X (n, d)
-and y (n,) in {-1, +1}.
+files are recognised by content, not by name. Weights: .npz with W1..WL (W_l of shape
+(d_l, d_{l-1}), W_L of shape (1, d_{L-1})) and optionally 'activation' ('relu',
+'leaky_relu', 'linear') and 'alpha', or a .pt written by solvers.save_torch. Data: .npz with
+X (n, d) and y (n,) in {-1, +1}, nothing else; real numbers only.
 exit status: 0 checked (KKT or not: see the verdict), 2 bad input (e.g. misclassified points)."""
+
+
+class _Default:
+    """A default from ``solvers.tolerances.TOLERANCES``, read only when shown or used, so that
+    building the parser imports no numerical library."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def value(self) -> float:
+        from solvers.tolerances import TOLERANCES
+
+        return float(getattr(TOLERANCES, self.name))
+
+    def __str__(self) -> str:
+        return f"{self.value():g}"
+
+
+def _resolve(v):
+    return v.value() if isinstance(v, _Default) else v
 
 
 def register(sub) -> None:
     """Add the ``kkt`` subparser to ``sub`` (an ``argparse`` subparsers action)."""
-    from solvers.tolerances import TOLERANCES
-
     p = sub.add_parser(
         "kkt", help="check whether a trained homogeneous net is an approximate KKT point",
         description="Best (ε, δ)-KKT certificate of min ½||θ||_p² s.t. y_i f(θ; x_i) >= 1 at the "
@@ -41,41 +60,56 @@ def register(sub) -> None:
                    help="geometry of the margin problem (default 2)")
     p.add_argument("--loss", choices=("logistic", "exp"), default="logistic",
                    help="loss defining the natural multipliers (default logistic)")
-    p.add_argument("--eps-tol", type=float, default=TOLERANCES.kkt_eps_tol,
-                   help=f"threshold on ε/||θ̃|| (default {TOLERANCES.kkt_eps_tol:g})")
-    p.add_argument("--delta-tol", type=float, default=TOLERANCES.kkt_delta_tol,
-                   help=f"threshold on δ/||θ̃||² (default {TOLERANCES.kkt_delta_tol:g})")
-    p.add_argument("--support-factor", type=float, default=TOLERANCES.kkt_support_factor,
-                   help="candidate supports: q_i <= factor · q_min "
-                        f"(default {TOLERANCES.kkt_support_factor:g})")
-    p.add_argument("--norm-rtol", type=float, default=TOLERANCES.kkt_norm_rtol,
+    p.add_argument("--eps-tol", type=float, default=_Default("kkt_eps_tol"),
+                   help="threshold on ε/||θ̃|| (default %(default)s)")
+    p.add_argument("--delta-tol", type=float, default=_Default("kkt_delta_tol"),
+                   help="threshold on δ/||θ̃||² (default %(default)s)")
+    p.add_argument("--support-factor", type=float, default=_Default("kkt_support_factor"),
+                   help="candidate supports: q_i <= factor · q_min (default %(default)s)")
+    p.add_argument("--norm-rtol", type=float, default=_Default("kkt_norm_rtol"),
                    help="ℓ1/ℓ∞: relative tolerance for zero / tied-at-max coordinates "
-                        f"(default {TOLERANCES.kkt_norm_rtol:g})")
+                        "(default %(default)s)")
     p.add_argument("--constant-feature", action="store_true",
-                   help=".pt only: the first Linear has a bias, fed by a constant-1 column "
-                        "appended to X (see solvers.augment_constant_feature)")
+                   help="append a constant-1 column to X (solvers.augment_constant_feature); a "
+                        ".pt file's first Linear may then have a bias (folded into W1), an .npz "
+                        "file's W1 must have d + 1 columns")
+    p.add_argument("--max-array-mb", type=float, default=None, metavar="MB",
+                   help="largest weights/data read from a file, in MiB of float64, checked "
+                        "before decompressing (default 256)")
     p.add_argument("--json", action="store_true", help="print the full report as JSON")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
     """Load the files, run :func:`solvers.check_kkt`, print the summary (or JSON); return 0."""
-    from solvers.nets import load_data, load_weights
+    from solvers.nets import (
+        augment_constant_feature,
+        detect_file_format,
+        load_data,
+        load_torch,
+        load_weights,
+    )
     from solvers.nets.kkt import check_kkt
 
-    X, y = load_data(args.data)
-    if str(args.weights).endswith((".pt", ".pth")):
-        from solvers.nets import augment_constant_feature, load_torch
-
-        net = load_torch(args.weights, constant_feature=args.constant_feature)
-        if args.constant_feature:
-            X = augment_constant_feature(X)
+    max_bytes = None
+    if args.max_array_mb is not None:
+        if not args.max_array_mb > 0:
+            raise ValueError(f"--max-array-mb must be positive; got {args.max_array_mb}.")
+        max_bytes = int(args.max_array_mb * 2**20)
+    X, y = load_data(args.data, max_bytes=max_bytes)
+    fmt = detect_file_format(args.weights)
+    if fmt == "torch":
+        net = load_torch(args.weights, constant_feature=args.constant_feature,
+                         max_bytes=max_bytes)
     else:
-        net = load_weights(args.weights)
+        net = load_weights(args.weights, max_bytes=max_bytes)
+    if args.constant_feature:
+        X = augment_constant_feature(X)
     norm = float("inf") if args.norm == "inf" else int(args.norm)
-    report = check_kkt(net, X, y, norm=norm, loss=args.loss, eps_tol=args.eps_tol,
-                       delta_tol=args.delta_tol, support_factor=args.support_factor,
-                       norm_rtol=args.norm_rtol)
+    report = check_kkt(net, X, y, norm=norm, loss=args.loss, eps_tol=_resolve(args.eps_tol),
+                       delta_tol=_resolve(args.delta_tol),
+                       support_factor=_resolve(args.support_factor),
+                       norm_rtol=_resolve(args.norm_rtol))
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

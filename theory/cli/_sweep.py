@@ -8,6 +8,15 @@ import functools
 import json
 import sys
 
+from ._checks import (
+    MAX_POINT_ELEMENTS,
+    SIZE_PARAMETERS,
+    check_grid_sizes,
+    check_output_file,
+    check_scheduler,
+    positive_int,
+)
+
 __all__ = ["register", "run", "theorem_trial", "TRIALS"]
 
 EXAMPLES = """examples:
@@ -61,9 +70,24 @@ def _grid_arg(text: str) -> tuple[str, list]:
         raise argparse.ArgumentTypeError(
             f"--grid takes NAME=V1,V2,...; got {text!r} (e.g. --grid n=16,32)")
     name, values = text.split("=", 1)
-    vals = [_value(v) for v in values.split(",") if v != ""]
-    if not name or not vals:
-        raise argparse.ArgumentTypeError(f"--grid {text!r} needs a name and at least one value")
+    if not name.isidentifier():
+        raise argparse.ArgumentTypeError(
+            f"--grid {text!r}: {name!r} is not a parameter name (e.g. --grid n=16,32)")
+    parts = values.split(",")
+    if "" in parts:
+        raise argparse.ArgumentTypeError(
+            f"--grid {name}: empty value at position {parts.index('') + 1} in {values!r}; "
+            f"separate values with single commas (e.g. --grid {name}=1,2)")
+    vals = [_value(v) for v in parts]
+    for v in vals:
+        if isinstance(v, float) and v != v or v in (float("inf"), float("-inf")):
+            raise argparse.ArgumentTypeError(f"--grid {name}: {v!r} is not a finite value")
+    if name in SIZE_PARAMETERS:
+        for raw, v in zip(parts, vals, strict=True):
+            if isinstance(v, bool) or not isinstance(v, int | float):
+                raise argparse.ArgumentTypeError(
+                    f"--grid {name}: {raw!r} is not a number ({name} is a size, a positive "
+                    f"integer)")
     return name, vals
 
 
@@ -79,6 +103,9 @@ def _seeds_arg(text: str) -> list[int]:
             f"--seeds takes START:STOP or a comma list; got {text!r}") from None
     if not seeds:
         raise argparse.ArgumentTypeError(f"--seeds {text!r} selects no seed")
+    if min(seeds) < 0 or max(seeds) >= 2**32:
+        raise argparse.ArgumentTypeError(
+            f"--seeds {text!r}: seeds must lie in [0, 2**32) (numpy seeds)")
     return seeds
 
 
@@ -92,18 +119,33 @@ def register(sub) -> None:
     p.add_argument("--seeds", type=_seeds_arg, default=[0], help="START:STOP or a list (default 0)")
     p.add_argument("--results", required=True, metavar="FILE",
                    help="JSON-lines results file, appended to and resumed from")
-    p.add_argument("--jobs", type=int, default=1, help="local worker processes (default 1)")
+    p.add_argument("--jobs", type=positive_int("--jobs"), default=1,
+                   help="local worker processes, >= 1 (default 1)")
     p.add_argument("--scheduler", metavar="ADDRESS",
-                   help="Dask scheduler address (needs marginflow[dask])")
+                   help="Dask scheduler address (needs marginflow[dask]); checked before the "
+                        "sweep starts")
+    p.add_argument("--scheduler-timeout", type=float, default=10.0, metavar="S",
+                   help="seconds to wait for the scheduler to answer (default 10)")
+    p.add_argument("--max-elements", type=positive_int("--max-elements"),
+                   default=MAX_POINT_ELEMENTS, metavar="N",
+                   help="largest product of the size parameters (" + ", ".join(SIZE_PARAMETERS)
+                        + f") of one point (default {MAX_POINT_ELEMENTS:.0e})")
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    grid = dict(args.grid)
+    if len(grid) != len(args.grid):
+        raise ValueError("a --grid parameter is given twice; list all its values in one --grid.")
+    grid = check_grid_sizes(grid, args.max_elements)
+    check_output_file(args.results, "--results")
+    if args.scheduler is not None:
+        check_scheduler(args.scheduler, args.scheduler_timeout)
     from ..checking import interrupt_exit_code, stop_on_signals
 
     try:
         with stop_on_signals():
-            return _run(args)
+            return _run(args, grid)
     except KeyboardInterrupt as exc:  # SIGINT, or Terminated on SIGTERM: workers are stopped
         print(f"marginflow sweep: {_interrupted(exc, args.results)}", file=sys.stderr)
         return interrupt_exit_code(exc)
@@ -124,13 +166,10 @@ def _interrupted(exc: KeyboardInterrupt, results: str) -> str:
     return f"{what}; workers stopped; {kept}; rerun the same command to resume."
 
 
-def _run(args) -> int:
+def _run(args, grid) -> int:
     from ..checking import run_sweep
 
     fn = _target(args.target)
-    grid = dict(args.grid)
-    if len(grid) != len(args.grid):
-        raise ValueError("a --grid parameter is given twice; list all its values in one --grid.")
     result = run_sweep(fn, grid, seeds=args.seeds, results=args.results, n_jobs=args.jobs,
                        scheduler=args.scheduler)
     print(f"{result.n_computed} points computed, {result.n_skipped} resumed from "

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import time
 
+from ._checks import check_output_dir, positive_int, seed_int
+
 __all__ = ["register", "run_list", "run_verify", "run_checks"]
+
+_log = logging.getLogger("marginflow.progress")
 
 EXAMPLE_VERIFY = """examples:
   marginflow verify                      # every theorem on its built-in instance
@@ -66,9 +71,10 @@ def register(sub) -> None:
     p.add_argument("--report", metavar="DIR", help="write a report (md, tex, json, figures) to DIR")
     p.add_argument("--force", action="store_true", help="replace an existing report directory")
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
-    p.add_argument("--seed", type=int, default=0, help="seed of the built-in instances (default 0)")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="run checks in N processes (joblib; default 1)")
+    p.add_argument("--seed", type=seed_int, default=0,
+                   help="seed of the built-in instances, in [0, 2**32) (default 0)")
+    p.add_argument("--jobs", type=positive_int("--jobs"), default=1,
+                   help="run checks in N >= 1 processes (joblib; default 1)")
     _add_plugin_option(p)
     p.set_defaults(func=run_verify)
 
@@ -130,8 +136,10 @@ def run_checks(theorems, *, seed: int = 0, jobs: int = 1, progress: bool | None 
     if jobs and jobs > 1:
         from joblib import Parallel, delayed
 
-        return list(Parallel(n_jobs=jobs)(delayed(safe)(t.id, t.title, t.kind)
-                                          for t in theorems))
+        ordered = Parallel(n_jobs=jobs, return_as="generator")(
+            delayed(safe)(t.id, t.title, t.kind) for t in theorems)
+        return list(bar(ordered, total=len(theorems), desc=f"verify ({jobs} jobs)",
+                        enabled=progress))
     return [safe(t.id, t.title, t.kind) for t in bar(theorems, desc="verify", enabled=progress)]
 
 
@@ -150,6 +158,8 @@ def _claim_text(v) -> tuple[str, str]:
 
 
 def run_verify(args) -> int:
+    if args.report:  # before the catalogue is even imported
+        check_output_dir(args.report, "--report", force=args.force)
     from ..checking import Terminated, interrupt_exit_code, stop_on_signals
 
     try:
@@ -169,12 +179,6 @@ def _run_verify(args) -> int:
     theorems = select(args.ids, quick=args.quick)
     if not theorems:
         raise ValueError("no theorem selected; drop --quick or name ids from `marginflow list`.")
-    if args.report:
-        from pathlib import Path
-
-        if Path(args.report).exists() and not args.force:
-            raise FileExistsError(f"report directory {args.report!r} exists; pass --force to "
-                                  f"replace it or choose another --report DIR.")
     verdicts = run_checks(theorems, seed=args.seed, jobs=args.jobs,
                           plugins=tuple(getattr(args, "plugin", []) or []))
     if args.json:
@@ -192,6 +196,8 @@ def _run_verify(args) -> int:
     if args.report:
         from ..reports import verify_report, write_report
 
+        _log.info("verify: writing the report (markdown, LaTeX, JSON, figures) to %s",
+                  args.report)
         path = write_report(verify_report(verdicts, catalogue()), args.report, force=args.force)
         print(f"report written to {path}", file=sys.stderr)
     failed = [v for v in verdicts if v.status in ("failed", "error")]
