@@ -68,6 +68,11 @@ EXIT_TIMEOUT = 30.0
 REAP_TIMEOUT = 10.0
 
 
+
+def _messages(stderr: str) -> list[str]:
+    """stderr without the progress log ("marginflow: <stage>: k/n done ..." off a terminal)."""
+    return [ln for ln in stderr.strip().splitlines() if not ln.startswith("marginflow: ")]
+
 def _env():
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
@@ -219,7 +224,7 @@ def test_a_signal_stops_the_sweep_workers_and_keeps_finished_points(tmp_path, si
         if proc.poll() is None:
             _kill_group(proc)
     assert proc.returncode == code, err
-    lines = err.strip().splitlines()
+    lines = _messages(err)
     assert len(lines) == 1, err
     assert words in lines[0] and "workers stopped" in lines[0]
     assert f"finished points saved in {results}: 1" in lines[0]
@@ -245,7 +250,7 @@ def test_a_second_sweep_on_the_same_results_file_is_refused(tmp_path):
                                 cwd=tmp_path, env=_env(), capture_output=True, text=True,
                                 timeout=STARTUP_TIMEOUT)
         assert second.returncode == 2, second.stderr
-        lines = second.stderr.strip().splitlines()
+        lines = _messages(second.stderr)
         assert len(lines) == 1 and "in use by another sweep" in lines[0], second.stderr
         assert (results.read_bytes(), results.stat().st_mtime_ns) == before
         assert first.poll() is None  # the first sweep runs on, undisturbed
@@ -290,7 +295,7 @@ def test_sigterm_while_writing_a_report_leaves_no_temporary(tmp_path, existing):
         if proc.poll() is None:
             _kill_group(proc)
     assert proc.returncode == 143, err
-    lines = err.strip().splitlines()
+    lines = _messages(err)
     assert len(lines) == 1 and "terminated (SIGTERM)" in lines[0], err
     assert "no report written" in lines[0]
     flag.unlink()
