@@ -81,7 +81,12 @@ def check_norm(norm) -> float:
     """Return the ℓp exponent as a float in [1, inf], accepting 1, 2, inf, 'inf', 'l1', ..."""
     aliases = {"inf": np.inf, "linf": np.inf, "l_inf": np.inf, "max": np.inf,
                "l1": 1.0, "l2": 2.0, "fro": 2.0, "euclidean": 2.0}
-    p = aliases.get(norm.lower(), None) if isinstance(norm, str) else norm
+    if isinstance(norm, str):  # "2", "1.5", "inf", "l1", ...: parsed with float(), never eval'd
+        p = aliases.get(norm.strip().lower(), norm.strip())
+    else:
+        p = norm
+    if isinstance(p, (complex, np.complexfloating)):
+        raise TypeError(f"norm must be a real p >= 1; got the complex number {norm!r}.")
     try:
         p = float(p)
     except (TypeError, ValueError):

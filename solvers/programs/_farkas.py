@@ -92,11 +92,13 @@ def _normalise(mu: np.ndarray):
     return mu / s if s > 0 else None
 
 
-def raise_not_separable(G: np.ndarray, context: str) -> None:
+def raise_not_separable(G: np.ndarray, context: str, *, scale_exp: int = 0) -> None:
     """Find and verify a Farkas certificate, then raise :class:`NotSeparableError` carrying it.
 
     Returns ``None`` (without raising) when no certificate verifies: the caller then knows the
     data are strictly separable and that the infeasibility it saw was a solver failure.
+    ``G`` may be the data scaled by ``2^-scale_exp`` (exact); the reported residual is mapped
+    back to the original scale.
     """
     found = find_farkas_certificate(G)
     if found is None:
@@ -113,5 +115,5 @@ def raise_not_separable(G: np.ndarray, context: str) -> None:
         f"of that order, which counts as not separable, like a zero margin).{extra} Remove or "
         f"relabel the conflicting examples (mu's support), or append a constant feature if a "
         f"bias is intended.",
-        certificate=mu, residual=float(np.linalg.norm(G.T @ mu)),
+        certificate=mu, residual=float(np.ldexp(np.linalg.norm(G.T @ mu), scale_exp)),
     )

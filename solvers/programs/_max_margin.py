@@ -8,7 +8,7 @@ Every route's answer is checked by the same numpy certificate before it is retur
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.optimize as so
@@ -19,11 +19,12 @@ from ..tolerances import TOLERANCES
 from ._certificate import Certificate, build_certificate, lp_norm
 from ._chain import Infeasible, RouteOutcome, run_chain
 from ._farkas import raise_not_separable
+from ._wide import ldp_gram, margin_lp_colgen
 
 __all__ = ["MarginSolution", "solve_max_margin", "MAX_MARGIN_METHODS"]
 
-MAX_MARGIN_METHODS = ("auto", "working-set-nnls", "nnls", "highs-cg", "highs",
-                      "cvxpy-clarabel", "cvxpy-osqp", "cvxpy-scs")
+MAX_MARGIN_METHODS = ("auto", "working-set-nnls", "nnls", "dual-gram", "highs-cg",
+                      "highs-colgen", "highs", "cvxpy-clarabel", "cvxpy-osqp", "cvxpy-scs")
 """Accepted values of ``method=`` in :func:`solve_max_margin`."""
 
 
@@ -56,11 +57,14 @@ class MarginSolution:
     certificate : Certificate
         Primal infeasibility, dual residual and duality gap, computed in numpy.
     solver : str
-        The route whose answer verified (e.g. ``"working-set-nnls"``, ``"highs-cg"``).
+        The route whose answer verified (e.g. ``"working-set-nnls"``, ``"dual-gram"``,
+        ``"highs-cg"``, ``"highs-colgen"``).
     status : str
         ``"optimal"`` (only certified solutions are ever returned).
     attempts : tuple of dict
         Every route tried, its reported status and why it was rejected (empty string if accepted).
+    route_reason : str
+        Why the route chain was chosen (the shape rule, or the explicit ``method=``).
     """
 
     w: np.ndarray
@@ -74,6 +78,7 @@ class MarginSolution:
     solver: str
     status: str = "optimal"
     attempts: tuple = field(default_factory=tuple)
+    route_reason: str = ""
 
     def to_dict(self) -> dict:
         """JSON-serialisable view: arrays as lists, ``inf`` norm as the string ``"inf"``."""
@@ -84,6 +89,7 @@ class MarginSolution:
             "norm": "inf" if np.isinf(self.norm) else float(self.norm),
             "certificate": self.certificate.to_dict(), "solver": self.solver,
             "status": self.status, "attempts": [dict(a) for a in self.attempts],
+            "route_reason": self.route_reason,
         }
 
 
@@ -230,6 +236,27 @@ def _route_highs_cg(Gs: np.ndarray, p: float) -> RouteOutcome:
     return RouteOutcome(w, lam, "optimal")
 
 
+def _route_dual_gram(Gs: np.ndarray) -> RouteOutcome:
+    """ℓ2 in the ``n``-dimensional dual on the Gram matrix (``d > n``); a working set over
+    examples keeps the Gram matrix at most ``_GRAM_MAX × _GRAM_MAX``."""
+    n, _ = Gs.shape
+    if n <= _GRAM_MAX:
+        w, lam = ldp_gram(Gs)
+    else:
+        w, lam, _ = _working_set(Gs, ldp_gram, initial=_GRAM_MAX // 2, batch=_GRAM_MAX // 4,
+                                 shrink=True)
+    return RouteOutcome(w, lam, "optimal")
+
+
+_GRAM_MAX = 6000  # K = G G^T of 6000 examples is 288 MB
+
+
+def _route_highs_colgen(Gs: np.ndarray, p: float) -> RouteOutcome:
+    """ℓ1/ℓ∞ margin LP with column (feature) generation on all rows (``d > n``)."""
+    w, lam = margin_lp_colgen(Gs, p)
+    return RouteOutcome(w, lam, "optimal")
+
+
 # ----------------------------------------------------------------------------- CVXPY (any p)
 def _route_cvxpy(Gs: np.ndarray, p: float, solver: str) -> RouteOutcome:
     import cvxpy as cp
@@ -348,32 +375,54 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     rtol = TOLERANCES.certificate_rtol if rtol is None else float(rtol)
     support_rtol = TOLERANCES.support_rtol if support_rtol is None else float(support_rtol)
 
-    G = y[:, None] * X
-    row_norms = np.linalg.norm(G, axis=1)
+    n, d = X.shape
     ctx = f"solve_max_margin(norm={norm!r})"
-    if np.any(row_norms == 0):
+    # G = diag(y) X, scaled by a power of two so that max_i ||g_i||_2 lies in [1/2, 1): the
+    # scaling is exact in floating point (no rounding), so the certificate computed on the
+    # scaled data *is* the certificate on the original data (residuals are scale-free; values
+    # are mapped back with ldexp). Two steps so that ||g_i|| cannot overflow (X * 1e300).
+    G = y[:, None] * X
+    amax = max(float(G.max()), -float(G.min()))  # no |G| temporary: G may be most of memory
+    if amax == 0.0:
         raise_not_separable(G, ctx)
-    scale = float(row_norms.max())
-    Gs = G / scale  # solve on unit-scale data: w = w_s / scale, λ = λ_s / scale²
+    e1 = int(np.frexp(amax)[1])
+    if 2.0**-400 < amax < 2.0**400:  # row norms cannot overflow or underflow: one pass
+        e = e1 + int(np.frexp(np.sqrt(float(np.max(np.einsum("ij,ij->i", G, G)))) * 2.0**-e1)[1])
+        G = np.ldexp(G, -e, out=G)
+    else:
+        G = np.ldexp(G, -e1, out=G)
+        e = e1 + int(np.frexp(float(np.sqrt(np.max(np.einsum("ij,ij->i", G, G)))))[1])
+        G = np.ldexp(G, e1 - e, out=G)
+    if np.any(np.einsum("ij,ij->i", G, G) == 0):
+        raise_not_separable(G, ctx, scale_exp=e)
+    # now G = 2^-e diag(y) X exactly, with max_i ||g_i||_2 in [1/2, 1]
 
-    routes = _routes(Gs, p, method)
+    routes, reason = _routes(G, p, method)
 
     def certify(out: RouteOutcome) -> Certificate:
-        return margin_certificate(G, out.w / scale, out.dual / scale**2, p, rtol=rtol)
+        return margin_certificate(G, out.w, out.dual, p, rtol=rtol)
 
     name, out, cert, attempts = run_chain(
-        routes, certify, on_infeasible=lambda: raise_not_separable(G, ctx), program=ctx)
-    w = out.w / scale
-    lam = out.dual / scale**2
-    wn = lp_norm(w, p)
-    support = np.flatnonzero(G @ w - 1.0 <= support_rtol)
-    return MarginSolution(w=w, margin=1.0 / wn, direction=w / wn, dual=lam, support=support,
+        routes, certify, on_infeasible=lambda: raise_not_separable(G, ctx, scale_exp=e),
+        program=ctx)
+    # back to the original scale: w = 2^-e w_s, λ = 2^-2e λ_s, values ½||w||² scale by 2^-2e
+    cert = replace(cert, primal_value=float(np.ldexp(cert.primal_value, -2 * e)),
+                   dual_value=float(np.ldexp(cert.dual_value, -2 * e)))
+    w = np.ldexp(out.w, -e)
+    lam = np.ldexp(out.dual, -2 * e)
+    wn_s = lp_norm(out.w, p)
+    margin = float(np.ldexp(1.0 / wn_s, e))
+    support = np.flatnonzero(G @ out.w - 1.0 <= support_rtol)
+    return MarginSolution(w=w, margin=margin, direction=out.w / wn_s, dual=lam, support=support,
                           support_rtol=support_rtol, norm=p, certificate=cert, solver=name,
-                          status="optimal", attempts=tuple(attempts))
+                          status="optimal", attempts=tuple(attempts), route_reason=reason)
 
 
 def _routes(Gs: np.ndarray, p: float, method: str):
+    n, d = Gs.shape
     table = {
+        "dual-gram": lambda: _route_dual_gram(Gs),
+        "highs-colgen": lambda: _route_highs_colgen(Gs, p),
         "working-set-nnls": lambda: _route_working_set_nnls(Gs),
         "nnls": lambda: _route_nnls(Gs),
         "highs-cg": lambda: _route_highs_cg(Gs, p),
@@ -382,19 +431,35 @@ def _routes(Gs: np.ndarray, p: float, method: str):
         "cvxpy-osqp": lambda: _route_cvxpy(Gs, p, "OSQP"),
         "cvxpy-scs": lambda: _route_cvxpy(Gs, p, "SCS"),
     }
+    wide = d > n
     if method == "auto":
         if p == 2.0:
             names = ["working-set-nnls", "nnls", "cvxpy-clarabel", "cvxpy-osqp", "cvxpy-scs"]
+            if wide:
+                names.insert(0, "dual-gram")
+                reason = (f"d = {d} > n = {n}: the n-dimensional dual on the Gram matrix first, "
+                          f"then the primal routes")
+            else:
+                reason = f"n = {n} >= d = {d}: primal least-distance program first"
         elif p == 1.0 or np.isinf(p):
             names = ["highs-cg", "highs", "cvxpy-clarabel", "cvxpy-scs"]
+            if wide:
+                names = ["highs-colgen"] + names
+                reason = (f"d = {d} > n = {n}: column (feature) generation first, then row "
+                          f"generation and the full LP")
+            else:
+                reason = f"n = {n} >= d = {d}: row (constraint) generation first"
         else:
             names = ["cvxpy-clarabel", "cvxpy-scs"]
+            reason = f"p = {p:g}: conic program (CVXPY)"
     else:
         names = [method]
+        reason = f"method={method!r} requested"
         ok = {"working-set-nnls": p == 2.0, "nnls": p == 2.0, "cvxpy-osqp": p == 2.0,
+              "dual-gram": p == 2.0, "highs-colgen": p in (1.0, np.inf),
               "highs-cg": p in (1.0, np.inf), "highs": p in (1.0, np.inf)}
         if not ok.get(method, True):
             raise ValueError(
                 f"method={method!r} does not solve norm={p!r}; use method='auto' or "
                 f"'cvxpy-clarabel' (any p).")
-    return [(nm, table[nm]) for nm in names]
+    return [(nm, table[nm]) for nm in names], reason
