@@ -14,7 +14,7 @@ import numpy as np
 import scipy.optimize as so
 import scipy.sparse as sp
 
-from .._validation import check_labels, check_norm, check_X, dual_exponent
+from .._validation import check_labels, check_norm, check_rtol, check_X, dual_exponent
 from ..tolerances import TOLERANCES
 from ._certificate import Certificate, build_certificate, lp_norm
 from ._chain import Infeasible, RouteOutcome, run_chain
@@ -117,15 +117,51 @@ def _ldp_nnls(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     so ``λ = u / (1 - 1^T u)`` are the multipliers of ``½||w||²`` (``w = G^T λ``).
     """
     m, d = G.shape
-    E = np.vstack([G.T, np.ones((1, m))])
+    # columns e_i = (g_i, 1) scaled to unit norm: the same NNLS in u_i' = ||e_i|| u_i, but
+    # rows of very different norms no longer dominate Lawson-Hanson's pricing
+    cn = np.sqrt(np.einsum("ij,ij->i", G, G) + 1.0)
+    E = np.vstack([G.T, np.ones((1, m))]) / cn
     f = np.zeros(d + 1)
     f[-1] = 1.0
     u, _ = so.nnls(E, f, maxiter=max(50 * (d + 1), 3 * m))
+    u = u / cn
     denom = 1.0 - float(u.sum())
     if denom <= 1e3 * np.finfo(float).eps:
         raise Infeasible(f"LDP residual vanishes (1 - sum(u) = {denom:.2e})")
     lam = u / denom
     return G.T @ lam, lam
+
+
+def _polish_l2(G: np.ndarray, out: RouteOutcome, support_rtol: float):
+    """Re-solve the ℓ2 KKT system on the route's support ``S``, row-equilibrated.
+
+    At the optimum ``G_S w = 1`` and ``w = G_S^T λ_S`` (Karush–Kuhn–Tucker), so ``w`` is the
+    minimum-norm solution of ``D G_S w = D 1`` for any positive diagonal ``D``; with ``D`` the
+    inverse row norms, least squares (SVD) resolves rows of norms 1e-12 and 1 alike, which the
+    least-distance program cannot. Returns ``(w, λ)`` or ``None`` (no support, or ``λ_S < 0``);
+    the caller certifies it like any route's answer.
+    """
+    S = np.flatnonzero((out.dual > 0) | (G @ out.w - 1.0 <= support_rtol))
+    n = G.shape[0]
+    for _ in range(20):  # primal-dual active set on the support guess (Hintermüller et al. 2002)
+        if S.size == 0 or S.size > 5000:
+            return None
+        GS = G[S]
+        dinv = 1.0 / np.sqrt(np.einsum("ij,ij->i", GS, GS))
+        A = dinv[:, None] * GS
+        w = np.linalg.lstsq(A, dinv, rcond=TOLERANCES.rank_rtol)[0]
+        lam_S = dinv * np.linalg.lstsq(A.T, w, rcond=TOLERANCES.rank_rtol)[0]
+        inS = np.zeros(n, dtype=bool)
+        inS[S] = True
+        drop = np.zeros(n, dtype=bool)
+        drop[S] = lam_S < 0
+        add = ~inS & (G @ w < 1.0 - TOLERANCES.solver_eps)
+        if not drop.any() and not add.any():
+            lam = np.zeros(n)
+            lam[S] = lam_S
+            return w, lam
+        S = np.flatnonzero((inS & ~drop) | add)
+    return None
 
 
 def _route_nnls(Gs: np.ndarray) -> RouteOutcome:
@@ -194,13 +230,19 @@ def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
     = ½||w*||_p²``). Returns ``(w*, λ)``.
     """
     m, d = G.shape
+    # Row-equilibrated (docs/theory.md §5.6): row i divided by ρ_i = ||g_i||, so the LP reads
+    # a_i w >= s' b_i with unit rows a_i and b_i = ρ_min / ρ_i (then s = ρ_min s' is the same
+    # margin); its multipliers ν' give ν_i = ν'_i b_i for G w >= s 1 (still Σ ν = 1).
+    rho = np.sqrt(np.einsum("ij,ij->i", G, G))
+    bcol = (rho.min() / rho)[:, None]
+    G = G / rho[:, None]
     eps = TOLERANCES.solver_eps
     opts = {"primal_feasibility_tolerance": eps, "dual_feasibility_tolerance": eps}
     if np.isinf(p):
         # variables [w (d), s];  -G w + s <= 0;  -1 <= w <= 1
         c = np.zeros(d + 1)
         c[-1] = -1.0
-        A = np.hstack([-G, np.ones((m, 1))])
+        A = np.hstack([-G, bcol])
         bounds = [(-1.0, 1.0)] * d + [(None, None)]
         res = so.linprog(c, A_ub=A, b_ub=np.zeros(m), bounds=bounds, method="highs",
                          options=opts)
@@ -209,7 +251,7 @@ def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
         # variables [a (d), b (d), s], w = a - b;  -G a + G b + s <= 0;  sum(a + b) <= 1
         c = np.zeros(2 * d + 1)
         c[-1] = -1.0
-        A = sp.vstack([sp.csr_matrix(np.hstack([-G, G, np.ones((m, 1))])),
+        A = sp.vstack([sp.csr_matrix(np.hstack([-G, G, bcol])),
                        sp.csr_matrix(np.concatenate([np.ones(2 * d), [0.0]])[None, :])])
         b = np.concatenate([np.zeros(m), [1.0]])
         bounds = [(0.0, None)] * (2 * d) + [(None, None)]
@@ -217,10 +259,10 @@ def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
         sol = None if res.x is None else res.x[:d] - res.x[d:2 * d]
     if res.status != 0 or sol is None:
         raise RuntimeError(f"HiGHS: {res.message}")
-    s = float(res.x[-1])
+    s = float(res.x[-1]) * float(rho.min())
     if s <= 0.0:
         raise Infeasible(f"LP margin s = {s:.2e} <= 0")
-    nu = -np.asarray(res.ineqlin.marginals[:m])
+    nu = -np.asarray(res.ineqlin.marginals[:m]) * bcol[:, 0]
     return sol / s, nu / s**2
 
 
@@ -372,8 +414,9 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     p = check_norm(norm)
     if method not in MAX_MARGIN_METHODS:
         raise ValueError(f"method must be one of {MAX_MARGIN_METHODS}; got {method!r}.")
-    rtol = TOLERANCES.certificate_rtol if rtol is None else float(rtol)
-    support_rtol = TOLERANCES.support_rtol if support_rtol is None else float(support_rtol)
+    rtol = check_rtol(rtol, "rtol", TOLERANCES.certificate_rtol)
+    support_rtol = check_rtol(support_rtol, "support_rtol", TOLERANCES.support_rtol,
+                              allow_zero=True)
 
     n, d = X.shape
     ctx = f"solve_max_margin(norm={norm!r})"
@@ -386,30 +429,47 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     if amax == 0.0:
         raise_not_separable(G, ctx)
     e1 = int(np.frexp(amax)[1])
-    if 2.0**-400 < amax < 2.0**400:  # row norms cannot overflow or underflow: one pass
-        e = e1 + int(np.frexp(np.sqrt(float(np.max(np.einsum("ij,ij->i", G, G)))) * 2.0**-e1)[1])
-        G = np.ldexp(G, -e, out=G)
-    else:
-        G = np.ldexp(G, -e1, out=G)
-        e = e1 + int(np.frexp(float(np.sqrt(np.max(np.einsum("ij,ij->i", G, G)))))[1])
-        G = np.ldexp(G, e1 - e, out=G)
-    if np.any(np.einsum("ij,ij->i", G, G) == 0):
-        raise_not_separable(G, ctx, scale_exp=e)
-    # now G = 2^-e diag(y) X exactly, with max_i ||g_i||_2 in [1/2, 1]
+    G = np.ldexp(G, -e1, out=G)  # max |G_ij| in [1/2, 1): row norms cannot overflow
+    sq = np.einsum("ij,ij->i", G, G)
+    if np.any(sq == 0):
+        raise_not_separable(G, ctx, scale_exp=e1, p=p)
+    # ℓ2: the smallest row norm to [1/2, 1). The margin is at most min_i ||g_i||, so then
+    # ||w*|| = 1/γ >= 1 and it is O(1) unless the *angular* margin is small; scaling by the
+    # largest row instead makes ||w*|| >= max ||g_i|| / min ||g_i||, which the least-distance
+    # program loses to cancellation (issue 14.11: one row x 1e-6). ℓ1/ℓ∞/other p: the largest
+    # row (the LPs are row-equilibrated inside).
+    ref = float(np.sqrt(sq.min() if p == 2.0 else sq.max()))
+    e2 = int(np.frexp(ref)[1])
+    G = np.ldexp(G, -e2, out=G)
+    e = e1 + e2  # original G = 2^e * G (exactly, unless entries fall below 2^-1074)
 
     routes, reason = _routes(G, p, method)
 
     def certify(out: RouteOutcome) -> Certificate:
-        return margin_certificate(G, out.w, out.dual, p, rtol=rtol)
+        cert = margin_certificate(G, out.w, out.dual, p, rtol=rtol)
+        if cert.verified or p != 2.0 or cert.primal_infeasibility <= rtol:
+            return cert  # polish only answers that fail feasibility (arithmetic, not choice)
+        polished = _polish_l2(G, out, support_rtol)
+        if polished is None:
+            return cert
+        cert2 = margin_certificate(G, polished[0], polished[1], p, rtol=rtol)
+        if cert2.verified:  # the route's support was right; its arithmetic was not
+            out.w, out.dual = polished
+            out.solver_status = "optimal (polished on its support)"
+            return cert2
+        return cert
 
     name, out, cert, attempts = run_chain(
-        routes, certify, on_infeasible=lambda: raise_not_separable(G, ctx, scale_exp=e),
+        routes, certify, on_infeasible=lambda: raise_not_separable(G, ctx, scale_exp=e, p=p),
         program=ctx)
+    if out.solver_status.startswith("optimal (polished"):
+        name += "+polish"
     # back to the original scale: w = 2^-e w_s, λ = 2^-2e λ_s, values ½||w||² scale by 2^-2e
-    cert = replace(cert, primal_value=float(np.ldexp(cert.primal_value, -2 * e)),
-                   dual_value=float(np.ldexp(cert.dual_value, -2 * e)))
-    w = np.ldexp(out.w, -e)
-    lam = np.ldexp(out.dual, -2 * e)
+    with np.errstate(over="ignore", under="ignore"):  # values beyond float64 become inf / 0
+        cert = replace(cert, primal_value=float(np.ldexp(cert.primal_value, -2 * e)),
+                       dual_value=float(np.ldexp(cert.dual_value, -2 * e)))
+        w = np.ldexp(out.w, -e)
+        lam = np.ldexp(out.dual, -2 * e)
     wn_s = lp_norm(out.w, p)
     margin = float(np.ldexp(1.0 / wn_s, e))
     support = np.flatnonzero(G @ out.w - 1.0 <= support_rtol)
