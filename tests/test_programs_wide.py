@@ -135,3 +135,18 @@ def test_schur_solve_matches_direct_solve():
     direct = np.linalg.solve(K[np.ix_(S, S)], np.ones(S.size))
     np.testing.assert_allclose(z[S], direct, rtol=1e-10)
     assert z[4] == 0.0 and z[17] == 0.0
+
+
+# ------------------------------------------------------------------- general p: working set
+@pytest.mark.parametrize("p", [1.5, 3.0])
+@given(seed=seeds, d=st.integers(2, 4))
+def test_general_p_working_set_matches_the_full_conic_program(p, seed, d):
+    rng = np.random.default_rng(seed)
+    X, y = _wide_separable(rng, 260, d)  # n > max(4d, 200): the working set is the default
+    a = solve_max_margin(X, y, norm=p)
+    b = solve_max_margin(X, y, norm=p, method="cvxpy-clarabel")
+    assert a.solver == "working-set-clarabel" and "working set" in a.route_reason
+    np.testing.assert_allclose(a.margin, b.margin, rtol=TEST_RTOL)
+    G = y[:, None] * X
+    for u in rng.standard_normal((100, d)):  # no direction beats the certified margin
+        assert np.min(G @ u) / np.linalg.norm(u, ord=p) <= a.margin * (1 + TEST_RTOL)
