@@ -1,8 +1,12 @@
 """The ℓp max-margin (hard-margin SVM without bias) program, solved and certified.
 
-Fast routes: ℓ2 by least-distance programming (Lawson & Hanson) on a working set, ℓ1/ℓ∞ by linear
-programs with constraint generation (HiGHS); CVXPY + Clarabel for any ``p >= 1`` and as fallback.
-Every route's answer is checked by the same numpy certificate before it is returned.
+Fast routes, chosen by shape (the reason is recorded in ``MarginSolution.route_reason``): ℓ2 by
+least-distance programming (Lawson & Hanson) on a working set when ``n >= d`` and in the
+``n``-dimensional Gram dual when ``d > n`` (docs/theory.md §5.4); ℓ1/ℓ∞ by linear programs with
+constraint generation (HiGHS), with column generation first when ``d > n`` (§5.5); other ``p``
+by Clarabel on a working set of examples when ``n`` is large (§5.7); CVXPY + Clarabel for any
+``p >= 1`` and as fallback. The data are scaled exactly (powers of two, §5.6). Every route's
+answer is checked by the same numpy certificate before it is returned.
 """
 
 from __future__ import annotations
@@ -392,14 +396,16 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
         The exponent ``p`` (``"inf"``, ``"l1"``, ``"l2"`` accepted).
     method : str, keyword-only
         ``"auto"`` (default): the fastest verified route, then fallbacks — ℓ2:
-        ``working-set-nnls → nnls → cvxpy-clarabel → cvxpy-osqp → cvxpy-scs``; ℓ1/ℓ∞:
-        ``highs-cg → highs → cvxpy-clarabel → cvxpy-scs``; other ``p``:
-        ``cvxpy-clarabel → cvxpy-scs``. Any single name of :data:`MAX_MARGIN_METHODS` runs
+        ``working-set-nnls → nnls → cvxpy-clarabel → cvxpy-osqp → cvxpy-scs``, preceded by
+        ``dual-gram`` when ``d > n``; ℓ1/ℓ∞: ``highs-cg → highs → cvxpy-clarabel →
+        cvxpy-scs``, preceded by ``highs-colgen`` when ``d > n``; other ``p``:
+        ``cvxpy-clarabel → cvxpy-scs``, preceded by ``working-set-clarabel`` when
+        ``n > max(4d, 200)``. Any single name of :data:`MAX_MARGIN_METHODS` runs
         that route only (still verified).
     rtol : float, optional
-        Certificate tolerance (default ``TOLERANCES.certificate_rtol``).
+        Certificate tolerance in ``(0, 1)`` (default ``TOLERANCES.certificate_rtol``).
     support_rtol : float, optional
-        Activity tolerance for ``support`` (default ``TOLERANCES.support_rtol``).
+        Activity tolerance for ``support`` in ``[0, 1)`` (default ``TOLERANCES.support_rtol``).
 
     Returns
     -------
@@ -409,7 +415,11 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     ------
     NotSeparableError
         The data are not strictly separable through the origin; ``.certificate`` is a verified
-        Gordan/Farkas ``μ`` (``μ >= 0``, ``Σμ = 1``, ``Σ μ_i y_i x_i ≈ 0``).
+        Gordan/Farkas ``μ`` (``μ >= 0``, ``Σμ = 1``, ``Σ μ_i y_i x_i = 0`` to rounding error on
+        the equilibrated data, docs/theory.md §5.6).
+    MarginBelowResolutionError
+        Separable or not is undecided at this tolerance: a Gordan ``μ`` is small but not at
+        rounding level; ``.upper_bound`` is a certified upper bound on the margin.
     SolverError
         No route produced a solution whose certificate verified; ``.attempts`` says why.
     ValueError, TypeError
@@ -419,6 +429,8 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     References
     ----------
     Lawson & Hanson (1974), *Solving Least Squares Problems*, Ch. 23 (LDP via NNLS).
+    Hintermüller, Ito & Kunisch (2002), SIAM J. Optim. 13(3), 865–888, Alg. 1 (primal-dual
+    active set, used on the Gram dual).
     Soudry, Hoffer, Nacson, Gunasekar, Srebro (2018), JMLR 19, Thm 3.
     Gunasekar, Lee, Soudry, Srebro (2018), ICML, "Characterizing implicit bias in terms of
     optimization geometry".

@@ -179,7 +179,10 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
         cvxpy-scs``; other p: ``cvxpy-clarabel → cvxpy-scs``) or one name of
         :data:`MIN_NORM_METHODS`.
     rtol : float, optional
-        Certificate tolerance (default ``TOLERANCES.certificate_rtol``). ``X w = y`` counts as
+        Certificate tolerance in ``(0, 1)`` (default ``TOLERANCES.certificate_rtol``). ``X`` and
+        ``y`` are scaled by exact powers of two before solving (docs/theory.md §5.6), so data of
+        any magnitude (``X * 1e300``) give the same certified answer. ``y = 0`` returns
+        ``w = 0`` with its computed certificate (§5.8). ``X w = y`` counts as
         inconsistent when its least-squares residual exceeds
         ``TOLERANCES.consistency_rtol * ||y||_2``.
 
