@@ -206,3 +206,14 @@ def test_complex_input_is_refused(which):
         solve_max_margin(args["X"], args["y"])
     with pytest.raises(TypeError, match=f"{which} must be real"):
         solve_min_norm(args["X"], args["y"])
+
+
+def test_a_row_below_the_float_range_is_undecided_not_at_x_equals_0():
+    # ||(1e-170, 1e-170)||^2 underflows to 0: main reported "examples lie at x = 0", not
+    # separable. The data are separable (w = (1, 1)) with l2 margin exactly ||g_3|| = sqrt2e-170
+    # (u = (1, 1)/sqrt2 attains it and no margin exceeds the smallest example's norm).
+    X = np.array([[1.0, 0.2], [0.1, -1.0], [1e-170, 1e-170]])
+    y = np.array([1.0, -1.0, 1.0])
+    with pytest.raises(MarginBelowResolutionError, match="undecided") as ei:
+        solve_max_margin(X, y)
+    np.testing.assert_allclose(ei.value.upper_bound, np.sqrt(2) * 1e-170, rtol=1e-12)

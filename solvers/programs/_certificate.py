@@ -154,7 +154,7 @@ def zero_solution_certificate(*, residual: float, y_norm: float, rtol: float) ->
 
 
 def lp_norm(v: np.ndarray, p: float) -> float:
-    """``||v||_p`` for ``p`` in ``[1, inf]`` (float64, overflow-safe for large p)."""
+    """``||v||_p`` for ``p`` in ``[1, inf]`` (float64, overflow- and underflow-safe)."""
     v = np.abs(np.ravel(v))
     if v.size == 0:
         return 0.0
@@ -162,9 +162,9 @@ def lp_norm(v: np.ndarray, p: float) -> float:
         return float(v.max())
     if p == 1.0:
         return float(v.sum())
-    if p == 2.0:
-        return float(np.linalg.norm(v))
     m = float(v.max())
+    if p == 2.0:  # scaled by the largest entry: cannot overflow or underflow to 0
+        return 0.0 if m == 0.0 else float(m * np.linalg.norm(v / m))
     if m == 0.0:
         return 0.0
     return float(m * np.sum((v / m) ** p) ** (1.0 / p))

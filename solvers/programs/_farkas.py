@@ -126,8 +126,7 @@ def raise_not_separable(G: np.ndarray, context: str, *, scale_exp: int = 0,
     from .._validation import dual_exponent
     from ._certificate import lp_norm
 
-    sq = np.einsum("ij,ij->i", G, G)
-    zero_rows = np.flatnonzero(sq == 0)
+    zero_rows = np.flatnonzero(~G.any(axis=1))
     if zero_rows.size:
         mu = np.zeros(G.shape[0])
         mu[zero_rows[0]] = 1.0

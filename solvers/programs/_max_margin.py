@@ -19,6 +19,7 @@ import scipy.optimize as so
 import scipy.sparse as sp
 
 from .._validation import check_labels, check_norm, check_rtol, check_X, dual_exponent
+from ..errors import MarginBelowResolutionError
 from ..tolerances import TOLERANCES
 from ._certificate import Certificate, build_certificate, lp_norm
 from ._chain import Infeasible, RouteOutcome, run_chain
@@ -465,13 +466,24 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     G = np.ldexp(G, -e1, out=G)  # max |G_ij| in [1/2, 1): row norms cannot overflow
     sq = np.einsum("ij,ij->i", G, G)
     if np.any(sq == 0):
-        raise_not_separable(G, ctx, scale_exp=e1, p=p)
+        if not np.all(G.any(axis=1)):  # an example at x = 0: exactly not separable
+            raise_not_separable(G, ctx, scale_exp=e1, p=p)
+        i = int(np.argmin(np.max(np.abs(G), axis=1)))
+        bound = float(np.ldexp(lp_norm(G[i], dual_exponent(p)), e1))
+        raise MarginBelowResolutionError(
+            f"{ctx}: separable or not is undecided at this resolution: example {i} has "
+            f"||x_i|| below 1e-150 of the largest example, so its squared norm underflows. "
+            f"The certified upper bound on the margin is ||x_{i}||_q = {bound:.3g} (the margin "
+            f"is at most every example's dual norm). Rescale or remove that example.",
+            upper_bound=bound, certificate=np.eye(1, G.shape[0], i).ravel(), residual=np.nan)
     # ℓ2: the smallest row norm to [1/2, 1). The margin is at most min_i ||g_i||, so then
     # ||w*|| = 1/γ >= 1 and it is O(1) unless the *angular* margin is small; scaling by the
     # largest row instead makes ||w*|| >= max ||g_i|| / min ||g_i||, which the least-distance
     # program loses to cancellation (issue 14.11: one row x 1e-6). ℓ1/ℓ∞/other p: the largest
     # row (the LPs are row-equilibrated inside).
-    ref = float(np.sqrt(sq.min() if p == 2.0 else sq.max()))
+    ref = float(np.sqrt(sq.max()))
+    if p == 2.0:  # capped at 2^-200 of the largest, so the largest rows cannot overflow
+        ref = max(float(np.sqrt(sq.min())), ref * 2.0**-200)
     e2 = int(np.frexp(ref)[1])
     G = np.ldexp(G, -e2, out=G)
     e = e1 + e2  # original G = 2^e * G (exactly, unless entries fall below 2^-1074)
