@@ -12,7 +12,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import solvers.programs._wide as wide
-from solvers.programs import solve_max_margin
+from solvers.programs import solve_max_margin, solve_min_norm
 from solvers.tolerances import TOLERANCES
 
 from .strategies import seeds
@@ -150,3 +150,32 @@ def test_general_p_working_set_matches_the_full_conic_program(p, seed, d):
     G = y[:, None] * X
     for u in rng.standard_normal((100, d)):  # no direction beats the certified margin
         assert np.min(G @ u) / np.linalg.norm(u, ord=p) <= a.margin * (1 + TEST_RTOL)
+
+
+# ---------------------------------------------------- basis pursuit by column generation
+@given(seed=seeds, n=st.integers(1, 6), extra=st.integers(8, 40),
+       kind=st.sampled_from(["plain", "duplicated columns", "zero columns", "rank-deficient"]))
+def test_basis_pursuit_colgen_matches_the_full_lp(seed, n, extra, kind):
+    rng = np.random.default_rng(seed)
+    X = _degenerate(rng.standard_normal((n, 2 * n + extra)), kind, rng)
+    w0 = np.zeros(X.shape[1])
+    w0[rng.choice(X.shape[1], size=min(2, X.shape[1]), replace=False)] = rng.standard_normal(2)
+    y = X @ w0  # consistent by construction, also for rank-deficient X
+    assume(np.linalg.norm(y) > 1e-3)
+    a = solve_min_norm(X, y, norm=1, method="highs-colgen")
+    b = solve_min_norm(X, y, norm=1, method="highs")
+    assert a.solver == "highs-colgen" and a.certificate.verified
+    np.testing.assert_allclose(a.value, b.value, rtol=TEST_RTOL)
+    np.testing.assert_allclose(X @ a.w, y, rtol=0, atol=TEST_RTOL * np.linalg.norm(y))
+
+
+def test_basis_pursuit_recovers_a_sparse_vector_and_is_the_default_when_wide():
+    # Candès & Tao (2005): with Gaussian X (n = 60, d = 600) a 5-sparse w0 is the unique
+    # minimum-l1 interpolant with overwhelming probability; the solution must be w0 itself.
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((60, 600))
+    w0 = np.zeros(600)
+    w0[[3, 70, 200, 333, 599]] = [1.0, -2.0, 0.5, 3.0, -1.0]
+    sol = solve_min_norm(X, X @ w0, norm=1)
+    assert sol.solver == "highs-colgen"
+    np.testing.assert_allclose(sol.w, w0, rtol=0, atol=1e-6)

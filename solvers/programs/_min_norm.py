@@ -14,10 +14,11 @@ from ..errors import InconsistentSystemError
 from ..tolerances import TOLERANCES
 from ._certificate import Certificate, build_certificate, lp_norm, zero_solution_certificate
 from ._chain import Infeasible, RouteOutcome, run_chain
+from ._wide import basis_pursuit_colgen
 
 __all__ = ["MinNormSolution", "solve_min_norm", "MIN_NORM_METHODS"]
 
-MIN_NORM_METHODS = ("auto", "lstsq", "highs", "cvxpy-clarabel", "cvxpy-scs")
+MIN_NORM_METHODS = ("auto", "lstsq", "highs-colgen", "highs", "cvxpy-clarabel", "cvxpy-scs")
 """Accepted values of ``method=`` in :func:`solve_min_norm`."""
 
 
@@ -176,7 +177,8 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     norm : {1, 2, inf} or float >= 1, keyword-only
     method : str, keyword-only
         ``"auto"`` (ℓ2: ``lstsq → cvxpy-clarabel``; ℓ1/ℓ∞: ``highs → cvxpy-clarabel →
-        cvxpy-scs``; other p: ``cvxpy-clarabel → cvxpy-scs``) or one name of
+        cvxpy-scs``, ℓ1 with ``d > 2n`` preceded by ``highs-colgen``, basis pursuit by column
+        generation, docs/theory.md §5.5; other p: ``cvxpy-clarabel → cvxpy-scs``) or one name of
         :data:`MIN_NORM_METHODS`.
     rtol : float, optional
         Certificate tolerance in ``(0, 1)`` (default ``TOLERANCES.certificate_rtol``). ``X`` and
@@ -221,6 +223,9 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     if method == "lstsq" and p != 2.0:
         raise ValueError(f"method='lstsq' solves norm=2 only; got norm={norm!r}. "
                          f"Use method='auto'.")
+    if method == "highs-colgen" and p != 1.0:
+        raise ValueError(f"method='highs-colgen' solves norm=1 only; got norm={norm!r}. "
+                         f"Use method='auto'.")
     if method == "highs" and p not in (1.0, np.inf):
         raise ValueError(f"method='highs' solves norm=1 or 'inf' only; got norm={norm!r}. "
                          f"Use method='auto'.")
@@ -260,6 +265,7 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     table = {
         "lstsq": lambda: _route_lstsq(Xs, ys),
         "highs": lambda: _route_highs(Xs, ys, p),
+        "highs-colgen": lambda: RouteOutcome(*basis_pursuit_colgen(Xs, ys), "optimal"),
         "cvxpy-clarabel": lambda: _route_cvxpy(Xs, ys, p, "CLARABEL"),
         "cvxpy-scs": lambda: _route_cvxpy(Xs, ys, p, "SCS"),
     }
@@ -267,6 +273,8 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
         names = (["lstsq", "cvxpy-clarabel"] if p == 2.0 else
                  ["highs", "cvxpy-clarabel", "cvxpy-scs"] if p in (1.0, np.inf) else
                  ["cvxpy-clarabel", "cvxpy-scs"])
+        if p == 1.0 and d > 2 * n:  # basis pursuit at d >> n: column generation first
+            names = ["highs-colgen"] + names
     else:
         names = [method]
 
