@@ -59,6 +59,8 @@ def run_one(route: str, n: int, d: int, p: float) -> dict:
 
     from solvers.programs import solve_max_margin
 
+    if route.endswith("-bp"):
+        return run_basis_pursuit(route, n, d)
     X, y = separable_data(n, d, 0)
     G = None
     with threadpool_limits(1):
@@ -116,6 +118,35 @@ def run_one(route: str, n: int, d: int, p: float) -> dict:
     return {"seconds": dt, "margin": margin, "label": label, "rss_gib": rss}
 
 
+def run_basis_pursuit(route: str, n: int, d: int) -> dict:
+    """min ||w||_1 s.t. X w = y for Gaussian X and a 20-sparse ground truth w0 (seed 0)."""
+    import cvxpy as cp
+    from threadpoolctl import threadpool_limits
+
+    from solvers.programs import solve_min_norm
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d))
+    w0 = np.zeros(d)
+    w0[rng.choice(d, 20, replace=False)] = rng.standard_normal(20)
+    y = X @ w0
+    with threadpool_limits(1):
+        t0 = time.perf_counter()
+        if route == "solve_min_norm-bp":
+            sol = solve_min_norm(X, y, norm=1)
+            w, label = sol.w, sol.solver
+        else:  # cvxpy-clarabel-bp
+            wv = cp.Variable(d)
+            prob = cp.Problem(cp.Minimize(cp.norm1(wv)), [X @ wv == y])
+            prob.solve(solver="CLARABEL", tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9)
+            w, label = np.asarray(wv.value), f"status {prob.status}"
+        dt = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    # "margin" column: ||w0||_1 / ||w||_1 (1 when w0 is recovered; the larger the better)
+    return {"seconds": dt, "margin": float(np.abs(w0).sum() / np.abs(w).sum()), "label": label,
+            "rss_gib": rss, "err": float(np.abs(w - w0).max())}
+
+
 # ----------------------------------------------------------------------------- the driver
 GROUPS = {
     # name: (program, p, [(n, d)], routes); "main:" rows run on the baseline checkout
@@ -127,9 +158,11 @@ GROUPS = {
            ["solve_max_margin", "main:solve_max_margin", "cvxpy-clarabel"]),
     "tall": ("n ≫ d (regression)", None, [(5000, 100)],
              ["solve_max_margin", "main:solve_max_margin"]),
+    "bp": ("basis pursuit", 1.0, [(1000, 20000)],
+           ["solve_min_norm-bp", "main:solve_min_norm-bp", "cvxpy-clarabel-bp"]),
 }
 QUICK = {"l2": [(300, 3000)], "l1l_inf": [(100, 1000)], "p3": [(20000, 20)],
-         "tall": [(1000, 50)]}
+         "tall": [(1000, 50)], "bp": [(100, 2000)]}
 
 
 def measure(route, n, d, p, timeout, baseline):
@@ -185,7 +218,7 @@ def main():
                 best = max((m["margin"] for _, m in rows if np.isfinite(m["margin"])),
                            default=float("nan"))
                 ours = rows[0][1]["seconds"]
-                pname = {1.0: "ℓ1", np.inf: "ℓ∞"}.get(p, prog)
+                pname = prog if g == "bp" else {1.0: "ℓ1", np.inf: "ℓ∞"}.get(p, prog)
                 for r, m in rows:
                     sec = m["seconds"]
                     ts = f"> {args.timeout:g}" if np.isinf(sec) else f"{sec:.2f}"
