@@ -98,6 +98,7 @@ def test_shape_rule_is_visible():
     sol = solve_max_margin(Xt, yt)
     assert sol.solver == "working-set-nnls" and "n = 40 >= d = 10" in sol.route_reason
     assert solve_max_margin(X, y, norm=1).solver == "highs-colgen"
+    assert solve_max_margin(X, y, norm=np.inf).route_reason.startswith("d = 40 > n = 10, ℓ∞")
     assert "requested" in solve_max_margin(X, y, method="nnls").route_reason
 
 
