@@ -14,6 +14,7 @@ import importlib
 from .errors import (
     InconsistentSystemError,
     IntegrationError,
+    MarginBelowResolutionError,
     MarginflowError,
     NotFeasibleError,
     NotHomogeneousError,
@@ -60,6 +61,7 @@ _ALIASES = {"normalised_flow": "normalized_flow"}
 __all__ = [
     "MarginflowError",
     "NotSeparableError",
+    "MarginBelowResolutionError",
     "InconsistentSystemError",
     "NotHomogeneousError",
     "NotFeasibleError",

@@ -13,7 +13,22 @@ def _describe(a: np.ndarray) -> str:
 
 def as_float_array(value, name: str, *, ndim: int | tuple[int, ...], allow_empty: bool = False
                    ) -> np.ndarray:
-    """``value`` as a finite float64 array of the given dimension(s), or raise ValueError."""
+    """``value`` as a finite float64 array of the given dimension(s), or raise ValueError.
+
+    Complex input is refused (TypeError), never silently truncated to its real part.
+    """
+    raw = value if isinstance(value, np.ndarray) else None
+    if raw is None:
+        try:
+            raw = np.asarray(value)
+        except (TypeError, ValueError):
+            raw = None
+    if raw is not None and (raw.dtype.kind == "c" or (
+            raw.dtype.kind == "O" and any(isinstance(v, complex) for v in raw.ravel()[:10000]))):
+        raise TypeError(
+            f"{name} must be real; got a complex array of shape {raw.shape}. Pass the real part "
+            f"explicitly (np.real({name})) if the imaginary part is known to be zero."
+        )
     try:
         a = np.asarray(value, dtype=np.float64)
     except (TypeError, ValueError) as exc:
@@ -81,7 +96,12 @@ def check_norm(norm) -> float:
     """Return the ℓp exponent as a float in [1, inf], accepting 1, 2, inf, 'inf', 'l1', ..."""
     aliases = {"inf": np.inf, "linf": np.inf, "l_inf": np.inf, "max": np.inf,
                "l1": 1.0, "l2": 2.0, "fro": 2.0, "euclidean": 2.0}
-    p = aliases.get(norm.lower(), None) if isinstance(norm, str) else norm
+    if isinstance(norm, str):  # "2", "1.5", "inf", "l1", ...: parsed with float(), never eval'd
+        p = aliases.get(norm.strip().lower(), norm.strip())
+    else:
+        p = norm
+    if isinstance(p, (complex, np.complexfloating)):
+        raise TypeError(f"norm must be a real p >= 1; got the complex number {norm!r}.")
     try:
         p = float(p)
     except (TypeError, ValueError):
@@ -91,6 +111,24 @@ def check_norm(norm) -> float:
     if not (p >= 1.0):
         raise ValueError(f"norm must satisfy p >= 1 (a norm); got {norm!r}. Use 1, 2 or 'inf'.")
     return p
+
+
+def check_rtol(value, name: str, default: float, *, allow_zero: bool = False) -> float:
+    """A relative tolerance: ``None`` gives ``default``; otherwise a real number in ``(0, 1)``
+    (``[0, 1)`` with ``allow_zero``), else ValueError/TypeError naming the argument."""
+    if value is None:
+        return float(default)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer,
+                                                                     np.floating)):
+        raise TypeError(f"{name} must be a real number in (0, 1); got {value!r} of type "
+                        f"{type(value).__name__}. Pass e.g. {name}={default:g}.")
+    v = float(value)
+    lo_ok = v >= 0.0 if allow_zero else v > 0.0
+    if not (np.isfinite(v) and lo_ok and v < 1.0):
+        interval = "[0, 1)" if allow_zero else "(0, 1)"
+        raise ValueError(f"{name} must be a relative tolerance in {interval}; got {value!r}. "
+                         f"Pass e.g. {name}={default:g} (the default).")
+    return v
 
 
 def dual_exponent(p: float) -> float:

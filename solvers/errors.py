@@ -13,6 +13,7 @@ import numpy as np
 __all__ = [
     "MarginflowError",
     "NotSeparableError",
+    "MarginBelowResolutionError",
     "InconsistentSystemError",
     "NotHomogeneousError",
     "NotFeasibleError",
@@ -41,6 +42,33 @@ class NotSeparableError(MarginflowError):
     def __init__(self, message: str, *, certificate: np.ndarray | None = None,
                  residual: float | None = None):
         super().__init__(message)
+        self.certificate = certificate
+        self.residual = residual
+
+
+class MarginBelowResolutionError(MarginflowError):
+    """Separable or not is undecided at this tolerance: the margin is below the resolution.
+
+    A Gordan vector ``mu`` (``mu >= 0``, ``sum(mu) = 1``) makes ``||sum_i mu_i y_i x_i||`` small
+    (``<= farkas_atol`` on the equilibrated data) but not zero to rounding error, so neither a
+    margin nor non-separability could be certified.
+
+    Attributes
+    ----------
+    upper_bound : float
+        A certified upper bound on the ``p``-margin: ``γ_p <= ||sum_i mu_i y_i x_i||_q`` for every
+        ``mu`` in the simplex (weak duality, ``γ_p = min_{mu ∈ Δ} ||G^T mu||_q``), evaluated in
+        float64 on the original data.
+    certificate : ndarray of shape (n,)
+        The ``mu`` giving the bound.
+    residual : float
+        Its residual on the equilibrated data (between ``farkas_proof_atol`` and ``farkas_atol``).
+    """
+
+    def __init__(self, message: str, *, upper_bound: float, certificate: np.ndarray,
+                 residual: float):
+        super().__init__(message)
+        self.upper_bound = upper_bound
         self.certificate = certificate
         self.residual = residual
 

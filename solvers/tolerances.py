@@ -32,7 +32,14 @@ class Tolerances:
         Singular values below ``rank_rtol * s_max`` count as zero in least-squares closed forms.
     farkas_atol : float
         A Farkas certificate ``mu`` (``sum(mu) = 1``) is accepted when
-        ``||sum_i mu_i y_i x_i|| <= farkas_atol * max_i ||x_i||``.
+        ``||sum_i mu_i y_i x_i|| <= farkas_atol * max_i ||x_i||``, measured on the equilibrated
+        data (rows scaled to unit ℓ2 norm, then columns to unit max-abs: Gordan's alternative is
+        invariant under both). Below it the data are *not separable at this resolution*.
+    farkas_proof_atol : float
+        Such a certificate *proves* non-separability (NotSeparableError) only when its residual
+        is at float64 rounding level, ``<= farkas_proof_atol`` (exact certificates measured
+        ~1e-16 on random non-separable data up to 1000×50); between the two, separability is
+        undecided at this tolerance (MarginBelowResolutionError).
     consistency_rtol : float
         A linear system ``X w = y`` (or ``<A_i, W> = y_i``) counts as inconsistent when its
         least-squares residual exceeds ``consistency_rtol * ||y||_2`` (float64 round-off of a
@@ -86,6 +93,7 @@ class Tolerances:
     support_rtol: float = 1e-6
     rank_rtol: float = 1e-12
     farkas_atol: float = 1e-7
+    farkas_proof_atol: float = 1e-12
     consistency_rtol: float = 1e-9
     ode_rtol: float = 1e-10
     ode_atol: float = 1e-12

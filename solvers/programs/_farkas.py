@@ -19,7 +19,7 @@ import numpy as np
 import scipy.optimize as so
 import scipy.sparse as sp
 
-from ..errors import NotSeparableError, SolverError
+from ..errors import MarginBelowResolutionError, NotSeparableError, SolverError
 from ..tolerances import TOLERANCES
 
 __all__: list[str] = []
@@ -92,26 +92,73 @@ def _normalise(mu: np.ndarray):
     return mu / s if s > 0 else None
 
 
-def raise_not_separable(G: np.ndarray, context: str) -> None:
-    """Find and verify a Farkas certificate, then raise :class:`NotSeparableError` carrying it.
+def equilibrate(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``A = R G C`` with rows of unit ℓ2 norm (``R``) then columns of unit max-abs (``C``).
 
-    Returns ``None`` (without raising) when no certificate verifies: the caller then knows the
-    data are strictly separable and that the infeasibility it saw was a solver failure.
+    Gordan's alternative is invariant under positive row and column scalings (``Gw > 0`` iff
+    ``A (C^{-1} w) > 0``; ``G^T R μ = 0`` iff ``A^T μ = 0``), so a certificate ``μ_A`` for ``A``
+    gives ``μ ∝ R μ_A`` for ``G``. Returns ``(A, r)`` with ``r`` the row factors (rows of ``G``
+    must be nonzero). Zero columns stay zero.
     """
-    found = find_farkas_certificate(G)
+    r = 1.0 / np.sqrt(np.einsum("ij,ij->i", G, G))
+    A = r[:, None] * G
+    cmax = np.max(np.abs(A), axis=0)
+    A /= np.where(cmax > 0, cmax, 1.0)
+    return A, r
+
+
+def raise_not_separable(G: np.ndarray, context: str, *, scale_exp: int = 0,
+                        p: float = 2.0) -> None:
+    """Decide non-separability on the equilibrated data and raise the matching error.
+
+    * An example at ``x = 0`` is an exact Gordan certificate: :class:`NotSeparableError`.
+    * A Gordan ``μ`` for the equilibrated data (:func:`equilibrate`) with residual at rounding
+      level (``<= farkas_proof_atol``): :class:`NotSeparableError` carrying ``μ`` mapped back.
+    * A residual between ``farkas_proof_atol`` and ``farkas_atol``: the margin is below the
+      resolution; :class:`MarginBelowResolutionError` with the certified upper bound
+      ``γ_p <= ||G^T μ||_q`` (weak duality).
+    * No certificate: returns ``None``: the data are separable at this resolution and the
+      infeasibility the caller saw was a solver failure.
+
+    ``G`` may be the data scaled by ``2^-scale_exp`` (exact); reported residuals and bounds are
+    mapped back to the original scale. ``p`` is the norm of the margin program (for the bound).
+    """
+    from .._validation import dual_exponent
+    from ._certificate import lp_norm
+
+    zero_rows = np.flatnonzero(~G.any(axis=1))
+    if zero_rows.size:
+        mu = np.zeros(G.shape[0])
+        mu[zero_rows[0]] = 1.0
+        raise NotSeparableError(
+            f"{context}: the data (X, y) are not strictly linearly separable through the origin: "
+            f"examples {zero_rows[:5].tolist()} lie at x = 0 (margin exactly 0 for every w). "
+            f"Remove them, or append a constant feature if a bias is intended.",
+            certificate=mu, residual=0.0)
+    A, r = equilibrate(G)
+    found = find_farkas_certificate(A)
     if found is None:
         return
-    mu, r = found
+    mu_A, res = found
+    mu = r * mu_A
+    mu /= mu.sum()
     k = int(np.count_nonzero(mu))
-    zero_rows = np.flatnonzero(np.linalg.norm(G, axis=1) == 0)
-    extra = (f" Examples {zero_rows[:5].tolist()} lie at x = 0." if zero_rows.size else "")
-    raise NotSeparableError(
-        f"{context}: the data (X, y) are not strictly linearly separable through the origin. "
-        f"Gordan certificate mu >= 0, sum(mu) = 1 on {k} example(s) with "
-        f"||sum_i mu_i y_i x_i||_2 / max_i ||x_i||_2 = {r:.2e} (<= farkas_atol = "
-        f"{TOLERANCES.farkas_atol:g}; so the data are at most separable with a relative margin "
-        f"of that order, which counts as not separable, like a zero margin).{extra} Remove or "
-        f"relabel the conflicting examples (mu's support), or append a constant feature if a "
-        f"bias is intended.",
-        certificate=mu, residual=float(np.linalg.norm(G.T @ mu)),
-    )
+    z = G.T @ mu
+    if res <= TOLERANCES.farkas_proof_atol:
+        raise NotSeparableError(
+            f"{context}: the data (X, y) are not strictly linearly separable through the origin. "
+            f"Gordan certificate mu >= 0, sum(mu) = 1 on {k} example(s) with "
+            f"||sum_i mu_i y_i x_i|| = {res:.2e} on the equilibrated data (unit rows, unit "
+            f"columns), at float64 rounding level (<= farkas_proof_atol = "
+            f"{TOLERANCES.farkas_proof_atol:g}). Remove or relabel the conflicting examples "
+            f"(mu's support), or append a constant feature if a bias is intended.",
+            certificate=mu, residual=float(np.ldexp(np.linalg.norm(z), scale_exp)))
+    bound = float(np.ldexp(lp_norm(z, dual_exponent(p)), scale_exp))
+    raise MarginBelowResolutionError(
+        f"{context}: separable or not is undecided at this tolerance: a Gordan vector mu on {k} "
+        f"example(s) leaves ||sum_i mu_i y_i x_i|| = {res:.2e} on the equilibrated data, above "
+        f"rounding level ({TOLERANCES.farkas_proof_atol:g}) but below farkas_atol "
+        f"({TOLERANCES.farkas_atol:g}); the certified upper bound on the margin is "
+        f"{bound:.6g} (= ||sum_i mu_i y_i x_i||_q, weak duality). Standardise the features, "
+        f"or remove mu's support examples, to get a margin above the resolution.",
+        upper_bound=bound, certificate=mu, residual=float(res))

@@ -1,29 +1,36 @@
 """The ℓp max-margin (hard-margin SVM without bias) program, solved and certified.
 
-Fast routes: ℓ2 by least-distance programming (Lawson & Hanson) on a working set, ℓ1/ℓ∞ by linear
-programs with constraint generation (HiGHS); CVXPY + Clarabel for any ``p >= 1`` and as fallback.
-Every route's answer is checked by the same numpy certificate before it is returned.
+Fast routes, chosen by shape (the reason is recorded in ``MarginSolution.route_reason``): ℓ2 by
+least-distance programming (Lawson & Hanson) on a working set when ``n >= d`` and in the
+``n``-dimensional Gram dual when ``d > n`` (docs/theory.md §5.4); ℓ1/ℓ∞ by linear programs with
+constraint generation (HiGHS), with column generation first when ``d > n`` (§5.5); other ``p``
+by Clarabel on a working set of examples when ``n`` is large (§5.7); CVXPY + Clarabel for any
+``p >= 1`` and as fallback. The data are scaled exactly (powers of two, §5.6). Every route's
+answer is checked by the same numpy certificate before it is returned.
 """
 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.optimize as so
 import scipy.sparse as sp
 
-from .._validation import check_labels, check_norm, check_X, dual_exponent
+from .._validation import check_labels, check_norm, check_rtol, check_X, dual_exponent
+from ..errors import MarginBelowResolutionError
 from ..tolerances import TOLERANCES
 from ._certificate import Certificate, build_certificate, lp_norm
 from ._chain import Infeasible, RouteOutcome, run_chain
 from ._farkas import raise_not_separable
+from ._wide import ldp_gram, margin_lp_colgen
 
 __all__ = ["MarginSolution", "solve_max_margin", "MAX_MARGIN_METHODS"]
 
-MAX_MARGIN_METHODS = ("auto", "working-set-nnls", "nnls", "highs-cg", "highs",
-                      "cvxpy-clarabel", "cvxpy-osqp", "cvxpy-scs")
+MAX_MARGIN_METHODS = ("auto", "working-set-nnls", "nnls", "dual-gram", "highs-cg",
+                      "highs-colgen", "highs", "working-set-clarabel", "cvxpy-clarabel",
+                      "cvxpy-osqp", "cvxpy-scs")
 """Accepted values of ``method=`` in :func:`solve_max_margin`."""
 
 
@@ -56,11 +63,14 @@ class MarginSolution:
     certificate : Certificate
         Primal infeasibility, dual residual and duality gap, computed in numpy.
     solver : str
-        The route whose answer verified (e.g. ``"working-set-nnls"``, ``"highs-cg"``).
+        The route whose answer verified (e.g. ``"working-set-nnls"``, ``"dual-gram"``,
+        ``"highs-cg"``, ``"highs-colgen"``).
     status : str
         ``"optimal"`` (only certified solutions are ever returned).
     attempts : tuple of dict
         Every route tried, its reported status and why it was rejected (empty string if accepted).
+    route_reason : str
+        Why the route chain was chosen (the shape rule, or the explicit ``method=``).
     """
 
     w: np.ndarray
@@ -74,6 +84,7 @@ class MarginSolution:
     solver: str
     status: str = "optimal"
     attempts: tuple = field(default_factory=tuple)
+    route_reason: str = ""
 
     def to_dict(self) -> dict:
         """JSON-serialisable view: arrays as lists, ``inf`` norm as the string ``"inf"``."""
@@ -84,6 +95,7 @@ class MarginSolution:
             "norm": "inf" if np.isinf(self.norm) else float(self.norm),
             "certificate": self.certificate.to_dict(), "solver": self.solver,
             "status": self.status, "attempts": [dict(a) for a in self.attempts],
+            "route_reason": self.route_reason,
         }
 
 
@@ -111,15 +123,51 @@ def _ldp_nnls(G: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     so ``λ = u / (1 - 1^T u)`` are the multipliers of ``½||w||²`` (``w = G^T λ``).
     """
     m, d = G.shape
-    E = np.vstack([G.T, np.ones((1, m))])
+    # columns e_i = (g_i, 1) scaled to unit norm: the same NNLS in u_i' = ||e_i|| u_i, but
+    # rows of very different norms no longer dominate Lawson-Hanson's pricing
+    cn = np.sqrt(np.einsum("ij,ij->i", G, G) + 1.0)
+    E = np.vstack([G.T, np.ones((1, m))]) / cn
     f = np.zeros(d + 1)
     f[-1] = 1.0
     u, _ = so.nnls(E, f, maxiter=max(50 * (d + 1), 3 * m))
+    u = u / cn
     denom = 1.0 - float(u.sum())
     if denom <= 1e3 * np.finfo(float).eps:
         raise Infeasible(f"LDP residual vanishes (1 - sum(u) = {denom:.2e})")
     lam = u / denom
     return G.T @ lam, lam
+
+
+def _polish_l2(G: np.ndarray, out: RouteOutcome, support_rtol: float):
+    """Re-solve the ℓ2 KKT system on the route's support ``S``, row-equilibrated.
+
+    At the optimum ``G_S w = 1`` and ``w = G_S^T λ_S`` (Karush–Kuhn–Tucker), so ``w`` is the
+    minimum-norm solution of ``D G_S w = D 1`` for any positive diagonal ``D``; with ``D`` the
+    inverse row norms, least squares (SVD) resolves rows of norms 1e-12 and 1 alike, which the
+    least-distance program cannot. Returns ``(w, λ)`` or ``None`` (no support, or ``λ_S < 0``);
+    the caller certifies it like any route's answer.
+    """
+    S = np.flatnonzero((out.dual > 0) | (G @ out.w - 1.0 <= support_rtol))
+    n = G.shape[0]
+    for _ in range(20):  # primal-dual active set on the support guess (Hintermüller et al. 2002)
+        if S.size == 0 or S.size > 5000:
+            return None
+        GS = G[S]
+        dinv = 1.0 / np.sqrt(np.einsum("ij,ij->i", GS, GS))
+        A = dinv[:, None] * GS
+        w = np.linalg.lstsq(A, dinv, rcond=TOLERANCES.rank_rtol)[0]
+        lam_S = dinv * np.linalg.lstsq(A.T, w, rcond=TOLERANCES.rank_rtol)[0]
+        inS = np.zeros(n, dtype=bool)
+        inS[S] = True
+        drop = np.zeros(n, dtype=bool)
+        drop[S] = lam_S < 0
+        add = ~inS & (G @ w < 1.0 - TOLERANCES.solver_eps)
+        if not drop.any() and not add.any():
+            lam = np.zeros(n)
+            lam[S] = lam_S
+            return w, lam
+        S = np.flatnonzero((inS & ~drop) | add)
+    return None
 
 
 def _route_nnls(Gs: np.ndarray) -> RouteOutcome:
@@ -188,13 +236,19 @@ def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
     = ½||w*||_p²``). Returns ``(w*, λ)``.
     """
     m, d = G.shape
+    # Row-equilibrated (docs/theory.md §5.6): row i divided by ρ_i = ||g_i||, so the LP reads
+    # a_i w >= s' b_i with unit rows a_i and b_i = ρ_min / ρ_i (then s = ρ_min s' is the same
+    # margin); its multipliers ν' give ν_i = ν'_i b_i for G w >= s 1 (still Σ ν = 1).
+    rho = np.sqrt(np.einsum("ij,ij->i", G, G))
+    bcol = (rho.min() / rho)[:, None]
+    G = G / rho[:, None]
     eps = TOLERANCES.solver_eps
     opts = {"primal_feasibility_tolerance": eps, "dual_feasibility_tolerance": eps}
     if np.isinf(p):
         # variables [w (d), s];  -G w + s <= 0;  -1 <= w <= 1
         c = np.zeros(d + 1)
         c[-1] = -1.0
-        A = np.hstack([-G, np.ones((m, 1))])
+        A = np.hstack([-G, bcol])
         bounds = [(-1.0, 1.0)] * d + [(None, None)]
         res = so.linprog(c, A_ub=A, b_ub=np.zeros(m), bounds=bounds, method="highs",
                          options=opts)
@@ -203,7 +257,7 @@ def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
         # variables [a (d), b (d), s], w = a - b;  -G a + G b + s <= 0;  sum(a + b) <= 1
         c = np.zeros(2 * d + 1)
         c[-1] = -1.0
-        A = sp.vstack([sp.csr_matrix(np.hstack([-G, G, np.ones((m, 1))])),
+        A = sp.vstack([sp.csr_matrix(np.hstack([-G, G, bcol])),
                        sp.csr_matrix(np.concatenate([np.ones(2 * d), [0.0]])[None, :])])
         b = np.concatenate([np.zeros(m), [1.0]])
         bounds = [(0.0, None)] * (2 * d) + [(None, None)]
@@ -211,10 +265,10 @@ def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
         sol = None if res.x is None else res.x[:d] - res.x[d:2 * d]
     if res.status != 0 or sol is None:
         raise RuntimeError(f"HiGHS: {res.message}")
-    s = float(res.x[-1])
+    s = float(res.x[-1]) * float(rho.min())
     if s <= 0.0:
         raise Infeasible(f"LP margin s = {s:.2e} <= 0")
-    nu = -np.asarray(res.ineqlin.marginals[:m])
+    nu = -np.asarray(res.ineqlin.marginals[:m]) * bcol[:, 0]
     return sol / s, nu / s**2
 
 
@@ -227,6 +281,27 @@ def _route_highs_cg(Gs: np.ndarray, p: float) -> RouteOutcome:
     n, d = Gs.shape
     w, lam, _ = _working_set(Gs, lambda G: _margin_lp(G, p), initial=min(n, max(4 * d, 200)),
                              batch=max(2 * d, 100))
+    return RouteOutcome(w, lam, "optimal")
+
+
+def _route_dual_gram(Gs: np.ndarray) -> RouteOutcome:
+    """ℓ2 in the ``n``-dimensional dual on the Gram matrix (``d > n``); a working set over
+    examples keeps the Gram matrix at most ``_GRAM_MAX × _GRAM_MAX``."""
+    n, _ = Gs.shape
+    if n <= _GRAM_MAX:
+        w, lam = ldp_gram(Gs)
+    else:
+        w, lam, _ = _working_set(Gs, ldp_gram, initial=_GRAM_MAX // 2, batch=_GRAM_MAX // 4,
+                                 shrink=True)
+    return RouteOutcome(w, lam, "optimal")
+
+
+_GRAM_MAX = 6000  # K = G G^T of 6000 examples is 288 MB
+
+
+def _route_highs_colgen(Gs: np.ndarray, p: float) -> RouteOutcome:
+    """ℓ1/ℓ∞ margin LP with column (feature) generation on all rows (``d > n``)."""
+    w, lam = margin_lp_colgen(Gs, p)
     return RouteOutcome(w, lam, "optimal")
 
 
@@ -254,6 +329,26 @@ def _route_cvxpy(Gs: np.ndarray, p: float, solver: str) -> RouteOutcome:
     nu = np.clip(np.asarray(con.dual_value, dtype=float), 0.0, None)
     lam = nu if p == 2.0 else nu * lp_norm(wv, p)  # ν of min ||w|| -> λ of min ½||w||²
     return RouteOutcome(wv, lam, "optimal")
+
+
+def _route_working_set_cvxpy(Gs: np.ndarray, p: float) -> RouteOutcome:
+    """Any ``1 < p < ∞``: CVXPY + Clarabel on a working set of examples (row generation).
+
+    ``½||w||_p²`` is strictly convex for ``1 < p < ∞``, so the minimiser is unique and the
+    shrinking working set of :func:`_working_set` terminates; the answer on the working set is
+    optimal for all examples once none is violated (docs/theory.md §5.7).
+    """
+    n, d = Gs.shape
+
+    def solve_subset(G):
+        out = _route_cvxpy(G, p, "CLARABEL")
+        if out.solver_status != "optimal":
+            raise RuntimeError(f"Clarabel on the working set: {out.solver_status}")
+        return out.w, out.dual
+
+    w, lam, _ = _working_set(Gs, solve_subset, initial=min(n, max(4 * d, 200)),
+                             batch=max(2 * d, 100), shrink=True)
+    return RouteOutcome(w, lam, "optimal")
 
 
 def _cvxpy_options(solver: str) -> dict:
@@ -302,14 +397,17 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
         The exponent ``p`` (``"inf"``, ``"l1"``, ``"l2"`` accepted).
     method : str, keyword-only
         ``"auto"`` (default): the fastest verified route, then fallbacks — ℓ2:
-        ``working-set-nnls → nnls → cvxpy-clarabel → cvxpy-osqp → cvxpy-scs``; ℓ1/ℓ∞:
-        ``highs-cg → highs → cvxpy-clarabel → cvxpy-scs``; other ``p``:
-        ``cvxpy-clarabel → cvxpy-scs``. Any single name of :data:`MAX_MARGIN_METHODS` runs
+        ``working-set-nnls → nnls → cvxpy-clarabel → cvxpy-osqp → cvxpy-scs``, preceded by
+        ``dual-gram`` when ``d > n``; ℓ1/ℓ∞: ``highs-cg → highs → cvxpy-clarabel →
+        cvxpy-scs``, with ``highs-colgen`` first (ℓ1) or second (ℓ∞) when ``d > n``; other
+        ``p``:
+        ``cvxpy-clarabel → cvxpy-scs``, preceded by ``working-set-clarabel`` when
+        ``n > max(4d, 200)``. Any single name of :data:`MAX_MARGIN_METHODS` runs
         that route only (still verified).
     rtol : float, optional
-        Certificate tolerance (default ``TOLERANCES.certificate_rtol``).
+        Certificate tolerance in ``(0, 1)`` (default ``TOLERANCES.certificate_rtol``).
     support_rtol : float, optional
-        Activity tolerance for ``support`` (default ``TOLERANCES.support_rtol``).
+        Activity tolerance for ``support`` in ``[0, 1)`` (default ``TOLERANCES.support_rtol``).
 
     Returns
     -------
@@ -319,7 +417,11 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     ------
     NotSeparableError
         The data are not strictly separable through the origin; ``.certificate`` is a verified
-        Gordan/Farkas ``μ`` (``μ >= 0``, ``Σμ = 1``, ``Σ μ_i y_i x_i ≈ 0``).
+        Gordan/Farkas ``μ`` (``μ >= 0``, ``Σμ = 1``, ``Σ μ_i y_i x_i = 0`` to rounding error on
+        the equilibrated data, docs/theory.md §5.6).
+    MarginBelowResolutionError
+        Separable or not is undecided at this tolerance: a Gordan ``μ`` is small but not at
+        rounding level; ``.upper_bound`` is a certified upper bound on the margin.
     SolverError
         No route produced a solution whose certificate verified; ``.attempts`` says why.
     ValueError, TypeError
@@ -329,6 +431,8 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     References
     ----------
     Lawson & Hanson (1974), *Solving Least Squares Problems*, Ch. 23 (LDP via NNLS).
+    Hintermüller, Ito & Kunisch (2002), SIAM J. Optim. 13(3), 865–888, Alg. 1 (primal-dual
+    active set, used on the Gram dual).
     Soudry, Hoffer, Nacson, Gunasekar, Srebro (2018), JMLR 19, Thm 3.
     Gunasekar, Lee, Soudry, Srebro (2018), ICML, "Characterizing implicit bias in terms of
     optimization geometry".
@@ -345,56 +449,133 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     p = check_norm(norm)
     if method not in MAX_MARGIN_METHODS:
         raise ValueError(f"method must be one of {MAX_MARGIN_METHODS}; got {method!r}.")
-    rtol = TOLERANCES.certificate_rtol if rtol is None else float(rtol)
-    support_rtol = TOLERANCES.support_rtol if support_rtol is None else float(support_rtol)
+    rtol = check_rtol(rtol, "rtol", TOLERANCES.certificate_rtol)
+    support_rtol = check_rtol(support_rtol, "support_rtol", TOLERANCES.support_rtol,
+                              allow_zero=True)
 
-    G = y[:, None] * X
-    row_norms = np.linalg.norm(G, axis=1)
+    n, d = X.shape
     ctx = f"solve_max_margin(norm={norm!r})"
-    if np.any(row_norms == 0):
+    # G = diag(y) X, scaled by a power of two so that max_i ||g_i||_2 lies in [1/2, 1): the
+    # scaling is exact in floating point (no rounding), so the certificate computed on the
+    # scaled data *is* the certificate on the original data (residuals are scale-free; values
+    # are mapped back with ldexp). Two steps so that ||g_i|| cannot overflow (X * 1e300).
+    G = y[:, None] * X
+    amax = max(float(G.max()), -float(G.min()))  # no |G| temporary: G may be most of memory
+    if amax == 0.0:
         raise_not_separable(G, ctx)
-    scale = float(row_norms.max())
-    Gs = G / scale  # solve on unit-scale data: w = w_s / scale, λ = λ_s / scale²
+    e1 = int(np.frexp(amax)[1])
+    G = np.ldexp(G, -e1, out=G)  # max |G_ij| in [1/2, 1): row norms cannot overflow
+    sq = np.einsum("ij,ij->i", G, G)
+    if np.any(sq == 0):
+        if not np.all(G.any(axis=1)):  # an example at x = 0: exactly not separable
+            raise_not_separable(G, ctx, scale_exp=e1, p=p)
+        i = int(np.argmin(np.max(np.abs(G), axis=1)))
+        bound = float(np.ldexp(lp_norm(G[i], dual_exponent(p)), e1))
+        raise MarginBelowResolutionError(
+            f"{ctx}: separable or not is undecided at this resolution: example {i} has "
+            f"||x_i|| below 1e-150 of the largest example, so its squared norm underflows. "
+            f"The certified upper bound on the margin is ||x_{i}||_q = {bound:.3g} (the margin "
+            f"is at most every example's dual norm). Rescale or remove that example.",
+            upper_bound=bound, certificate=np.eye(1, G.shape[0], i).ravel(), residual=np.nan)
+    # ℓ2: the smallest row norm to [1/2, 1). The margin is at most min_i ||g_i||, so then
+    # ||w*|| = 1/γ >= 1 and it is O(1) unless the *angular* margin is small; scaling by the
+    # largest row instead makes ||w*|| >= max ||g_i|| / min ||g_i||, which the least-distance
+    # program loses to cancellation (issue 14.11: one row x 1e-6). ℓ1/ℓ∞/other p: the largest
+    # row (the LPs are row-equilibrated inside).
+    ref = float(np.sqrt(sq.max()))
+    if p == 2.0:  # capped at 2^-200 of the largest, so the largest rows cannot overflow
+        ref = max(float(np.sqrt(sq.min())), ref * 2.0**-200)
+    e2 = int(np.frexp(ref)[1])
+    G = np.ldexp(G, -e2, out=G)
+    e = e1 + e2  # original G = 2^e * G (exactly, unless entries fall below 2^-1074)
 
-    routes = _routes(Gs, p, method)
+    routes, reason = _routes(G, p, method)
 
     def certify(out: RouteOutcome) -> Certificate:
-        return margin_certificate(G, out.w / scale, out.dual / scale**2, p, rtol=rtol)
+        cert = margin_certificate(G, out.w, out.dual, p, rtol=rtol)
+        if cert.verified or p != 2.0 or cert.primal_infeasibility <= rtol:
+            return cert  # polish only answers that fail feasibility (arithmetic, not choice)
+        polished = _polish_l2(G, out, support_rtol)
+        if polished is None:
+            return cert
+        cert2 = margin_certificate(G, polished[0], polished[1], p, rtol=rtol)
+        if cert2.verified:  # the route's support was right; its arithmetic was not
+            out.w, out.dual = polished
+            out.solver_status = "optimal (polished on its support)"
+            return cert2
+        return cert
 
     name, out, cert, attempts = run_chain(
-        routes, certify, on_infeasible=lambda: raise_not_separable(G, ctx), program=ctx)
-    w = out.w / scale
-    lam = out.dual / scale**2
-    wn = lp_norm(w, p)
-    support = np.flatnonzero(G @ w - 1.0 <= support_rtol)
-    return MarginSolution(w=w, margin=1.0 / wn, direction=w / wn, dual=lam, support=support,
+        routes, certify, on_infeasible=lambda: raise_not_separable(G, ctx, scale_exp=e, p=p),
+        program=ctx)
+    if out.solver_status.startswith("optimal (polished"):
+        name += "+polish"
+    # back to the original scale: w = 2^-e w_s, λ = 2^-2e λ_s, values ½||w||² scale by 2^-2e
+    with np.errstate(over="ignore", under="ignore"):  # values beyond float64 become inf / 0
+        cert = replace(cert, primal_value=float(np.ldexp(cert.primal_value, -2 * e)),
+                       dual_value=float(np.ldexp(cert.dual_value, -2 * e)))
+        w = np.ldexp(out.w, -e)
+        lam = np.ldexp(out.dual, -2 * e)
+    wn_s = lp_norm(out.w, p)
+    margin = float(np.ldexp(1.0 / wn_s, e))
+    support = np.flatnonzero(G @ out.w - 1.0 <= support_rtol)
+    return MarginSolution(w=w, margin=margin, direction=out.w / wn_s, dual=lam, support=support,
                           support_rtol=support_rtol, norm=p, certificate=cert, solver=name,
-                          status="optimal", attempts=tuple(attempts))
+                          status="optimal", attempts=tuple(attempts), route_reason=reason)
 
 
 def _routes(Gs: np.ndarray, p: float, method: str):
+    n, d = Gs.shape
     table = {
+        "dual-gram": lambda: _route_dual_gram(Gs),
+        "highs-colgen": lambda: _route_highs_colgen(Gs, p),
         "working-set-nnls": lambda: _route_working_set_nnls(Gs),
         "nnls": lambda: _route_nnls(Gs),
         "highs-cg": lambda: _route_highs_cg(Gs, p),
         "highs": lambda: _route_highs(Gs, p),
+        "working-set-clarabel": lambda: _route_working_set_cvxpy(Gs, p),
         "cvxpy-clarabel": lambda: _route_cvxpy(Gs, p, "CLARABEL"),
         "cvxpy-osqp": lambda: _route_cvxpy(Gs, p, "OSQP"),
         "cvxpy-scs": lambda: _route_cvxpy(Gs, p, "SCS"),
     }
+    wide = d > n
     if method == "auto":
         if p == 2.0:
             names = ["working-set-nnls", "nnls", "cvxpy-clarabel", "cvxpy-osqp", "cvxpy-scs"]
+            if wide:
+                names.insert(0, "dual-gram")
+                reason = (f"d = {d} > n = {n}: the n-dimensional dual on the Gram matrix first, "
+                          f"then the primal routes")
+            else:
+                reason = f"n = {n} >= d = {d}: primal least-distance program first"
         elif p == 1.0 or np.isinf(p):
             names = ["highs-cg", "highs", "cvxpy-clarabel", "cvxpy-scs"]
+            if wide and p == 1.0:
+                names = ["highs-colgen"] + names
+                reason = (f"d = {d} > n = {n}: column (feature) generation first (never the "
+                          f"n x 2d LP), then row generation and the full LP")
+            elif wide:  # ℓ∞: column generation measured 1.5x slower at (200, 2000): fallback
+                names.insert(1, "highs-colgen")
+                reason = (f"d = {d} > n = {n}, ℓ∞: row generation first, then column "
+                          f"generation, then the full LP")
+            else:
+                reason = f"n = {n} >= d = {d}: row (constraint) generation first"
         else:
             names = ["cvxpy-clarabel", "cvxpy-scs"]
+            reason = f"p = {p:g}: conic program (CVXPY)"
+            if n > max(4 * d, 200):
+                names.insert(0, "working-set-clarabel")
+                reason = (f"p = {p:g}, n = {n} > max(4d, 200): conic program on a working set "
+                          f"of examples first, then on all examples")
     else:
         names = [method]
+        reason = f"method={method!r} requested"
         ok = {"working-set-nnls": p == 2.0, "nnls": p == 2.0, "cvxpy-osqp": p == 2.0,
-              "highs-cg": p in (1.0, np.inf), "highs": p in (1.0, np.inf)}
+              "dual-gram": p == 2.0, "highs-colgen": p in (1.0, np.inf),
+              "highs-cg": p in (1.0, np.inf), "highs": p in (1.0, np.inf),
+              "working-set-clarabel": 1.0 < p < np.inf}
         if not ok.get(method, True):
             raise ValueError(
                 f"method={method!r} does not solve norm={p!r}; use method='auto' or "
                 f"'cvxpy-clarabel' (any p).")
-    return [(nm, table[nm]) for nm in names]
+    return [(nm, table[nm]) for nm in names], reason

@@ -3,21 +3,22 @@
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import scipy.optimize as so
 import scipy.sparse as sp
 
-from .._validation import as_float_array, check_norm, check_X, dual_exponent
+from .._validation import as_float_array, check_norm, check_rtol, check_X, dual_exponent
 from ..errors import InconsistentSystemError
 from ..tolerances import TOLERANCES
-from ._certificate import Certificate, build_certificate, lp_norm
+from ._certificate import Certificate, build_certificate, lp_norm, zero_solution_certificate
 from ._chain import Infeasible, RouteOutcome, run_chain
+from ._wide import basis_pursuit_colgen
 
 __all__ = ["MinNormSolution", "solve_min_norm", "MIN_NORM_METHODS"]
 
-MIN_NORM_METHODS = ("auto", "lstsq", "highs", "cvxpy-clarabel", "cvxpy-scs")
+MIN_NORM_METHODS = ("auto", "lstsq", "highs-colgen", "highs", "cvxpy-clarabel", "cvxpy-scs")
 """Accepted values of ``method=`` in :func:`solve_min_norm`."""
 
 
@@ -176,10 +177,14 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     norm : {1, 2, inf} or float >= 1, keyword-only
     method : str, keyword-only
         ``"auto"`` (ℓ2: ``lstsq → cvxpy-clarabel``; ℓ1/ℓ∞: ``highs → cvxpy-clarabel →
-        cvxpy-scs``; other p: ``cvxpy-clarabel → cvxpy-scs``) or one name of
+        cvxpy-scs``, ℓ1 with ``d > 2n`` preceded by ``highs-colgen``, basis pursuit by column
+        generation, docs/theory.md §5.5; other p: ``cvxpy-clarabel → cvxpy-scs``) or one name of
         :data:`MIN_NORM_METHODS`.
     rtol : float, optional
-        Certificate tolerance (default ``TOLERANCES.certificate_rtol``). ``X w = y`` counts as
+        Certificate tolerance in ``(0, 1)`` (default ``TOLERANCES.certificate_rtol``). ``X`` and
+        ``y`` are scaled by exact powers of two before solving (docs/theory.md §5.6), so data of
+        any magnitude (``X * 1e300``) give the same certified answer. ``y = 0`` returns
+        ``w = 0`` with its computed certificate (§5.8). ``X w = y`` counts as
         inconsistent when its least-squares residual exceeds
         ``TOLERANCES.consistency_rtol * ||y||_2``.
 
@@ -218,53 +223,73 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     if method == "lstsq" and p != 2.0:
         raise ValueError(f"method='lstsq' solves norm=2 only; got norm={norm!r}. "
                          f"Use method='auto'.")
+    if method == "highs-colgen" and p != 1.0:
+        raise ValueError(f"method='highs-colgen' solves norm=1 only; got norm={norm!r}. "
+                         f"Use method='auto'.")
     if method == "highs" and p not in (1.0, np.inf):
         raise ValueError(f"method='highs' solves norm=1 or 'inf' only; got norm={norm!r}. "
                          f"Use method='auto'.")
-    rtol = TOLERANCES.certificate_rtol if rtol is None else float(rtol)
+    rtol = check_rtol(rtol, "rtol", TOLERANCES.certificate_rtol)
     n, d = X.shape
     ctx = f"solve_min_norm(norm={norm!r})"
-
-    # consistency first, independently of the route: the least-squares residual
-    ls = np.linalg.lstsq(X, y, rcond=TOLERANCES.rank_rtol)[0]
-    r = float(np.linalg.norm(X @ ls - y))
-    ynorm = float(np.linalg.norm(y))
-    if ynorm == 0.0:
-        cert = build_certificate(primal_infeasibility=0.0, w_norm=1.0, z_dual_norm=1.0,
-                                 z_dot_w=1.0, b_dot_lam=1.0, lam=np.zeros(n),
-                                 inequality=False, rtol=rtol)
+    if not np.any(y):  # not ||y|| == 0: the norm underflows to 0 for y ~ 1e-170
+        cert = zero_solution_certificate(
+            residual=float(np.linalg.norm(X @ np.zeros(d) - y)), y_norm=0.0, rtol=rtol)
         return MinNormSolution(w=np.zeros(d), value=0.0, dual=np.zeros(n), residual=0.0,
                                norm=p, certificate=cert, solver="trivial")
+    if not np.any(X):
+        raise InconsistentSystemError(
+            f"{ctx}: X = 0 but y != 0, so X w = y has no solution; check the data.",
+            residual=float(np.linalg.norm(y)))
+    # Solve at unit scale with exact power-of-two factors: X = 2^ex Xs, y = 2^ey ys. Then
+    # w = 2^(ey-ex) w_s and (stationarity X^T ν ∈ ∂(½||·||²)(w), positively homogeneous)
+    # ν = 2^(ey-2ex) ν_s. The scaling is exact, so residuals computed on (Xs, ys) are those of
+    # the original data; no norm of X or y can overflow (X * 1e300).
+    ex = int(np.frexp(max(float(X.max()), -float(X.min())))[1])
+    ey = int(np.frexp(max(float(y.max()), -float(y.min())))[1])
+    Xs = np.ldexp(X, -ex)
+    ys = np.ldexp(y, -ey)
+    ynorm = float(np.linalg.norm(ys))
+
+    # consistency first, independently of the route: the least-squares residual
+    ls = np.linalg.lstsq(Xs, ys, rcond=TOLERANCES.rank_rtol)[0]
+    r = float(np.linalg.norm(Xs @ ls - ys))
     if r > TOLERANCES.consistency_rtol * ynorm:
         raise InconsistentSystemError(
-            f"{ctx}: X w = y has no solution: the least-squares residual ||X w - y||_2 = {r:.3e} "
-            f"is {r / ynorm:.2e} of ||y||_2 (> consistency_rtol "
-            f"{TOLERANCES.consistency_rtol:.0e}); X has rank "
-            f"{np.linalg.matrix_rank(X)} < n = {n} and y leaves its column space. Drop "
-            f"redundant rows, or fit least squares instead.", residual=r)
+            f"{ctx}: X w = y has no solution: the least-squares residual is {r / ynorm:.2e} "
+            f"of ||y||_2 (> consistency_rtol {TOLERANCES.consistency_rtol:.0e}); X has rank "
+            f"{np.linalg.matrix_rank(Xs)} < n = {n} and y leaves its column space. Drop "
+            f"redundant rows, or fit least squares instead.",
+            residual=float(np.ldexp(r, ey)))
 
-    xs = float(np.max(np.abs(X)))
-    Xs = X / xs  # solve at unit scale: w = w_s / xs, ν = ν_s / xs²... (see certify)
     table = {
-        "lstsq": lambda: _route_lstsq(Xs, y),
-        "highs": lambda: _route_highs(Xs, y, p),
-        "cvxpy-clarabel": lambda: _route_cvxpy(Xs, y, p, "CLARABEL"),
-        "cvxpy-scs": lambda: _route_cvxpy(Xs, y, p, "SCS"),
+        "lstsq": lambda: _route_lstsq(Xs, ys),
+        "highs": lambda: _route_highs(Xs, ys, p),
+        "highs-colgen": lambda: RouteOutcome(*basis_pursuit_colgen(Xs, ys), "optimal"),
+        "cvxpy-clarabel": lambda: _route_cvxpy(Xs, ys, p, "CLARABEL"),
+        "cvxpy-scs": lambda: _route_cvxpy(Xs, ys, p, "SCS"),
     }
     if method == "auto":
         names = (["lstsq", "cvxpy-clarabel"] if p == 2.0 else
                  ["highs", "cvxpy-clarabel", "cvxpy-scs"] if p in (1.0, np.inf) else
                  ["cvxpy-clarabel", "cvxpy-scs"])
+        if p == 1.0 and d > 2 * n:  # basis pursuit at d >> n: column generation first
+            names = ["highs-colgen"] + names
     else:
         names = [method]
 
-    # X = xs Xs: w = w_s / xs; stationarity z = X^T ν ∈ ∂(½||·||²)(w) gives ν = ν_s / xs².
     def certify(out: RouteOutcome) -> Certificate:
-        return min_norm_certificate(X, y, out.w / xs, out.dual / xs**2, p, rtol=rtol)
+        return min_norm_certificate(Xs, ys, out.w, out.dual, p, rtol=rtol)
 
     name, out, cert, attempts = run_chain([(nm, table[nm]) for nm in names], certify,
                                           on_infeasible=None, program=ctx)
-    w = out.w / xs
-    return MinNormSolution(w=w, value=lp_norm(w, p), dual=out.dual / xs**2,
-                           residual=float(np.linalg.norm(X @ w - y)), norm=p, certificate=cert,
-                           solver=name, status="optimal", attempts=tuple(attempts))
+    with np.errstate(over="ignore", under="ignore"):  # values beyond float64 become inf / 0
+        cert = replace(cert, primal_value=float(np.ldexp(cert.primal_value, 2 * (ey - ex))),
+                       dual_value=float(np.ldexp(cert.dual_value, 2 * (ey - ex))))
+        w = np.ldexp(out.w, ey - ex)
+        dual = np.ldexp(out.dual, ey - 2 * ex)
+    return MinNormSolution(w=w, value=float(np.ldexp(lp_norm(out.w, p), ey - ex)),
+                           dual=dual,
+                           residual=float(np.ldexp(np.linalg.norm(Xs @ out.w - ys), ey)), norm=p,
+                           certificate=cert, solver=name, status="optimal",
+                           attempts=tuple(attempts))

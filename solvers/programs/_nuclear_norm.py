@@ -7,10 +7,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .._validation import as_float_array, check_X
+from .._validation import as_float_array, check_rtol, check_X
 from ..errors import InconsistentSystemError
 from ..tolerances import TOLERANCES
-from ._certificate import Certificate, build_certificate
+from ._certificate import Certificate, build_certificate, zero_solution_certificate
 from ._chain import Infeasible, RouteOutcome, run_chain
 
 __all__ = ["NuclearNormSolution", "solve_min_nuclear_norm", "sensing_operator_from_regression",
@@ -169,15 +169,14 @@ def solve_min_nuclear_norm(A, y, *, method: str = "auto",
                          f"matrices (A.shape = {A.shape}); pass one measurement per A_i.")
     if method not in NUCLEAR_NORM_METHODS:
         raise ValueError(f"method must be one of {NUCLEAR_NORM_METHODS}; got {method!r}.")
-    rtol = TOLERANCES.certificate_rtol if rtol is None else float(rtol)
+    rtol = check_rtol(rtol, "rtol", TOLERANCES.certificate_rtol)
     n, d1, d2 = A.shape
     ctx = "solve_min_nuclear_norm"
     Af = A.reshape(n, d1 * d2)
     ynorm = float(np.linalg.norm(y))
-    if ynorm == 0.0:
-        cert = build_certificate(primal_infeasibility=0.0, w_norm=1.0, z_dual_norm=1.0,
-                                 z_dot_w=1.0, b_dot_lam=1.0, lam=np.zeros(n),
-                                 inequality=False, rtol=rtol)
+    if not np.any(y):  # not ynorm == 0: ||y|| underflows to 0 for y ~ 1e-170
+        cert = zero_solution_certificate(
+            residual=float(np.linalg.norm(Af @ np.zeros(d1 * d2) - y)), y_norm=ynorm, rtol=rtol)
         return NuclearNormSolution(W=np.zeros((d1, d2)), value=0.0,
                                    singular_values=np.zeros(min(d1, d2)), dual=np.zeros(n),
                                    residual=0.0, certificate=cert, solver="trivial")

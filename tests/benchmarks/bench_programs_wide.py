@@ -1,0 +1,234 @@
+"""Benchmark of the overparameterized (d > n) and general-p routes of solvers.programs (issue 9).
+
+Run from the repository root::
+
+    python tests/benchmarks/bench_programs_wide.py              # every group (long: see timeouts)
+    python tests/benchmarks/bench_programs_wide.py --quick      # small sizes only
+    python tests/benchmarks/bench_programs_wide.py --groups l2,p3 --timeout 300
+
+Every measurement runs in its own subprocess (one BLAS thread), so a competitor that runs away
+is stopped at ``--timeout`` seconds and reported as such, and each row's peak RSS is that
+process's own (data included). The baseline ``main`` rows run the same call with
+``PYTHONPATH`` set to ``--baseline`` (default ``/work/main``, the code before these routes), in
+the same run, on the same data. Margins are recomputed here from each route's ``w`` as
+``min_i y_i <w, x_i> / ||w||_p`` and compared with the best in the group. Not part of the tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+import warnings
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+
+
+def separable_data(n: int, d: int, seed: int, gap: float = 0.1):
+    """Gaussian examples labelled by a random hyperplane through 0, pushed >= ``gap`` from it
+    (the data of bench_programs.py)."""
+    rng = np.random.default_rng(seed)
+    u = rng.standard_normal(d)
+    u /= np.linalg.norm(u)
+    X = rng.standard_normal((n, d))
+    s = X @ u
+    y = np.where(s >= 0, 1.0, -1.0)
+    X += np.outer(y * (np.maximum(gap - np.abs(s), 0.0) + 0.05 * rng.random(n)), u)
+    return X, y
+
+
+def _pnorm(v, p):
+    return float(np.linalg.norm(v, ord=p))
+
+
+# ------------------------------------------------------------------ one measurement (child)
+def run_one(route: str, n: int, d: int, p: float) -> dict:
+    import cvxpy  # noqa: F401  (imports outside the timed region)
+    import scipy.optimize  # noqa: F401
+    import sklearn.svm  # noqa: F401
+    from threadpoolctl import threadpool_limits
+
+    from solvers.programs import solve_max_margin
+
+    if route.endswith("-bp"):
+        return run_basis_pursuit(route, n, d)
+    X, y = separable_data(n, d, 0)
+    G = None
+    with threadpool_limits(1):
+        t0 = time.perf_counter()
+        if route.startswith("solve_max_margin"):
+            method = route.split(":", 1)[1] if ":" in route else "auto"
+            sol = solve_max_margin(X, y, norm=p, method=method)
+            w, label = sol.w, sol.solver
+        elif route == "cvxpy-clarabel":
+            import cvxpy as cp
+
+            wv = cp.Variable(d)
+            obj = 0.5 * cp.sum_squares(wv) if p == 2 else cp.pnorm(wv, p)
+            prob = cp.Problem(cp.Minimize(obj), [cp.multiply(y, X @ wv) >= 1])
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                prob.solve(solver="CLARABEL", tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9)
+            w, label = np.asarray(wv.value), f"status {prob.status}"
+        elif route == "svc-mirrored":
+            from sklearn.svm import SVC
+
+            Xm = np.vstack([X, -X])
+            ym = np.concatenate([y, -y])
+            clf = SVC(kernel="linear", C=1e10, tol=1e-8).fit(Xm, ym)
+            w, label = clf.coef_.ravel(), "libsvm"
+        elif route == "linprog-full":
+            import scipy.optimize as so
+            import scipy.sparse as sp
+
+            G = y[:, None] * X
+            opts = {"primal_feasibility_tolerance": 1e-9, "dual_feasibility_tolerance": 1e-9}
+            if np.isinf(p):
+                c = np.zeros(d + 1)
+                c[-1] = -1.0
+                res = so.linprog(c, A_ub=np.hstack([-G, np.ones((n, 1))]), b_ub=np.zeros(n),
+                                 bounds=[(-1, 1)] * d + [(None, None)], method="highs",
+                                 options=opts)
+                w = res.x[:d]
+            else:
+                c = np.zeros(2 * d + 1)
+                c[-1] = -1.0
+                A = sp.vstack([sp.csr_matrix(np.hstack([-G, G, np.ones((n, 1))])),
+                               sp.csr_matrix(np.concatenate([np.ones(2 * d), [0.0]])[None])])
+                res = so.linprog(c, A_ub=A, b_ub=np.concatenate([np.zeros(n), [1.0]]),
+                                 bounds=[(0, None)] * (2 * d) + [(None, None)], method="highs",
+                                 options=opts)
+                w = res.x[:d] - res.x[d:2 * d]
+            label = res.message[:30]
+        else:
+            raise ValueError(route)
+        dt = time.perf_counter() - t0
+    G = y[:, None] * X if G is None else G
+    margin = float(np.min(G @ w) / _pnorm(w, p))
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
+    return {"seconds": dt, "margin": margin, "label": label, "rss_gib": rss}
+
+
+def run_basis_pursuit(route: str, n: int, d: int) -> dict:
+    """min ||w||_1 s.t. X w = y for Gaussian X and a 20-sparse ground truth w0 (seed 0)."""
+    import cvxpy as cp
+    from threadpoolctl import threadpool_limits
+
+    from solvers.programs import solve_min_norm
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d))
+    w0 = np.zeros(d)
+    w0[rng.choice(d, 20, replace=False)] = rng.standard_normal(20)
+    y = X @ w0
+    with threadpool_limits(1):
+        t0 = time.perf_counter()
+        if route == "solve_min_norm-bp":
+            sol = solve_min_norm(X, y, norm=1)
+            w, label = sol.w, sol.solver
+        else:  # cvxpy-clarabel-bp
+            wv = cp.Variable(d)
+            prob = cp.Problem(cp.Minimize(cp.norm1(wv)), [X @ wv == y])
+            prob.solve(solver="CLARABEL", tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9)
+            w, label = np.asarray(wv.value), f"status {prob.status}"
+        dt = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    # "margin" column: ||w0||_1 / ||w||_1 (1 when w0 is recovered; the larger the better)
+    return {"seconds": dt, "margin": float(np.abs(w0).sum() / np.abs(w).sum()), "label": label,
+            "rss_gib": rss, "err": float(np.abs(w - w0).max())}
+
+
+# ----------------------------------------------------------------------------- the driver
+GROUPS = {
+    # name: (program, p, [(n, d)], routes); "main:" rows run on the baseline checkout
+    "l2": ("ℓ2 SVM", 2.0, [(2000, 20000), (500, 100000)],
+           ["solve_max_margin", "main:solve_max_margin", "svc-mirrored", "cvxpy-clarabel"]),
+    "l1l_inf": ("ℓ1/ℓ∞ margin", None, [(200, 2000), (2000, 20000)],
+                ["solve_max_margin", "main:solve_max_margin", "linprog-full"]),
+    "p3": ("p = 3 margin", 3.0, [(200000, 50)],
+           ["solve_max_margin", "main:solve_max_margin", "cvxpy-clarabel"]),
+    "tall": ("n ≫ d (regression)", None, [(5000, 100)],
+             ["solve_max_margin", "main:solve_max_margin"]),
+    "bp": ("basis pursuit", 1.0, [(1000, 20000)],
+           ["solve_min_norm-bp", "main:solve_min_norm-bp", "cvxpy-clarabel-bp"]),
+}
+QUICK = {"l2": [(300, 3000)], "l1l_inf": [(100, 1000)], "p3": [(20000, 20)],
+         "tall": [(1000, 50)], "bp": [(100, 2000)]}
+
+
+def measure(route, n, d, p, timeout, baseline):
+    env = dict(os.environ)
+    if route.startswith("main:"):
+        env["PYTHONPATH"] = baseline
+        route = route[5:]
+    else:
+        env["PYTHONPATH"] = ROOT
+    cmd = [sys.executable, os.path.abspath(__file__), "--one", route, str(n), str(d), str(p)]
+    try:
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"seconds": float("inf"), "margin": float("nan"), "label": "timed out",
+                "rss_gib": float("nan")}
+    if out.returncode != 0:
+        last = (out.stderr.strip().splitlines() or ["?"])[-1]
+        return {"seconds": float("nan"), "margin": float("nan"), "label": f"error: {last[:80]}",
+                "rss_gib": float("nan")}
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--one", nargs=4, metavar=("ROUTE", "N", "D", "P"), help=argparse.SUPPRESS)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--groups", default=",".join(GROUPS))
+    ap.add_argument("--timeout", type=float, default=300.0)
+    ap.add_argument("--baseline", default="/work/main")
+    args = ap.parse_args()
+    if args.one:
+        route, n, d, p = args.one
+        print(json.dumps(run_one(route, int(n), int(d), float(p))))
+        return
+    import numpy
+    import scipy
+    load = os.getloadavg()[0]
+    print(f"Run: `bench_programs_wide  {datetime.date.today()}  python "
+          f"{platform.python_version()}  numpy {numpy.__version__}  scipy {scipy.__version__}` "
+          f"(BLAS threads: 1; timeout {args.timeout:g} s; load average at start {load:.1f} "
+          f"on {os.cpu_count()} cores)\n")
+    print("| program | (n, d) | route | seconds | × ours | peak RSS GiB "
+          "| rel. margin diff vs best |")
+    print("|---|---|---|---|---|---|---|")
+    for g in args.groups.split(","):
+        prog, p0, sizes, routes = GROUPS[g]
+        if args.quick:
+            sizes = QUICK[g]
+        norms = [p0] if p0 is not None else [2.0, np.inf, 1.0] if g == "tall" else [np.inf, 1.0]
+        for n, d in sizes:
+            for p in norms:
+                rows = [(r, measure(r, n, d, p, args.timeout, args.baseline)) for r in routes]
+                best = max((m["margin"] for _, m in rows if np.isfinite(m["margin"])),
+                           default=float("nan"))
+                ours = rows[0][1]["seconds"]
+                pname = prog if g == "bp" else {1.0: "ℓ1", np.inf: "ℓ∞"}.get(p, prog)
+                for r, m in rows:
+                    sec = m["seconds"]
+                    ts = f"> {args.timeout:g}" if np.isinf(sec) else f"{sec:.2f}"
+                    ratio = "" if not np.isfinite(sec) else f"{sec / ours:.1f}x"
+                    diff = abs(m["margin"] - best) / best if np.isfinite(m["margin"]) else None
+                    name = r.replace("main:", "main 7239ee7: ")
+                    print(f"| {pname} | ({n}, {d}) | {name} [{m['label']}] | {ts} | {ratio} | "
+                          f"{m['rss_gib']:.2f} | {'n/a' if diff is None else f'{diff:.1e}'} |",
+                          flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,182 @@
+"""Tests of the overparameterized (d > n) routes of solvers.programs: the ℓ2 Gram dual
+(``dual-gram``) and ℓ1/ℓ∞ column generation (``highs-colgen``), cross-checked against the
+existing primal routes on random and degenerate instances, and the shape rule that picks them."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+import solvers.programs._wide as wide
+from solvers.programs import solve_max_margin, solve_min_norm
+from solvers.tolerances import TOLERANCES
+
+from .strategies import seeds
+
+# Two solutions, each certified to certificate_rtol (1e-6), are compared at 10x that.
+TEST_RTOL = 10 * TOLERANCES.certificate_rtol
+
+# the independent route for each norm: the primal program, never the route under test
+REFERENCE = {2.0: "nnls", 1.0: "highs", np.inf: "highs"}
+WIDE = {2.0: "dual-gram", 1.0: "highs-colgen", np.inf: "highs-colgen"}
+
+
+def _wide_separable(rng, n, d, gap=0.2):
+    u = rng.standard_normal(d)
+    u /= np.linalg.norm(u)
+    X = rng.standard_normal((n, d))
+    s = X @ u
+    y = np.where(s >= 0, 1.0, -1.0)
+    X += np.outer(y * (np.maximum(gap - np.abs(s), 0.0) + 0.1 * rng.random(n)), u)
+    return X, y
+
+
+def _degenerate(X, kind, rng):
+    n, d = X.shape
+    if kind == "duplicated columns":
+        return np.hstack([X, X[:, : d // 2]])
+    if kind == "zero columns":
+        return np.hstack([X, np.zeros((n, 3))])
+    if kind == "rank-deficient":  # rank 3 < n: every row in a 3-dim subspace of R^d
+        B = rng.standard_normal((3, d))
+        C = rng.standard_normal((n, 3))
+        return C @ B
+    if kind == "duplicated rows":
+        return np.vstack([X, X[:2]])
+    return X
+
+
+@pytest.mark.parametrize("p", [2.0, 1.0, np.inf])
+@given(seed=seeds, n=st.integers(2, 8), extra=st.integers(1, 25),
+       kind=st.sampled_from(["plain", "duplicated columns", "zero columns", "rank-deficient",
+                             "duplicated rows"]))
+def test_wide_route_matches_primal_route(p, seed, n, extra, kind):
+    rng = np.random.default_rng(seed)
+    X, y = _wide_separable(rng, n, n + extra)
+    X = _degenerate(X, kind, rng)
+    if kind == "duplicated rows":
+        y = np.concatenate([y, y[:2]])
+    if kind == "rank-deficient":  # labels from a hyperplane in the rows' span
+        y = np.where(X @ X[0] >= 0, 1.0, -1.0)
+        y[0] = 1.0
+        s = X @ X[0] / np.linalg.norm(X[0])
+        assume(np.min(np.abs(s)) > 0.05 * np.max(np.linalg.norm(X, axis=1)))  # clear margin
+    G = y[:, None] * X
+    a = solve_max_margin(X, y, norm=p, method=WIDE[p])
+    b = solve_max_margin(X, y, norm=p, method=REFERENCE[p])
+    assert a.solver == WIDE[p] and b.solver == REFERENCE[p]
+    np.testing.assert_allclose(a.margin, b.margin, rtol=TEST_RTOL)
+    # the margin is attained by a.w on the data (independent of both solvers)
+    np.testing.assert_allclose(np.min(G @ a.w), 1.0, rtol=TEST_RTOL)
+    if p == 2.0:  # strictly convex: the minimiser itself is unique
+        np.testing.assert_allclose(a.w, b.w, rtol=0, atol=TEST_RTOL * np.linalg.norm(b.w))
+
+
+def test_ties_in_linf():
+    # two identical features: every split of the weight between them is optimal for l1, and for
+    # l_inf both sit at the bound; column generation must still certify the unique margin.
+    X = np.array([[1.0, 1.0, 0.0, 0.2], [0.5, 0.5, 1.0, -0.3], [-0.2, -0.2, 0.4, 1.0]])
+    y = np.array([1.0, -1.0, 1.0])
+    for p in (1.0, np.inf):
+        a = solve_max_margin(X, y, norm=p, method="highs-colgen")
+        b = solve_max_margin(X, y, norm=p, method="highs")
+        np.testing.assert_allclose(a.margin, b.margin, rtol=TEST_RTOL)
+
+
+def test_shape_rule_is_visible():
+    rng = np.random.default_rng(0)
+    X, y = _wide_separable(rng, 10, 40)
+    sol = solve_max_margin(X, y)
+    assert sol.solver == "dual-gram"
+    d = json.loads(json.dumps(sol.to_dict()))
+    assert "d = 40 > n = 10" in d["route_reason"]
+    Xt, yt = _wide_separable(rng, 40, 10)
+    sol = solve_max_margin(Xt, yt)
+    assert sol.solver == "working-set-nnls" and "n = 40 >= d = 10" in sol.route_reason
+    assert solve_max_margin(X, y, norm=1).solver == "highs-colgen"
+    assert solve_max_margin(X, y, norm=np.inf).route_reason.startswith("d = 40 > n = 10, ℓ∞")
+    assert "requested" in solve_max_margin(X, y, method="nnls").route_reason
+
+
+def test_all_support_vectors_give_the_min_norm_interpolant_of_the_margins():
+    # d >> n Gaussian data: every example is a support vector, and w = G^T (G G^T)^{-1} 1 is the
+    # minimum-norm solution of G w = 1 (computed here by lstsq, independently of the solver).
+    rng = np.random.default_rng(1)
+    X, y = _wide_separable(rng, 20, 400)
+    G = y[:, None] * X
+    sol = solve_max_margin(X, y)
+    assert sol.solver == "dual-gram" and sol.support.size == 20
+    w_ls = np.linalg.lstsq(G, np.ones(20), rcond=None)[0]
+    np.testing.assert_allclose(sol.w, w_ls, rtol=0, atol=TEST_RTOL * np.linalg.norm(w_ls))
+
+
+def test_active_set_drops_inactive_examples():
+    # an example far beyond the margin must get λ = 0: the active set must drop it (and the
+    # Schur-complement path is the one that solves the reduced system).
+    rng = np.random.default_rng(2)
+    X, y = _wide_separable(rng, 12, 60)
+    X[0] = 50.0 * y[0] * (y[1:, None] * X[1:]).mean(axis=0)
+    sol = solve_max_margin(X, y, method="dual-gram")
+    ref = solve_max_margin(X, y, method="nnls")
+    assert 0 not in sol.support and sol.dual[0] == 0.0
+    np.testing.assert_allclose(sol.margin, ref.margin, rtol=TEST_RTOL)
+
+
+def test_schur_solve_matches_direct_solve():
+    rng = np.random.default_rng(3)
+    A = rng.standard_normal((30, 50))
+    K = A @ A.T
+    gs = wide._GramSolver(K)
+    S = np.setdiff1d(np.arange(30), [4, 17])
+    z = gs.solve(S)
+    direct = np.linalg.solve(K[np.ix_(S, S)], np.ones(S.size))
+    np.testing.assert_allclose(z[S], direct, rtol=1e-10)
+    assert z[4] == 0.0 and z[17] == 0.0
+
+
+# ------------------------------------------------------------------- general p: working set
+@pytest.mark.parametrize("p", [1.5, 3.0])
+@given(seed=seeds, d=st.integers(2, 4))
+def test_general_p_working_set_matches_the_full_conic_program(p, seed, d):
+    rng = np.random.default_rng(seed)
+    X, y = _wide_separable(rng, 260, d)  # n > max(4d, 200): the working set is the default
+    a = solve_max_margin(X, y, norm=p)
+    b = solve_max_margin(X, y, norm=p, method="cvxpy-clarabel")
+    assert a.solver == "working-set-clarabel" and "working set" in a.route_reason
+    np.testing.assert_allclose(a.margin, b.margin, rtol=TEST_RTOL)
+    G = y[:, None] * X
+    for u in rng.standard_normal((100, d)):  # no direction beats the certified margin
+        assert np.min(G @ u) / np.linalg.norm(u, ord=p) <= a.margin * (1 + TEST_RTOL)
+
+
+# ---------------------------------------------------- basis pursuit by column generation
+@given(seed=seeds, n=st.integers(1, 6), extra=st.integers(8, 40),
+       kind=st.sampled_from(["plain", "duplicated columns", "zero columns", "rank-deficient"]))
+def test_basis_pursuit_colgen_matches_the_full_lp(seed, n, extra, kind):
+    rng = np.random.default_rng(seed)
+    X = _degenerate(rng.standard_normal((n, 2 * n + extra)), kind, rng)
+    w0 = np.zeros(X.shape[1])
+    w0[rng.choice(X.shape[1], size=min(2, X.shape[1]), replace=False)] = rng.standard_normal(2)
+    y = X @ w0  # consistent by construction, also for rank-deficient X
+    assume(np.linalg.norm(y) > 1e-3)
+    a = solve_min_norm(X, y, norm=1, method="highs-colgen")
+    b = solve_min_norm(X, y, norm=1, method="highs")
+    assert a.solver == "highs-colgen" and a.certificate.verified
+    np.testing.assert_allclose(a.value, b.value, rtol=TEST_RTOL)
+    np.testing.assert_allclose(X @ a.w, y, rtol=0, atol=TEST_RTOL * np.linalg.norm(y))
+
+
+def test_basis_pursuit_recovers_a_sparse_vector_and_is_the_default_when_wide():
+    # Candès & Tao (2005): with Gaussian X (n = 60, d = 600) a 5-sparse w0 is the unique
+    # minimum-l1 interpolant with overwhelming probability; the solution must be w0 itself.
+    rng = np.random.default_rng(4)
+    X = rng.standard_normal((60, 600))
+    w0 = np.zeros(600)
+    w0[[3, 70, 200, 333, 599]] = [1.0, -2.0, 0.5, 3.0, -1.0]
+    sol = solve_min_norm(X, X @ w0, norm=1)
+    assert sol.solver == "highs-colgen"
+    np.testing.assert_allclose(sol.w, w0, rtol=0, atol=1e-6)
