@@ -1,4 +1,4 @@
-"""Numerically stable classification and regression losses (THEORY.md §0).
+"""Numerically stable classification and regression losses (docs/theory.md §0).
 
 Classification losses are **sums** over examples of ``ℓ(q_i)``, ``q_i = y_i f(θ; x_i)``:
 ``ℓ_exp(q) = exp(-q)`` and ``ℓ_log(q) = log(1 + exp(-q))``. Useful regimes have

@@ -67,7 +67,7 @@ def test_numeric_depth2_equals_sympy_solution_including_overflow_regime():
 
 @pytest.mark.parametrize("depth", [2, 3, 4])
 def test_time_integral_differentiates_to_the_ode(depth):
-    # dt/du = 1/(L u^{2-2/L}(s - u)): the separable integral of THEORY §4, at sample points
+    # dt/du = 1/(L u^{2-2/L}(s - u)): the separable integral of docs/theory.md §4, at sample points
     t_of_u = saxe_time_integral(depth)
     lhs = sp.diff(t_of_u, U)
     rhs = 1 / (depth * U ** (2 - sp.Rational(2, depth)) * (S - U))

@@ -92,7 +92,7 @@ def test_least_squares_limit_is_projection_of_init(system, seed):
     T = 40.0 / lam_min
     traj = integrate(linear_flow(X, y), w0, (0.0, T), log_time=True)
     w_inf = traj.final["w"]
-    # closed form w0 + X⁺(y − X w0) (THEORY §4), by the SVD pseudo-inverse
+    # closed form w0 + X⁺(y − X w0) (docs/theory.md §4), by the SVD pseudo-inverse
     expected = w0 + np.linalg.pinv(X) @ (y - X @ w0)
     scale = 1.0 + np.linalg.norm(expected)
     assert np.linalg.norm(w_inf - expected) <= LIMIT_RTOL * scale
@@ -139,7 +139,7 @@ def test_deep_linear_weight_decay_imbalance_decays_at_2lambda(rng):
     flow = deep_linear_flow(X, Y, widths=(4, 3, 3, 2), weight_decay=lam)
     t = np.linspace(0.0, 5.0, 11)
     traj = integrate(flow, 0.8 * rng.standard_normal(flow.size), (0.0, 5.0), t_eval=t)
-    # d/dt D_l = -2λ D_l exactly (THEORY §3) => D_l(t) = e^{-2λt} D_l(0)
+    # d/dt D_l = -2λ D_l exactly (docs/theory.md §3) => D_l(t) = e^{-2λt} D_l(0)
     for Dl in layer_imbalance(traj):
         expected = np.exp(-2 * lam * t)[:, None, None] * Dl[0]
         assert np.linalg.norm(Dl - expected) <= INVARIANT_RTOL * (1 + np.linalg.norm(Dl[0]))
@@ -210,7 +210,7 @@ def test_saxe_mode_strengths(rng, depth):
         E = np.exp(2 * np.outer(t, s))
         u_ref = s * E / (E - 1 + s / u0)
     else:
-        # depth L: u̇ = L u^{2−2/L}(s − u) (THEORY §4), integrated independently per mode
+        # depth L: u̇ = L u^{2−2/L}(s − u) (docs/theory.md §4), integrated independently per mode
         L = depth
         u_ref = np.column_stack([
             solve_ivp(lambda _, u, sa=sa: L * u ** (2 - 2 / L) * (sa - u), (0, 12.0), [ua],
@@ -374,7 +374,7 @@ def test_chain_weight_decay_imbalance_rate_and_minnorm_speed():
     l2 = chain_flow(x, y, depth=3, weight_decay=lam)
     tr_l2 = integrate(l2, l2.pack(w=w0, a=a0), (0.0, 60.0), t_eval=t)
     C = chain_imbalance(tr_l2)
-    # exactly C(t) = C(0) e^{-2λt} (THEORY §3)
+    # exactly C(t) = C(0) e^{-2λt} (docs/theory.md §3)
     assert np.abs(C - C[0] * np.exp(-2 * lam * t)[:, None]).max() <= INVARIANT_RTOL * 10
     mn = minnorm_flow(x, y, model="linear_chain", depth=3, alpha=3.0, penalty=1.0)
     tr_mn = integrate(mn, mn.pack(w=w0, a=a0, mu=np.zeros(1)), (0.0, 60.0), t_eval=t)

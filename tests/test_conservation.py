@@ -44,7 +44,7 @@ def test_deep_linear_balancedness_is_proved(depth, weight_decay):
         assert proof.holds, proof.status
         assert proof.status == "proved"
         if weight_decay:
-            # Q' = -2 lam Q exactly (THEORY §3)
+            # Q' = -2 lam Q exactly (docs/theory.md §3)
             residual = (proof.derivative + 2 * LAM * Q).doit().expand().doit()
             assert residual == sp.ZeroMatrix(*Q.shape)
         else:

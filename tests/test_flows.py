@@ -70,7 +70,7 @@ def _plain(expr, n):
 
 
 def test_deep_linear_rhs_has_theory_form():
-    # THEORY.md §2: W_l' = -(W_L ... W_{l+1})^T G (W_{l-1} ... W_1)^T, G = dL/dE
+    # docs/theory.md §2: W_l' = -(W_L ... W_{l+1})^T G (W_{l-1} ... W_1)^T, G = dL/dE
     flow = derive_gradient_flow(deep_linear_net([2, 3, 4, 1]), "squared")
     W1, W2, W3 = (b.symbol for b in flow.block_list)
     defs = dict(flow.definitions)
@@ -183,7 +183,8 @@ def test_derivation_size_is_linear_in_depth():
 
 
 def test_minnorm_regression_equilibrium_is_min_norm_solution(rng):
-    # Bansal et al. 2018 (THEORY §8), beta = 1: equilibria solve theta = X^T mu, X theta = y,
+    # Bansal et al. 2018 (docs/theory.md §8), beta = 1: equilibria solve theta = X^T mu, X theta =
+    # y,
     # i.e. theta* = X^+ y (min-norm interpolant), mu* = (X X^T)^{-1} y. Independent: numpy pinv.
     n, d = 3, 5
     X, y = rng.standard_normal((n, d)), rng.standard_normal(n)

@@ -1,4 +1,5 @@
-"""Halpern-anchored gradient descent (THEORY §9) against closed forms and the tight O(1/k) bound."""
+"""Halpern-anchored gradient descent
+(docs/theory.md §9) against closed forms and the tight O(1/k) bound."""
 
 from __future__ import annotations
 

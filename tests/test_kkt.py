@@ -215,7 +215,8 @@ def test_optimised_epsilon_never_exceeds_natural(case):
 # ------------------------------------------------------------------ cross-checks
 @pytest.mark.parametrize("p", [2, 1, np.inf])
 def test_epsilon_matches_cvxpy_on_the_set_definition(rng, p):
-    # Independent formulation: g ranges over {g : ||g||_* <= ||θ̃||, <g, θ̃> >= ||θ̃||²} (THEORY §7)
+    # Independent formulation: g ranges over {g : ||g||_* <= ||θ̃||, <g, θ̃> >= ||θ̃||²}
+    # (docs/theory.md §7)
     # rather than our explicit subdifferentials, λ >= 0 on the candidates, δ within the budget.
     X, y = _teacher_data(rng, 12, 4)
     w = np.linalg.lstsq(X, y, rcond=None)[0] + 0.05 * rng.standard_normal(4)

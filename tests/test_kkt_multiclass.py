@@ -1,4 +1,4 @@
-"""Multi-class KKT check (docs/theory.d/kkt-multiclass.md; Lyu & Li 2019's multi-class margin
+"""Multi-class KKT check (docs/theory.md §7.8; Lyu & Li 2019's multi-class margin
 ``q_n = f_{y_n}(x_n) − max_{j≠y_n} f_j(x_n)``) and the multi-class margin helpers."""
 
 from __future__ import annotations

@@ -28,7 +28,7 @@ def _random_values(model, rng):
 
 
 def test_block_layouts_follow_theory_table():
-    # THEORY.md §1: W_l in R^{d_l x d_{l-1}}; chain has w then scalars a_2..a_L
+    # docs/theory.md §1: W_l in R^{d_l x d_{l-1}}; chain has w then scalars a_2..a_L
     assert deep_linear_net([2, 3, 4, 1]).blocks == {"W1": (3, 2), "W2": (4, 3), "W3": (1, 4)}
     assert linear_chain(3, d=2).blocks == {"w": (2,), "a2": (), "a3": ()}
     assert linear_model(5).blocks == {"w": (5,)}
@@ -51,7 +51,7 @@ def test_degree_matches_measured_homogeneity(model, rng):
 
 
 def test_deep_linear_output_is_X_times_transposed_product(rng):
-    # THEORY.md §0: f(x) = W_L ... W_1 x, so with one example per row F = X W_1^T ... W_L^T
+    # docs/theory.md §0: f(x) = W_L ... W_1 x, so with one example per row F = X W_1^T ... W_L^T
     m = deep_linear_net([3, 4, 2])
     vals = _random_values(m, rng)
     n = 5

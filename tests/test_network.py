@@ -117,7 +117,8 @@ def test_jvp_vjp_agree_with_jacobian(case):
 
 @given(homogeneous_nets(), st.floats(0.1, 10.0))
 def test_homogeneity_and_euler_identity(case, c):
-    # f(cθ) = c^L f(θ) (positive homogeneity) and ⟨∂f(x_i)/∂θ, θ⟩ = L f(x_i) (Euler, THEORY §7;
+    # f(cθ) = c^L f(θ) (positive homogeneity) and ⟨∂f(x_i)/∂θ, θ⟩ = L f(x_i) (Euler, docs/theory.md
+    # §7;
     # holds for the σ'(0) convention too: σ(z) = σ'(z) z for z ≠ 0 and both sides vanish at 0).
     net, X, _ = case
     L = net.degree

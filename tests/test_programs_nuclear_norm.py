@@ -37,7 +37,7 @@ def test_diagonal_by_hand():
 
 @pytest.mark.parametrize("n, d, k", [(3, 6, 2), (4, 5, 3)])
 def test_regression_form_matches_closed_form(rng, n, d, k):
-    # W x_i = Y_i for all i: every Schatten norm is minimised by W = (X⁺ Y)^T (THEORY.md §5):
+    # W x_i = Y_i for all i: every Schatten norm is minimised by W = (X⁺ Y)^T (docs/theory.md §5):
     # its rows lie in the row space of X, and any other solution adds a null(X) component
     # orthogonal to it, which cannot decrease any unitarily invariant norm.
     X = rng.standard_normal((n, d))

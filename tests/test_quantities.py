@@ -101,7 +101,8 @@ def test_normalised_margin_bounded_by_max_margin_and_approaches_it(data):
     t = np.logspace(1, 60, 10)
     tr = integrate(flow, np.zeros(4), (0.0, 1e60), log_time=True, t_eval=t)
     gam = normalized_margin_along(tr, X, lab)
-    # γ(w) = min_i q_i/||w|| <= γ_2 = max over unit directions (THEORY §5), equality at the SVM
+    # γ(w) = min_i q_i/||w|| <= γ_2 = max over unit directions (docs/theory.md §5), equality at the
+    # SVM
     assert np.all(gam <= svm.margin * (1 + 1e-9))
     assert svm.margin - gam[-1] < 0.1 * (svm.margin - gam[0])
 

@@ -113,7 +113,7 @@ def test_weight_decay_adds_minus_lambda_theta(rng):
 
 
 def test_deep_linear_matches_theory_formula(rng):
-    # THEORY §2: Ẇ_l = −(W_L⋯W_{l+1})ᵀ G (W_{l−1}⋯W_1)ᵀ, G = (W Xᵀ − Yᵀ) X / n
+    # docs/theory.md §2: Ẇ_l = −(W_L⋯W_{l+1})ᵀ G (W_{l−1}⋯W_1)ᵀ, G = (W Xᵀ − Yᵀ) X / n
     X, _, Y, _ = _data(rng)
     flow = deep_linear_flow(X, Y, widths=(4, 3, 5, 2))
     W1, W2, W3 = (rng.standard_normal(s) for s in flow.blocks.values())

@@ -88,7 +88,7 @@ def test_algorithms_own_smoothed_margin_increases_once_fitted(linear_data, metho
 
 
 def test_minnorm_reaches_the_svm_itself_with_its_multipliers(linear_data):
-    # THEORY §8 (Bansal et al. 2018): the primal–dual flow with β = 1 has the KKT points of
+    # docs/theory.md §8 (Bansal et al. 2018): the primal–dual flow with β = 1 has the KKT points of
     # min ½||w||² s.t. y_i⟨w, x_i⟩ ≥ 1 as equilibria; on a linear model (strongly convex) it
     # converges to the SVM w* and its multipliers λ* (exponentially fast). Reference: the
     # certified program's w and dual.
@@ -143,7 +143,7 @@ def test_late_phase_far_below_underflow(relu_data):
     slack = 1e-10 * np.abs(h.normalized_margin_l2)
     assert np.all(h.smoothed_margin <= h.normalized_margin_l2 + slack)
     assert np.all(h.normalized_margin_l2 - gap - slack <= h.smoothed_margin)
-    # Euler's identity ⟨∇q_i, θ⟩ = L q_i at the trained network (THEORY §7)
+    # Euler's identity ⟨∇q_i, θ⟩ = L q_i at the trained network (docs/theory.md §7)
     J = r.net.per_example_gradients(X)
     q = margins(r.net, X, y)
     np.testing.assert_allclose(y * (J @ r.net.flat()), 2 * q, rtol=1e-10)

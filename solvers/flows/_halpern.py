@@ -1,4 +1,4 @@
-r"""Halpern-anchored gradient descent for minimum-norm fixed points (THEORY §9).
+r"""Halpern-anchored gradient descent for minimum-norm fixed points (docs/theory.md §9).
 
 .. math::
 
@@ -71,7 +71,7 @@ class HalpernResult:
 
 def halpern(grad: Callable[[np.ndarray], np.ndarray], theta0, *, step: float, anchor=None,
             max_iter: int = 100_000, tol: float | None = None) -> HalpernResult:
-    r"""Halpern-anchored gradient descent for the minimum-distance minimiser (THEORY §9).
+    r"""Halpern-anchored gradient descent for the minimum-distance minimiser (docs/theory.md §9).
 
     .. math::
 
@@ -84,7 +84,7 @@ def halpern(grad: Callable[[np.ndarray], np.ndarray], theta0, *, step: float, an
     theta0 : array_like of shape (d,)
         Initial iterate.
     step : float, keyword-only
-        η in ``(0, 2/L]`` (``1/L`` recommended, THEORY §9); T must be nonexpansive.
+        η in ``(0, 2/L]`` (``1/L`` recommended, docs/theory.md §9); T must be nonexpansive.
     anchor : array_like of shape (d,), optional
         :math:`\theta_a`; default ``0`` (the minimum-norm minimiser is the limit).
     max_iter : int
@@ -159,7 +159,8 @@ def _run(grad, theta0, *, step, anchor, max_iter, tol, certify=None) -> HalpernR
 
 def halpern_least_squares(X, y, *, theta0=None, anchor=None, step=None, max_iter: int = 100_000,
                           tol: float | None = None) -> HalpernResult:
-    r"""Halpern iteration on least squares :math:`\tfrac{1}{2n}\|X\theta - y\|^2` (THEORY §9).
+    r"""Halpern iteration on least squares :math:`\tfrac{1}{2n}\|X\theta - y\|^2`
+    (docs/theory.md §9).
 
     Converges to the projection of the anchor onto :math:`\{\theta: X^\top X\theta = X^\top y\}`
     (``status="converged"`` certifies both a small fixed-point residual and a null-space component

@@ -1,13 +1,14 @@
 r"""Derived quantities along a :class:`~solvers.Trajectory` of a linear-predictor flow.
 
-The models of THEORY §1 other than the MLP are linear predictors
+The models of docs/theory.md §1 other than the MLP are linear predictors
 :math:`f(\theta;x) = \beta(\theta)x`;
 the functions here recover the end-to-end map :math:`\beta(t)` from the block layout
 (``"w"``: linear; ``"w"``, ``"a2"``, ..., ``"aL"``: linear chain; ``"W1"``, ..., ``"WL"``: deep
 linear net; ``"u"``, ``"v"``: diagonal net; a ``"rho"`` block scales the rest, as in the normalised
 and polar flows of :mod:`solvers.flows`; the ``"mu"`` block of the Minnorm flow is ignored; the
 pre-issue-13 names ``"a"`` (chain vector) and ``"lambda"`` are still read), then evaluate
-losses, margins, norms, the conserved quantities of THEORY §3 and the distance/angle to a reference.
+losses, margins, norms, the conserved quantities of docs/theory.md §3 and the distance/angle to a
+reference.
 All functions return one row per reported time, ``T = len(traj.times)``.
 """
 
@@ -135,7 +136,7 @@ def loss_along(traj: Trajectory, X, y, *, loss: str, model: str | None = None,
     r"""The training loss :math:`\mathcal L(\theta(t))`, shape ``(T,)``.
 
     ``loss='squared'`` is the mean :math:`\tfrac{1}{2n}\sum_i\|\beta x_i - y_i\|^2`;
-    ``'exp'``/``'logistic'`` the sums of THEORY §0. With ``log=True`` returns
+    ``'exp'``/``'logistic'`` the sums of docs/theory.md §0. With ``log=True`` returns
     :math:`\log\mathcal L`, exact far below the float64 underflow (use it for classification).
     """
     B = end_to_end(traj, model=model)
@@ -167,7 +168,8 @@ def margins_along(traj: Trajectory, X, y, *, model: str | None = None) -> np.nda
 
 def normalized_margin_along(traj: Trajectory, X, y, *, model: str | None = None) -> np.ndarray:
     r""":math:`\min_i q_i(t) / \|\beta(t)\|_2`, shape ``(T,)``: the ℓ2 margin of the end-to-end
-    direction, at most the max margin :math:`\gamma_2` of THEORY §5 (equal at the SVM direction)."""
+    direction, at most the max margin :math:`\gamma_2` of docs/theory.md §5 (equal at the SVM
+    direction)."""
     q = margins_along(traj, X, y, model=model)
     nb = np.linalg.norm(_flat(end_to_end(traj, model=model)), axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -209,7 +211,8 @@ def layer_imbalance(traj: Trajectory) -> tuple[np.ndarray, ...]:
 def chain_imbalance(traj: Trajectory) -> np.ndarray:
     r"""Linear chain balancedness: columns :math:`a_2^2 - \|w\|^2, a_3^2 - a_2^2, \dots`.
 
-    Constant under gradient flow, :math:`\propto e^{-2\lambda t}` with weight decay (THEORY §3).
+    Constant under gradient flow, :math:`\propto e^{-2\lambda t}` with weight decay (docs/theory.md
+    §3).
 
     Returns
     -------

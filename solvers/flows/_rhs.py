@@ -1,4 +1,5 @@
-r"""Hand-written vectorised numpy right-hand sides of the gradient flows (THEORY.md §1–3, §8, §9).
+r"""Hand-written vectorised numpy right-hand sides of the gradient flows
+(docs/theory.md §1–3, §8, §9).
 
 Every model here is a *linear predictor* :math:`f(\theta; x) = \beta(\theta)\, x` whose end-to-end
 map :math:`\beta(\theta)` is a product structure (identity, chain, deep product, diagonal
@@ -10,7 +11,7 @@ squares). A flow is therefore computed in two steps (the structural chain rule o
 2. a **parametrisation** pulls :math:`G` back to the parameter blocks,
    :math:`\nabla_\theta \mathcal L = (\partial\beta/\partial\theta)^\top G`; for a deep linear net
    :math:`\nabla_{W_l}\mathcal L = (W_L\cdots W_{l+1})^\top G\, (W_{l-1}\cdots W_1)^\top`
-   (THEORY §2), computed with one forward and one backward sweep of products.
+   (docs/theory.md §2), computed with one forward and one backward sweep of products.
 
 Flat-state layout: parameter blocks in order, each raveled in C order (see
 :mod:`solvers.flows`). Factories (keyword-only configuration):
@@ -18,7 +19,7 @@ Flat-state layout: parameter blocks in order, each raveled in C order (see
 - :func:`linear_flow`, :func:`chain_flow`, :func:`deep_linear_flow`, :func:`diagonal_flow`,
   :func:`sensing_flow` -- gradient flow
   :math:`\dot\theta = -\nabla\mathcal L(\theta) - \lambda\theta`;
-- :func:`minnorm_flow` -- the primal--dual Minnorm flow of Bansal et al. 2018 (THEORY §8);
+- :func:`minnorm_flow` -- the primal--dual Minnorm flow of Bansal et al. 2018 (docs/theory.md §8);
 - :func:`normalized_flow` -- gradient flow of :math:`\Phi(\rho, v) = \mathcal L(\rho v)` with
   :math:`v` on the unit sphere (the normalised dynamics of Banburski et al. 2019,
   docs/theory.md §9);
@@ -100,7 +101,7 @@ class _Regression:
 
 
 class _Classification:
-    """``𝓛(β) = Σ_i ℓ(y_i ⟨β, x_i⟩)`` (a sum, THEORY §0), in the log domain."""
+    """``𝓛(β) = Σ_i ℓ(y_i ⟨β, x_i⟩)`` (a sum, docs/theory.md §0), in the log domain."""
 
     kind = "classification"
 
@@ -454,7 +455,7 @@ class GradientFlowRHS(FlowRHS):
 
 
 class MinnormRHS(FlowRHS):
-    r"""The Minnorm primal--dual flow of Bansal, Advani, Cox, Saxe 2018 (THEORY §8).
+    r"""The Minnorm primal--dual flow of Bansal, Advani, Cox, Saxe 2018 (docs/theory.md §8).
 
     For :math:`\min \tfrac12\|\theta\|^2` subject to :math:`c_i(\theta) \le 0` (classification,
     :math:`c_i = 1 - q_i`) or :math:`c_i(\theta) = 0` (regression, :math:`c_i = y_i - f_i`):
@@ -637,13 +638,14 @@ def linear_flow(X, y, *, loss="squared", weight_decay=0.0) -> GradientFlowRHS:
 
 
 def chain_flow(X, y, *, depth, loss="squared", weight_decay=0.0) -> GradientFlowRHS:
-    r"""Gradient flow of the linear chain :math:`f = a_L\cdots a_2\langle w, x\rangle` (THEORY §1).
+    r"""Gradient flow of the linear chain :math:`f = a_L\cdots a_2\langle w, x\rangle`
+    (docs/theory.md §1).
 
     Blocks ``"w"`` (d,) and the scalars ``"a2"``, ..., ``"aL"`` (shape ()), as in
     ``theory.linear_chain``; ``flow.pack(w=w0, a=a0)`` with a vector ``a0`` of shape
     (depth − 1,) also works. Conserved:
     :math:`a_2^2 - \|w\|^2` and :math:`a_{l+1}^2 - a_l^2`; with weight decay they decay as
-    :math:`e^{-2\lambda t}` (THEORY §3).
+    :math:`e^{-2\lambda t}` (docs/theory.md §3).
     """
     X, y, k = _targets(X, y, loss, allow_matrix=False)
     return GradientFlowRHS(_make_param("linear_chain", X.shape[1], k, depth=depth),
@@ -651,7 +653,7 @@ def chain_flow(X, y, *, depth, loss="squared", weight_decay=0.0) -> GradientFlow
 
 
 def deep_linear_flow(X, y, *, widths, loss="squared", weight_decay=0.0) -> GradientFlowRHS:
-    r"""Gradient flow of the deep linear net :math:`f = W_L\cdots W_1 x` (THEORY §2).
+    r"""Gradient flow of the deep linear net :math:`f = W_L\cdots W_1 x` (docs/theory.md §2).
 
     .. math::
 
@@ -710,7 +712,8 @@ def _param_and_objective(X, y, *, model, loss, depth, widths):
 
 def minnorm_flow(X, y, *, model="linear", loss="squared", depth=None, widths=None, alpha=1.0,
                  beta=1.0, penalty=0.0) -> MinnormRHS:
-    r"""The Minnorm primal--dual flow (Bansal et al. 2018; THEORY §8) for a linear predictor.
+    r"""The Minnorm primal--dual flow (Bansal et al. 2018; docs/theory.md §8) for a linear
+    predictor.
 
     Parameters
     ----------
@@ -734,7 +737,7 @@ def minnorm_flow(X, y, *, model="linear", loss="squared", depth=None, widths=Non
 def normalized_flow(X, y, *, model="linear", loss="logistic", depth=None, widths=None
                     ) -> NormalizedRHS:
     """The normalised dynamics of Banburski et al. 2019: gradient flow of ``𝓛(ρ v)`` on ``ρ``
-    and the unit sphere (THEORY §9); see :class:`NormalizedRHS`. Arguments as in
+    and the unit sphere (docs/theory.md §9); see :class:`NormalizedRHS`. Arguments as in
     :func:`minnorm_flow`. Twin of ``theory.derive_normalized_flow``."""
     param, obj = _param_and_objective(X, y, model=model, loss=loss, depth=depth, widths=widths)
     return NormalizedRHS(param, obj, loss=loss)

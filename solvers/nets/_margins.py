@@ -1,4 +1,4 @@
-"""Margins of homogeneous networks and the Lyu & Li quantities (THEORY.md §0, §3, §7).
+"""Margins of homogeneous networks and the Lyu & Li quantities (docs/theory.md §0, §3, §7).
 
 For a network ``f(θ; ·)`` homogeneous of degree ``L`` and labels ``y_i ∈ {±1}``:
 
@@ -153,7 +153,7 @@ def normalized_margin(net: HomogeneousMLP, X, y, *, norm=2) -> float:
     """``γ̄_p = q_min / ||θ||_p^L``: invariant under ``θ → cθ`` (Lyu & Li 2019, §4).
 
     ``nan`` for ``θ = 0``. Its maximum over ``θ`` is the ``ℓp`` max margin of the architecture;
-    for ``L = 1`` it is the linear ``p``-margin of THEORY §5.
+    for ``L = 1`` it is the linear ``p``-margin of docs/theory.md §5.
     """
     net = _check_net(net)
     q = margins(net, X, y)

@@ -1,4 +1,4 @@
-"""Bias-free positively homogeneous multilayer perceptrons (THEORY.md §1, §7).
+"""Bias-free positively homogeneous multilayer perceptrons (docs/theory.md §1, §7).
 
 The network is
 

@@ -11,7 +11,8 @@ The network is
 with ``W`` of shape ``(m, d)`` (row ``j`` is ``w_j``) and ``a`` of shape ``(m,)``, standard
 initialisation (He for ``W``: ``N(0, 2/d)``; LeCun for ``a``: ``N(0, 1/m)``), activation
 ``σ ∈ {relu, gelu}`` and the mean squared loss ``𝓛 = (1/2n) Σ_i (f(x_i) − y_i)²``
-(THEORY.md §0). Both layers are trained by plain full-batch gradient descent with a constant step
+(docs/theory.md §0). Both layers are trained by plain full-batch gradient descent with a constant
+step
 ``η = 1 / (safety · λ_max(J Jᵀ) / n)`` fixed at initialisation, so no step is tuned per width.
 
 The PL inequality ``||∇𝓛||² ≥ 2 μ 𝓛`` holds at every point with ``μ = λ_min(J Jᵀ) / n``

@@ -15,7 +15,7 @@ Constant feature (``constant_feature=True``): a bias ``b`` on the **first** ``Li
 accepted and folded into the weights, ``W_1' = [W_1 | b]`` of shape ``(d_1, d_0 + 1)``; the
 network then acts on inputs augmented with a constant-1 last column (use
 :func:`augment_constant_feature`), ``f(θ; [x, 1]) = model(x)``. This keeps homogeneity in ``θ``
-(THEORY §0): the constant feature is part of the data, not a parameter. With
+(docs/theory.md §0): the constant feature is part of the data, not a parameter. With
 ``constant_feature=True`` and no bias the constant column gets weight 0, so the input layout is
 the same either way.
 

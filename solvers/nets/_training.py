@@ -1,4 +1,4 @@
-"""Training loops for homogeneous networks on classification data (THEORY.md §6, §7, §8).
+"""Training loops for homogeneous networks on classification data (docs/theory.md §6, §7, §8).
 
 Methods (``method=``), each a discretisation of a flow the theory studies:
 
@@ -13,7 +13,8 @@ Methods (``method=``), each a discretisation of a flow the theory studies:
     Steepest descent w.r.t. ``ℓ1`` (greedy coordinate descent): only the coordinate
     ``j = argmax_j |∂_j 𝓛|`` moves, ``θ_j ← θ_j − η_k ∂_j 𝓛``.
 ``'minnorm'``
-    Minnorm training (Bansal, Advani, Cox & Saxe 2018; THEORY §8): explicit Euler steps of the
+    Minnorm training (Bansal, Advani, Cox & Saxe 2018; docs/theory.md §8): explicit Euler steps of
+    the
     primal–dual flow of ``min ½||θ||² s.t. q_i(θ) ≥ 1``,
     ``θ ← θ + η(−β θ + Σ_i λ_i y_i ∇f_i)``, ``λ ← max(0, λ + η α (1 − q))`` (projected).
 

@@ -2,10 +2,10 @@
 
 Fast routes, chosen by shape (the reason is recorded in ``MarginSolution.route_reason``): ℓ2 by
 least-distance programming (Lawson & Hanson) on a working set when ``n >= d`` and in the
-``n``-dimensional Gram dual when ``d > n`` (docs/theory.md §5.4); ℓ1/ℓ∞ by linear programs with
-constraint generation (HiGHS), with column generation first when ``d > n`` (§5.5); other ``p``
-by Clarabel on a working set of examples when ``n`` is large (§5.7); CVXPY + Clarabel for any
-``p >= 1`` and as fallback. The data are scaled exactly (powers of two, §5.6). Every route's
+``n``-dimensional Gram dual when ``d > n`` (docs/theory.md §5.7); ℓ1/ℓ∞ by linear programs with
+constraint generation (HiGHS), with column generation first when ``d > n`` (§5.8); other ``p``
+by Clarabel on a working set of examples when ``n`` is large (§5.10); CVXPY + Clarabel for any
+``p >= 1`` and as fallback. The data are scaled exactly (powers of two, §5.9). Every route's
 answer is checked by the same numpy certificate before it is returned.
 """
 
@@ -236,7 +236,7 @@ def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
     = ½||w*||_p²``). Returns ``(w*, λ)``.
     """
     m, d = G.shape
-    # Row-equilibrated (docs/theory.md §5.6): row i divided by ρ_i = ||g_i||, so the LP reads
+    # Row-equilibrated (docs/theory.md §5.9): row i divided by ρ_i = ||g_i||, so the LP reads
     # a_i w >= s' b_i with unit rows a_i and b_i = ρ_min / ρ_i (then s = ρ_min s' is the same
     # margin); its multipliers ν' give ν_i = ν'_i b_i for G w >= s 1 (still Σ ν = 1).
     rho = np.sqrt(np.einsum("ij,ij->i", G, G))
@@ -336,7 +336,7 @@ def _route_working_set_cvxpy(Gs: np.ndarray, p: float) -> RouteOutcome:
 
     ``½||w||_p²`` is strictly convex for ``1 < p < ∞``, so the minimiser is unique and the
     shrinking working set of :func:`_working_set` terminates; the answer on the working set is
-    optimal for all examples once none is violated (docs/theory.md §5.7).
+    optimal for all examples once none is violated (docs/theory.md §5.10).
     """
     n, d = Gs.shape
 
@@ -418,7 +418,7 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     NotSeparableError
         The data are not strictly separable through the origin; ``.certificate`` is a verified
         Gordan/Farkas ``μ`` (``μ >= 0``, ``Σμ = 1``, ``Σ μ_i y_i x_i = 0`` to rounding error on
-        the equilibrated data, docs/theory.md §5.6).
+        the equilibrated data, docs/theory.md §5.9).
     MarginBelowResolutionError
         Separable or not is undecided at this tolerance: a Gordan ``μ`` is small but not at
         rounding level; ``.upper_bound`` is a certified upper bound on the margin.

@@ -166,7 +166,8 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
         \\qquad 1/p + 1/q = 1.
 
     For ``p = 2`` the solution is the closed form :math:`w = X^+ y`, the limit of gradient descent
-    from zero on underdetermined least squares (Gunasekar et al. 2018, THEORY.md §4); it is still
+    from zero on underdetermined least squares (Gunasekar et al. 2018, docs/theory.md §4); it is
+    still
     verified. ``p = 1`` and ``p = ∞`` are solved as LPs (HiGHS), other ``p`` with CVXPY.
 
     Parameters
@@ -178,13 +179,13 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     method : str, keyword-only
         ``"auto"`` (ℓ2: ``lstsq → cvxpy-clarabel``; ℓ1/ℓ∞: ``highs → cvxpy-clarabel →
         cvxpy-scs``, ℓ1 with ``d > 2n`` preceded by ``highs-colgen``, basis pursuit by column
-        generation, docs/theory.md §5.5; other p: ``cvxpy-clarabel → cvxpy-scs``) or one name of
+        generation, docs/theory.md §5.8; other p: ``cvxpy-clarabel → cvxpy-scs``) or one name of
         :data:`MIN_NORM_METHODS`.
     rtol : float, optional
         Certificate tolerance in ``(0, 1)`` (default ``TOLERANCES.certificate_rtol``). ``X`` and
-        ``y`` are scaled by exact powers of two before solving (docs/theory.md §5.6), so data of
+        ``y`` are scaled by exact powers of two before solving (docs/theory.md §5.9), so data of
         any magnitude (``X * 1e300``) give the same certified answer. ``y = 0`` returns
-        ``w = 0`` with its computed certificate (§5.8). ``X w = y`` counts as
+        ``w = 0`` with its computed certificate (§5.11). ``X w = y`` counts as
         inconsistent when its least-squares residual exceeds
         ``TOLERANCES.consistency_rtol * ||y||_2``.
 

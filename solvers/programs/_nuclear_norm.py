@@ -126,7 +126,7 @@ def solve_min_nuclear_norm(A, y, *, method: str = "auto",
     **Regression form** ``W x_i = y_i`` (``X`` of shape ``(n, d)``, ``Y`` of shape ``(n, k)``,
     ``W`` of shape ``(k, d)``): ``A, b = sensing_operator_from_regression(X, Y)`` then
     ``solve_min_nuclear_norm(A, b)``. For that form every Schatten norm is minimised by the
-    closed form ``W = (X⁺ Y)^T`` (THEORY.md §5), which the tests use as an independent check.
+    closed form ``W = (X⁺ Y)^T`` (docs/theory.md §5), which the tests use as an independent check.
 
     Parameters
     ----------

@@ -1,12 +1,12 @@
 """Routes for the overparameterized regime (``d > n``) of the max-margin and min-norm programs.
 
-* ℓ2 max margin in the ``n``-dimensional dual (docs/theory.md §5.4): the Gram matrix
+* ℓ2 max margin in the ``n``-dimensional dual (docs/theory.md §5.7): the Gram matrix
   ``K = G G^T`` (``G = diag(y) X``) replaces the ``d``-dimensional primal; the dual
   :math:`\\min_{\\lambda\\ge0} \\tfrac12\\lambda^\\top K\\lambda - \\mathbf 1^\\top\\lambda`
   is solved by a primal-dual active-set method (Hintermüller, Ito & Kunisch 2002) whose
   linear systems reuse one Cholesky factor of ``K`` through Schur complements while few
   examples are inactive, and ``w = G^T λ`` is certified on the data like every other route.
-* ℓ1 / ℓ∞ max margin and ℓ1 / ℓ∞ minimum norm by **column generation** (docs/theory.md §5.5):
+* ℓ1 / ℓ∞ max margin and ℓ1 / ℓ∞ minimum norm by **column generation** (docs/theory.md §5.8):
   a small set of free features, the others fixed at their optimal bound (ℓ∞) or at zero (ℓ1);
   one mat-vec ``G^T ν`` prices every fixed feature against the restricted LP's duals and the
   violators enter. The full ``2d``-column LP is never built.
@@ -209,7 +209,7 @@ def margin_lp_colgen(G: np.ndarray, p: float, *, initial: int | None = None,
 
 def basis_pursuit_colgen(X: np.ndarray, y: np.ndarray, *, initial: int | None = None,
                          max_rounds: int = 200) -> tuple[np.ndarray, np.ndarray]:
-    """``min ||w||_1`` s.t. ``X w = y`` by column generation (docs/theory.md §5.5).
+    """``min ||w||_1`` s.t. ``X w = y`` by column generation (docs/theory.md §5.8).
 
     The restricted LP over features ``F`` (``w = a - b``, ``a, b >= 0``) has equality duals
     ``ν'``; the reduced costs of ``a_j, b_j`` are ``1 ∓ (X^T ν')_j``, so the restricted optimum

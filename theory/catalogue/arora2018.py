@@ -1,5 +1,6 @@
 """Arora, Cohen & Hazan 2018 and Du, Hu & Lee 2018: layers stay balanced under gradient flow, and
-from a balanced initialisation the end-to-end map follows a closed-form flow (THEORY.md §3, §4).
+from a balanced initialisation the end-to-end map follows a closed-form flow (docs/theory.md §3,
+§4).
 
 * **Balancedness, symbolically.** For a deep linear net ``f(x) = W_L ⋯ W_1 x`` and *any*
   differentiable loss of the end-to-end map, ``D_l = W_{l+1}ᵀ W_{l+1} − W_l W_lᵀ`` has
@@ -189,7 +190,8 @@ def check_numeric(inst: dict) -> Verdict:
             comps.append(compare_le(
                 f"λ = {lam:g}: max_t ||D_{l}(t) − e^(−2λt) D_{l}(0)|| / (1 + max ||W||²)",
                 float(dev.max()), INVARIANT_RTOL,
-                note="exact law (THEORY §3); tolerance above the integrator's global error"))
+                note=("exact law (docs/theory.md §3); tolerance above the integrator's "
+                      "global error")))
             curves.append((t[1:], np.maximum(dev[1:], 1e-18), f"λ = {lam:g}, D_{l}"))
         moved = np.linalg.norm(traj.states[-1] - y0) / np.linalg.norm(y0)
         comps.append(compare_ge(f"λ = {lam:g}: ||θ(t_max) − θ(0)|| / ||θ(0)|| (the flow moved)",

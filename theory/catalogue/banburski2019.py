@@ -1,6 +1,6 @@
 """Banburski, Liao, Miranda, Rosasco, De La Torre, Hidary & Poggio 2019 ("Theory III"):
 balancedness under exponential-type losses, margin growth of the normalised dynamics, and
-minimum-norm fixed points by Halpern iteration (THEORY.md §3, §9).
+minimum-norm fixed points by Halpern iteration (docs/theory.md §3, §9).
 
 * **Balance is preserved** while the weights grow without bound: on separable data with the
   exponential loss, gradient flow on a deep linear net keeps ``||W_{l+1}||_F² − ||W_l||_F²`` fixed

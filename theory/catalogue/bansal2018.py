@@ -1,5 +1,5 @@
 """Bansal, Advani, Cox & Saxe 2018: Minnorm training, a primal–dual flow for the minimum-norm
-solution of an over-parameterised problem (THEORY.md §8).
+solution of an over-parameterised problem (docs/theory.md §8).
 
 Minnorm integrates ``θ̇ = −βθ + Σ_i λ_i ∇g_i(θ)``, ``λ̇_i = α c_i(θ)``
 (:func:`solvers.flows.minnorm_flow`; ``c_i = 1 − q_i`` with projected ``λ ≥ 0`` for
@@ -104,7 +104,7 @@ GF_BEHIND = 100.0
 #: Limits vs closed forms / certified programs: the flows are integrated at rtol 1e-9–1e-10 to
 #: convergence (state error ~1e-9); 1e-6 is three orders above.
 LIMIT_ATOL = 1e-6
-#: Imbalance of the L2 flow vs C(0) e^{−2λt}, relative to 1 + |C(0)|: exact law (THEORY §3),
+#: Imbalance of the L2 flow vs C(0) e^{−2λt}, relative to 1 + |C(0)|: exact law (docs/theory.md §3),
 #: integrated at rtol 1e-10.
 INVARIANT_RTOL = 1e-7
 #: The L2 limit's bias is O(λ): the fitted exponent of the bias against λ lies in this band
@@ -269,7 +269,8 @@ def check_chain(inst: dict) -> Verdict:
     dev = np.abs(C - C[0] * np.exp(-2.0 * lam_c * t)[:, None]).max() / (1 + np.abs(C[0]).max())
     comps.append(compare_le(f"L2 flow (λ = {lam_c:g}): max_t |C(t) − C(0) e^(−2λt)| / (1 + |C(0)|)",
                             float(dev), INVARIANT_RTOL,
-                            note="the imbalance decays exactly at rate 2λ, no faster (THEORY §3)"))
+                            note=("the imbalance decays exactly at rate 2λ, no faster "
+                                  "(docs/theory.md §3)")))
     g_l2 = _chain_gap(tr_l2.block("w"), _chain_scalars(tr_l2), r)
     comps.append(compare_ge(f"L2 flow's gap at t = {T:g} / (Minnorm's gap + tolerance)",
                             float(g_l2[-1] / (g_mn[-1] + LIMIT_ATOL)), 100.0,

@@ -1,5 +1,5 @@
 """Gunasekar, Woodworth, Bhojanapalli, Neyshabur & Srebro 2017: implicit regularisation in matrix
-factorisation (THEORY.md §5) — a CONJECTURE.
+factorisation (docs/theory.md §5) — a CONJECTURE.
 
 Conjecture 1 of the paper: for matrix sensing ``y_i = ⟨A_i, W*⟩`` with a full-dimensional
 factorisation, gradient flow from an initialisation of scale ``σ → 0`` converges to the

@@ -1,5 +1,5 @@
 """Gunasekar, Lee, Soudry & Srebro 2018: the implicit bias of an algorithm is set by its geometry
-(THEORY.md §4, §6).
+(docs/theory.md §4, §6).
 
 Two claims on linear models are checked:
 
@@ -238,7 +238,7 @@ def check_least_squares(inst: dict) -> Verdict:
     t_eval = np.linspace(0.0, T, 401)
     flow = linear_flow(X, y, loss="squared")
     comps = []
-    # closed form w0 + X⁺(y − X w0) (THEORY §4), with the SVD pseudo-inverse
+    # closed form w0 + X⁺(y − X w0) (docs/theory.md §4), with the SVD pseudo-inverse
     proj = w0 + np.linalg.pinv(X) @ (y - X @ w0)
     ref = proj if inst["reference"] == "projection" else np.linalg.pinv(X) @ y
     traj = integrate(flow, w0, (0.0, T), t_eval=t_eval, rtol=ODE_RTOL)

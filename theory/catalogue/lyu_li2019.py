@@ -1,4 +1,4 @@
-"""Lyu & Li 2019: gradient descent maximises the margin of homogeneous networks (THEORY.md §7).
+"""Lyu & Li 2019: gradient descent maximises the margin of homogeneous networks (docs/theory.md §7).
 
 For a network homogeneous of degree ``L`` trained by gradient flow (or gradient descent with small
 steps) on the exponential or logistic loss (a **sum**), once ``𝓛 < ℓ(0)`` (every example

@@ -1,5 +1,5 @@
 """Marcotte, Gribonval & Peyré 2023, "Abide by the law and follow the flow: conservation laws for
-gradient flows" (NeurIPS 2023, arXiv:2307.00144); THEORY.md §11, docs/theory.md §11.
+gradient flows" (NeurIPS 2023, arXiv:2307.00144); docs/theory.md §11, docs/theory.md §11.
 
 Their statements, checked by discovery rather than by verifying a known formula:
 

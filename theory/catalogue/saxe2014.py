@@ -1,4 +1,5 @@
-"""Saxe, McClelland & Ganguli 2014: exact learning curves of deep linear networks (THEORY.md §4).
+"""Saxe, McClelland & Ganguli 2014: exact learning curves of deep linear networks
+(docs/theory.md §4).
 
 With whitened inputs (``XᵀX/n = I``), the mean squared loss and a balanced initialisation aligned
 with the SVD ``Σ_yx = YᵀX/n = U diag(s) Vᵀ``, the modes decouple: the end-to-end map stays

@@ -1,6 +1,6 @@
 """Song, Ramezani-Kebrya, Pethick, Eftekhari & Cevher 2021: subquadratic width suffices for
 gradient descent to reach zero training loss on a shallow network with standard initialisation,
-all layers trained (THEORY.md §10).
+all layers trained (docs/theory.md §10).
 
 What the paper proves (NeurIPS 2021, arXiv:2111.01875; abstract and main result, theorem number
 not confirmed here): for a shallow network ``f(x) = Σ_j a_j σ(⟨w_j, x⟩)`` with standard (He/LeCun)

@@ -1,5 +1,5 @@
 """Soudry, Hoffer, Nacson, Gunasekar & Srebro 2018: the implicit bias of gradient descent on
-separable data (THEORY.md §6).
+separable data (docs/theory.md §6).
 
 For a linear model with the exponential or logistic loss on linearly separable data, gradient
 flow (and gradient descent with a small step) satisfies ``w(t) = ŵ log t + ρ(t)`` with ``ρ(t)``

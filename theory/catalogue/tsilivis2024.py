@@ -1,5 +1,5 @@
 """Tsilivis, Vardi & Kempe 2024: the implicit bias of steepest descent in homogeneous networks
-(THEORY.md §6, §7).
+(docs/theory.md §6, §7).
 
 For steepest descent w.r.t. a norm ``||·||`` (``ℓ∞``: sign descent; ``ℓ1``: greedy coordinate
 descent) with infinitesimal steps on a homogeneous network:

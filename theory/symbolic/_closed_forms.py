@@ -1,4 +1,4 @@
-"""Closed forms of linear-network training dynamics (THEORY.md §4), derived with sympy and
+"""Closed forms of linear-network training dynamics (docs/theory.md §4), derived with sympy and
 evaluated with numpy.
 
 * Saxe, McClelland, Ganguli (2014), eq. (6)–(7) (two layers, whitened inputs, mean squared

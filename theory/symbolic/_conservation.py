@@ -1,4 +1,4 @@
-"""Conservation laws of gradient flows, proved symbolically at the matrix level (THEORY.md §3).
+"""Conservation laws of gradient flows, proved symbolically at the matrix level (docs/theory.md §3).
 
 * Deep linear nets (Arora, Cohen, Hazan 2018, Thm. 1; Du, Hu, Lee 2018, Thm. 2.1): the
   balancedness matrices :math:`D_l = W_{l+1}^T W_{l+1} - W_l W_l^T` are constant under gradient
@@ -73,7 +73,7 @@ class ConservationProof:
 
 
 def conserved_quantities(model: Model) -> dict[str, sp.MatrixExpr]:
-    """The conservation laws of gradient flow on ``model`` (THEORY.md §3), by name.
+    """The conservation laws of gradient flow on ``model`` (docs/theory.md §3), by name.
 
     Returns
     -------

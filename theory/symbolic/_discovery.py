@@ -1,5 +1,5 @@
-"""Discovering conservation laws (Marcotte, Gribonval & Peyré 2023, arXiv:2307.00144; THEORY.md
-§11, docs/theory.md §11).
+"""Discovering conservation laws (Marcotte, Gribonval & Peyré 2023, arXiv:2307.00144;
+docs/theory.md §11).
 
 If the loss depends on θ only through a reparametrisation :math:`\\phi(\\theta)` (here: the
 coefficients of the model output as a polynomial in the input ``x``, e.g. the end-to-end map),

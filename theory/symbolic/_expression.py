@@ -8,7 +8,7 @@ rule over the examples gives
     \\; (-\\lambda\\theta), \\qquad \\Gamma_{io} = \\partial\\mathcal L/\\partial F_{io},
 
 with :math:`\\Gamma = (F - Y)/n` for the mean squared loss and
-:math:`\\Gamma_i = y_i\\,\\ell'(y_i F_i)` for the summed classification losses (THEORY.md §0).
+:math:`\\Gamma_i = y_i\\,\\ell'(y_i F_i)` for the summed classification losses (docs/theory.md §0).
 The derivatives :math:`\\nabla_\\theta f` (and the Hessians, for the Jacobian) are taken
 symbolically once, for one generic input ``x``; the generated code evaluates them for all
 examples at once (``x_j`` is the column ``X[:, j]``) and contracts with :math:`\\Gamma`. This is
@@ -81,7 +81,7 @@ def derive_expression_flow(model: Model, loss: Loss, *, weight_decay: bool = Fal
 
 def per_example_loss(loss: Loss, k: int):
     """``(ell, F, Y, n)``: the per-example loss in scalar symbols ``_F{o}``, ``_Y{o}``, ``n``
-    (its sum over examples is the training loss, THEORY.md §0)."""
+    (its sum over examples is the training loss, docs/theory.md §0)."""
     F = [sp.Symbol(f"_F{o}", real=True) for o in range(k)]
     Y = [sp.Symbol(f"_Y{o}", real=True) for o in range(k)]
     n = sp.Symbol("n", positive=True)

@@ -1,4 +1,4 @@
-"""Symbolic gradient flows (THEORY.md §2, §3, §8, §9).
+"""Symbolic gradient flows (docs/theory.md §2, §3, §8, §9).
 
 :func:`derive_gradient_flow` derives :math:`\\dot\\theta = -\\nabla\\mathcal L(\\theta)` (optionally
 :math:`-\\lambda\\theta` weight decay) for a :class:`~theory.models.Model` and a
@@ -365,7 +365,7 @@ def derive_gradient_flow(
     model : Model
         From :mod:`theory.models`.
     loss : Loss or {'squared', 'logistic', 'exp'}
-        Squared loss is a mean over examples, logistic/exp a sum (THEORY.md §0).
+        Squared loss is a mean over examples, logistic/exp a sum (docs/theory.md §0).
     weight_decay : bool, default False
         Add :math:`-\\lambda\\theta` to every block; ``lam`` becomes a hyper-parameter in
         ``params``.
@@ -387,7 +387,7 @@ def derive_gradient_flow(
 
     References
     ----------
-    THEORY.md §2; Arora, Cohen, Hazan (2018), eq. (4) for the deep-linear form.
+    docs/theory.md §2; Arora, Cohen, Hazan (2018), eq. (4) for the deep-linear form.
     """
     if not isinstance(model, Model):
         raise TypeError(f"model must be a theory.models.Model; got {type(model).__name__}.")
@@ -526,7 +526,7 @@ class _Masked(sp.MatrixExpr):
 def derive_minnorm_flow(
     model: Model, *, task: str, n: int, projected: bool = True
 ) -> GradientFlow:
-    """The Minnorm primal-dual flow of Bansal, Advani, Cox, Saxe (2018) (THEORY.md §8).
+    """The Minnorm primal-dual flow of Bansal, Advani, Cox, Saxe (2018) (docs/theory.md §8).
 
     On the Lagrangian :math:`\\mathcal{L} = \\tfrac12\\|\\theta\\|^2 + \\sum_i \\mu_i c_i(\\theta)`
     with :math:`c_i = y_i - f_i` (regression) or :math:`c_i = 1 - y_i f_i` (classification):

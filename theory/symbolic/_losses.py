@@ -1,4 +1,4 @@
-"""Symbolic losses with numerically stable numeric forms (THEORY.md §0).
+"""Symbolic losses with numerically stable numeric forms (docs/theory.md §0).
 
 Each :class:`Loss` is a sympy description of a training loss of the model output ``F`` (shape
 ``(n, k)``; ``k = 1`` for classification) together with the key of its numeric twin in
@@ -149,19 +149,19 @@ _q = sp.Symbol("q", real=True)
 
 
 def squared_loss() -> Loss:
-    """The mean squared loss :math:`\\frac{1}{2n}\\|F - Y\\|_F^2` (THEORY.md §0)."""
+    """The mean squared loss :math:`\\frac{1}{2n}\\|F - Y\\|_F^2` (docs/theory.md §0)."""
     return Loss(name="squared", task="regression", reduction="mean")
 
 
 def logistic_loss() -> Loss:
-    """The summed logistic loss :math:`\\sum_i \\log(1 + e^{-q_i})` (THEORY.md §0)."""
+    """The summed logistic loss :math:`\\sum_i \\log(1 + e^{-q_i})` (docs/theory.md §0)."""
     return Loss(
         name="logistic", task="classification", reduction="sum", ell=sp.Lambda(_q, Softplus(-_q))
     )
 
 
 def exp_loss() -> Loss:
-    """The summed exponential loss :math:`\\sum_i e^{-q_i}` (THEORY.md §0)."""
+    """The summed exponential loss :math:`\\sum_i e^{-q_i}` (docs/theory.md §0)."""
     return Loss(name="exp", task="classification", reduction="sum", ell=sp.Lambda(_q, sp.exp(-_q)))
 
 

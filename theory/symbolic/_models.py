@@ -1,4 +1,4 @@
-"""Symbolic model factories (THEORY.md §1): linear model, linear chain, deep linear net,
+"""Symbolic model factories (docs/theory.md §1): linear model, linear chain, deep linear net,
 diagonal linear net.
 
 A :class:`Model` knows its ordered parameter blocks (name, shape, matrix symbol), its degree of
@@ -285,7 +285,8 @@ def linear_model(d: int) -> Model:
 
 
 def linear_chain(depth: int, d: int = 1) -> Model:
-    """Linear chain :math:`f = a_L \\cdots a_2 \\langle w, x\\rangle` (THEORY.md §1), degree ``L``.
+    """Linear chain :math:`f = a_L \\cdots a_2 \\langle w, x\\rangle`
+    (docs/theory.md §1), degree ``L``.
 
     Blocks: ``w`` of shape ``(d,)`` then the scalars ``a2, ..., aL`` (shape ``()``). With
     ``d = 1`` this is the scalar chain. ``depth = 1`` is the linear model.

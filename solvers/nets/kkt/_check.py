@@ -1,6 +1,6 @@
 """Approximate KKT check of the margin problem for trained homogeneous networks.
 
-THEORY.md §7.
+docs/theory.md §7.
 
 For a bias-free homogeneous network ``f(θ; x)`` of degree ``L`` and margins
 ``q_i(θ) = y_i f(θ; x_i)``, the margin problem is

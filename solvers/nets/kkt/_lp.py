@@ -3,7 +3,7 @@
 After Tsilivis, Vardi & Kempe 2024.
 
 Generalised stationarity of ``min ½||θ||_p² s.t. q_i(θ) ≥ 1`` asks for
-``Σ λ_i h_i ∈ ∂(½||·||_p²)(θ̃)`` (THEORY.md §7). With ``v = Mν`` (``M`` of shape ``(P, N)``,
+``Σ λ_i h_i ∈ ∂(½||·||_p²)(θ̃)`` (docs/theory.md §7). With ``v = Mν`` (``M`` of shape ``(P, N)``,
 columns = the Clarke generators of :mod:`solvers._kkt_qp`, ``ν ∈ C``), the residual is
 ``ε = min_g ||g − v||_*`` over the subdifferential
 ``S_p(θ) = {g : ||g||_* ≤ ||θ||, ⟨g, θ⟩ ≥ ||θ||²}``, made explicit:

@@ -285,7 +285,7 @@ class LayeredGram:
 
     Every column ``c`` (a candidate margin ``q = uᵀf`` or the kink column ``∂q_e/∂s_{ej}``) has,
     for each dense layer ``l``, the gradient block ``δ_l[c] h_{l−1}[c]ᵀ`` (an outer product:
-    ``∂(uᵀf)/∂W_l = δ_l h_{l−1}ᵀ``). Hence (docs/theory.md §7, THEORY.md §7 last item)
+    ``∂(uᵀf)/∂W_l = δ_l h_{l−1}ᵀ``). Hence (docs/theory.md §7, docs/theory.md §7 last item)
 
     .. math::
 
