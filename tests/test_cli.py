@@ -140,3 +140,21 @@ def test_derive_records_the_integrator_it_picked(tmp_path, capsys):
     assert instance["integrator_choice"].startswith("method='auto' chose LSODA")
     err = capsys.readouterr().err
     assert "marginflow: derive: integrating P = 4 parameters" in err
+
+
+def test_every_command_turns_sigterm_into_exit_143_with_one_line(monkeypatch, capsys):
+    # a command that is stopped by SIGTERM while it works (derive has no handler of its own)
+    import os
+    import signal
+
+    from theory.cli import _derive, main
+
+    def stopped(args):
+        os.kill(os.getpid(), signal.SIGTERM)   # delivered under main's stop_on_signals
+        raise AssertionError("SIGTERM did not stop the command")
+
+    monkeypatch.setattr(_derive, "run", stopped)
+    assert main(["derive", "linear", "--report", "never-written"]) == 143
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["marginflow derive: terminated (SIGTERM)"]
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # the handler was restored

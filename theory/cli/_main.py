@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     Bad input (``ValueError``, ``TypeError``, file errors, :class:`~solvers.errors.MarginflowError`,
     a missing optional dependency) prints one line ``marginflow CMD: error: ...`` on stderr and
     returns 2; ``--debug`` re-raises it with its traceback. A closed output pipe returns 141
-    (128 + SIGPIPE) silently; Ctrl-C returns 130.
+    (128 + SIGPIPE) silently. Every command runs under :func:`theory.checking.stop_on_signals`:
+    SIGINT returns 130 and SIGTERM 143 (128 + the signal) with one line, after the command's own
+    clean-up (workers stopped, temporary report directories removed, finished points kept).
     """
     argv = _glue_negative_values(list(sys.argv[1:] if argv is None else argv))
     parser = build_parser()
@@ -133,18 +135,22 @@ def main(argv: list[str] | None = None) -> int:
     from solvers.errors import MarginflowError
 
     _configure_logging()
+    from ..checking import Terminated, interrupt_exit_code, stop_on_signals
+
     try:
-        status = int(args.func(args) or EXIT_OK)
+        with stop_on_signals():
+            status = int(args.func(args) or EXIT_OK)
         sys.stdout.flush()
         return status
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:  # SIGINT, or Terminated on SIGTERM
         if args.debug:
             raise
-        print(f"marginflow {args.command}: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        what = "terminated (SIGTERM)" if isinstance(exc, Terminated) else "interrupted"
+        print(f"marginflow {args.command}: {what}", file=sys.stderr)
+        return interrupt_exit_code(exc)
     except (ValueError, TypeError, OSError, ImportError, MarginflowError) as exc:
         if args.debug:
             raise
