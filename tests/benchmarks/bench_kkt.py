@@ -81,12 +81,17 @@ def main(argv=None):
                     help="also run the same net with this many dead hidden units appended "
                          "(incoming weights 1e-9 of the layer's, outgoing weights random) and "
                          "compare times")
+    ap.add_argument("--max-dense", type=float, default=None,
+                    help="check_kkt's max_dense_entries (default 6e7; 1.1e8 admits the full "
+                         "10,128² Gram matrix, 0.8 GiB)")
     ap.add_argument("--scale-only", action="store_true", help="skip the NNLS comparison")
     ap.add_argument("--gram-only", action="store_true",
                     help="only the layered Gram matrix of a 3-layer net against J Jᵀ from the "
                          "P-wide per-example gradients (n = 600, 784-200-200-1)")
     args = ap.parse_args(argv)
     sf = {} if args.support_factor is None else {"support_factor": args.support_factor}
+    if args.max_dense is not None:
+        sf["max_dense_entries"] = int(args.max_dense)
     ws = {"auto": None, "on": True, "off": False}[args.working_set]
     if args.gram_only:
         return bench_gram()

@@ -75,7 +75,8 @@ class KKTConfig:
                      "first_order_min_variables", "first_order_max_iter"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (
-                    0 if name in ("working_set_min_candidates", "phase2_max_variables") else 1):
+                    0 if name in ("working_set_min_candidates", "phase2_max_variables",
+                                 "first_order_min_variables") else 1):
                 raise ValueError(f"KKTConfig.{name} must be a positive int; got {v!r}.")
         if not (0.0 < self.working_set_max_share <= 1.0):
             raise ValueError(f"KKTConfig.working_set_max_share must be in (0, 1]; got "
