@@ -30,7 +30,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from solvers.nets import HomogeneousMLP
-from solvers.nets.kkt import check_kkt
+from solvers.nets.kkt import KKTConfig, check_kkt
 
 
 def make_instance(n, d, m, *, n_kink_examples, seed, q_range=(1.0, 4.0)):
@@ -74,12 +74,24 @@ def main(argv=None):
                          "the support exceeds 60%% of them)")
     ap.add_argument("--support-factor", type=float, default=None,
                     help="check_kkt's support_factor (e.g. 1e9: every example a candidate)")
+    ap.add_argument("--first-order", choices=["auto", "off"], default="auto",
+                    help="off: the interior point on every program (KKTConfig("
+                         "first_order_min_variables=10**9)), for a side-by-side baseline")
+    ap.add_argument("--dead", type=int, default=0,
+                    help="also run the same net with this many dead hidden units appended "
+                         "(incoming weights 1e-9 of the layer's, outgoing weights random) and "
+                         "compare times")
+    ap.add_argument("--max-dense", type=float, default=None,
+                    help="check_kkt's max_dense_entries (default 6e7; 1.1e8 admits the full "
+                         "10,128² Gram matrix, 0.8 GiB)")
     ap.add_argument("--scale-only", action="store_true", help="skip the NNLS comparison")
     ap.add_argument("--gram-only", action="store_true",
                     help="only the layered Gram matrix of a 3-layer net against J Jᵀ from the "
                          "P-wide per-example gradients (n = 600, 784-200-200-1)")
     args = ap.parse_args(argv)
     sf = {} if args.support_factor is None else {"support_factor": args.support_factor}
+    if args.max_dense is not None:
+        sf["max_dense_entries"] = int(args.max_dense)
     ws = {"auto": None, "on": True, "off": False}[args.working_set]
     if args.gram_only:
         return bench_gram()
@@ -87,7 +99,9 @@ def main(argv=None):
     n, d, m = (2000, 784, 300) if args.quick else (10_000, 784, 1000)
     net, X, y = make_instance(n, d, m, n_kink_examples=n // 100, seed=0,
                               q_range=(1.0, args.q_max))
-    rep, dt, dc, peak = measure(lambda: check_kkt(net, X, y, working_set=ws, **sf))
+    cfg = KKTConfig() if args.first_order == "auto" else KKTConfig(
+        first_order_min_variables=10**9)
+    rep, dt, dc, peak = measure(lambda: check_kkt(net, X, y, working_set=ws, config=cfg, **sf))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
     print("== check_kkt at scale (2-layer ReLU, l2)")
     print(f"{'n':>7} {'d':>5} {'width':>6} {'P':>8} {'cand':>6} {'kinks':>6} {'wall s':>8} "
@@ -100,6 +114,8 @@ def main(argv=None):
     print(f"   method: {rep.method}")
     print(f"   support {rep.support.size}; optimality residual {rep.optimality_residual:.2e}; "
           f"working set sizes {rep.extra.get('working_set_sizes')}")
+    if args.dead:
+        bench_dead(net, X, y, args.dead, ws, cfg, sf)
     if args.scale_only:
         return
 
@@ -127,6 +143,30 @@ def main(argv=None):
     print(f"{'nnls (full Jacobian)':<28} {X2.shape[0]:>6} {net2.n_params:>7} {nc:>6} "
           f"{dt3:>8.2f} {dc3:>8.2f} {peak3:>11.0f} {eps_nnls:>12.6e}")
     print(f"   |eps difference| / eps = {abs(rep2.epsilon_relative - eps_nnls) / eps_nnls:.2e}")
+
+
+def bench_dead(net, X, y, n_dead, ws, cfg, sf, seed=3):
+    """The same net with ``n_dead`` dead hidden units appended (incoming rows 1e-9 of the largest
+    row norm, so they are recognised as dead, not exactly zero) against the net without them:
+    same data, same margins up to 1e-9 relative; times and ε side by side."""
+    rng = np.random.default_rng(seed)
+    W1, W2 = net.weights
+    rows = rng.standard_normal((n_dead, W1.shape[1]))
+    rows *= 1e-9 * np.linalg.norm(W1, axis=1).max() / np.linalg.norm(rows, axis=1)[:, None]
+    dead = HomogeneousMLP((np.vstack([W1, rows]),
+                           np.hstack([W2, rng.standard_normal((W2.shape[0], n_dead))])))
+    print(f"\n== dead units: {n_dead} appended to the hidden layer vs the net without them")
+    print(f"{'net':<14} {'P':>8} {'cand':>6} {'kinks':>6} {'dead':>5} {'wall s':>8} {'cpu s':>8} "
+          f"{'traced MiB':>11} {'eps_rel':>12} status")
+    out = []
+    for name, nn in (("without", net), ("with dead", dead)):
+        rep, dt, dc, peak = measure(lambda nn=nn: check_kkt(nn, X, y, working_set=ws, config=cfg,
+                                                            **sf))
+        out.append(dc)
+        print(f"{name:<14} {nn.n_params:>8} {rep.n_candidates:>6} {rep.n_kink_pairs:>6} "
+              f"{rep.extra['n_dead_units']:>5} {dt:>8.2f} {dc:>8.2f} {peak:>11.0f} "
+              f"{rep.epsilon_relative:>12.6e} {rep.solver_status}")
+    print(f"   cpu ratio with/without = {out[1] / out[0]:.2f}")
 
 
 def bench_gram(n=600, sizes=(784, 200, 200, 1), seed=2):

@@ -15,6 +15,7 @@ import numpy as np
 
 from ...errors import SolverError
 from ...tolerances import TOLERANCES
+from ._gpcg import solve_cone_qp_gpcg
 from ._lp import best_residual, solve_cone_lp
 from ._qp import ConeStructure, cone_optimality, min_delta_on_optimal_set, solve_cone_qp
 from ._report import NORM_NAMES
@@ -48,6 +49,14 @@ class KKTConfig:
         to ``||θ̃||`` (far below the QP tolerance's effect on ε).
     phase2_max_variables : int
         ℓ2: the second phase runs only on programs with at most this many variables.
+    first_order_min_variables : int
+        ℓ2: programs with more variables than this are solved by gradient projection + conjugate
+        gradients on products with the Gram matrix (:mod:`._gpcg`, warm-started from the natural
+        multipliers) instead of the interior point (``N³`` per iteration); the interior point
+        remains the fallback when GPCG does not reach the optimality tolerance and the program
+        has at most ``4 ·`` this many variables. Measured in ``bench_kkt.py`` (docs/benchmarks.md).
+    first_order_max_iter : int
+        ℓ2 GPCG: outer iterations per value of the budget multiplier.
     """
 
     working_set_min_candidates: int = 2000
@@ -57,13 +66,17 @@ class KKTConfig:
     working_set_max_share: float = 0.6
     phase2_slack: float = 1e-10
     phase2_max_variables: int = 1500
+    first_order_min_variables: int = 1000
+    first_order_max_iter: int = 300
 
     def __post_init__(self):
         for name in ("working_set_min_candidates", "working_set_initial", "working_set_batch",
-                     "working_set_max_rounds", "phase2_max_variables"):
+                     "working_set_max_rounds", "phase2_max_variables",
+                     "first_order_min_variables", "first_order_max_iter"):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < (
-                    0 if name in ("working_set_min_candidates", "phase2_max_variables") else 1):
+                    0 if name in ("working_set_min_candidates", "phase2_max_variables",
+                                 "first_order_min_variables") else 1):
                 raise ValueError(f"KKTConfig.{name} must be a positive int; got {v!r}.")
         if not (0.0 < self.working_set_max_share <= 1.0):
             raise ValueError(f"KKTConfig.working_set_max_share must be in (0, 1]; got "
@@ -117,6 +130,7 @@ class Programs:
         self.R = float(np.linalg.norm(prob.theta, ord=p))
         self.R2 = float(np.linalg.norm(prob.theta))
         self.nat_eps = np.inf  # set by natural(); bounds the second phase's ε
+        self.nat_nu = None  # set by natural(): the scaled natural multipliers (warm start)
 
     # ------------------------------------------------------------------ assembly
     def build(self, slopes, free, *, gram: bool = True) -> Build:
@@ -144,22 +158,39 @@ class Programs:
         return best_residual(self.prob.theta, v, self.p, self.norm_rtol)[0]
 
     # ------------------------------------------------------------------ one program
-    def solve(self, bld: Build, r=None) -> Step:
-        """Optimal ν for one program under the δ budget (row ``r``, default all candidates)."""
+    def solve(self, bld: Build, r=None, x0=None) -> Step:
+        """Optimal ν for one program under the δ budget (row ``r``, default all candidates);
+        ``x0`` an optional warm start for the first-order solver."""
         prob, cfg = self.prob, self.config
         qc = prob.qc
         r = qc - 1.0 if r is None else r
         G, b, cone = bld.G, bld.b, bld.cone
         if self.p == 2.0:
-            res = solve_cone_qp(G, b, cone, tol=TOLERANCES.kkt_qp_tol, budget_row=r,
-                                budget=self.budget)
             colscale = np.sqrt(np.maximum(np.diag(G), 1e-300))
+            res, meth = None, ""
+            if cone.N > cfg.first_order_min_variables:
+                x0 = x0 if x0 is not None and x0.shape == (cone.N,) else None
+                fo = solve_cone_qp_gpcg(G.__matmul__, np.diag(G), b, cone, col_scale=colscale,
+                                        obj_scale=self.R2, tol=TOLERANCES.kkt_working_set_rtol,
+                                        budget_row=r, budget=self.budget, x0=x0,
+                                        max_iter=cfg.first_order_max_iter)
+                meth = (f"gradient projection + CG on the {cone.N}x{cone.N} Gram matrix "
+                        f"({fo.iterations} it., {fo.matvecs} products"
+                        f"{', warm start: natural multipliers' if x0 is not None else ''})")
+                if fo.converged or cone.N > 4 * cfg.first_order_min_variables:
+                    res = fo
+                else:
+                    meth += "; not converged, interior point instead: "
+            if res is None:
+                res = solve_cone_qp(G, b, cone, tol=TOLERANCES.kkt_qp_tol, budget_row=r,
+                                    budget=self.budget)
+                meth += (f"interior-point QP on the {cone.N}x{cone.N} Gram matrix "
+                         f"({res.iterations} it., "
+                         f"{'face polish' if res.polished else 'no polish'})")
             viol, comp = cone_optimality(G, b, res.nu, cone, colscale, self.R2, budget_row=r,
                                          budget=self.budget, eta=res.eta)
             nu = res.nu
             eps = self.residual(bld.combine, nu)
-            meth = (f"interior-point QP on the {cone.N}x{cone.N} Gram matrix "
-                    f"({res.iterations} it., {'face polish' if res.polished else 'no polish'})")
             if cone.N <= cfg.phase2_max_variables:
                 # the optimal ν need not be unique: prefer the smallest δ among them
                 nu2 = min_delta_on_optimal_set(G, nu, cone, r, self.budget,
@@ -214,6 +245,7 @@ class Programs:
             scale = min(float(nu1[0]), cmax) if nu1 is not None else 0.0
         eps = self.residual(bld.combine, scale * nu0)
         self.nat_eps = eps
+        self.nat_nu = scale * nu0
         return eps, scale
 
     # ------------------------------------------------------------------ strategies
@@ -228,7 +260,7 @@ class Programs:
         for k_step, layer in enumerate(steps):
             bld = first if (k_step == 0 and first is not None) else \
                 self.build(slopes, prob.free_pairs(layer))
-            st = self.solve(bld)
+            st = self.solve(bld, x0=self.nat_nu if k_step == 0 else None)
             history.append(st.eps)
             if best is None or st.eps < best.eps:
                 best = st
