@@ -569,7 +569,7 @@ def load_torch(path, *, constant_feature: bool = False, max_bytes: int | None = 
         ) from exc
     if flat:
         return from_torch(seq, constant_feature=constant_feature)
-    return TorchNet(seq)
+    return TorchNet(seq.eval())  # a file stores no train/eval mode: no spurious note
 
 
 def _build(spec, nn):
