@@ -135,3 +135,75 @@ def test_cli_kkt_reads_a_torch_file_end_to_end(tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     direct = check_kkt(from_torch(model), X, y)
     np.testing.assert_allclose(out["epsilon"], direct.epsilon, rtol=1e-9, atol=1e-12)
+
+
+def _teacher_cnn(tmp_path):
+    """A bias-free CNN with 4 classes and data it labels itself (so every example is fitted),
+    saved with save_torch/save_data."""
+    torch = pytest.importorskip("torch")
+    from solvers.nets import save_data, save_torch
+
+    nn = torch.nn
+    torch.manual_seed(3)
+    model = nn.Sequential(nn.Conv2d(1, 3, 3, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+                          nn.Sequential(nn.Flatten(), nn.Dropout(0.2)),
+                          nn.Linear(12, 4, bias=False)).double()
+    X = np.random.default_rng(0).normal(size=(30, 1, 6, 6))
+    y = model.eval()(torch.tensor(X)).argmax(1).numpy()
+    save_torch(tmp_path / "cnn.pt", model)
+    save_data(tmp_path / "digits.npz", X, y, n_classes=4)
+    return model, X, y
+
+
+def test_cli_kkt_conv_net_multiclass(tmp_path, capsys):
+    from solvers.nets import TorchNet
+    from solvers.nets.kkt import check_kkt
+    from theory.cli import main
+
+    model, X, y = _teacher_cnn(tmp_path)
+    files = ["--weights", str(tmp_path / "cnn.pt"), "--data", str(tmp_path / "digits.npz")]
+    assert main(["kkt", *files, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    direct = check_kkt(TorchNet(model), X, y)   # the module itself, not the file
+    np.testing.assert_allclose(out["epsilon"], direct.epsilon, rtol=1e-9, atol=1e-12)
+    layers = [name for name, _ in out["extra"]["epsilon_by_layer"]]
+    assert sorted(layers) == ["0", "4"]          # the conv and the head, by module path
+    pairs = out["extra"]["support_pairs"]
+    assert pairs and all(y[i] != j and 0 <= j < 4 for i, j, _ in pairs)
+    assert main(["kkt", *files]) == 0
+    text = capsys.readouterr().out
+    top_layer, top_eps = out["extra"]["epsilon_by_layer"][0]
+    assert f"largest contributions to epsilon by layer (||residual||): {top_layer} " \
+           f"{top_eps:.3e}" in text
+    i, j, lam = max(pairs, key=lambda r: r[2])
+    assert f"({i}, {j}, {lam:.3g})" in text      # the support example with its competing class
+
+
+def test_cli_kkt_labels_out_of_range_exit_2(tmp_path, capsys):
+    from theory.cli import main
+
+    _, X, y = _teacher_cnn(tmp_path)
+    bad = tmp_path / "bad.npz"
+    np.savez(bad, X=X, y=np.where(np.arange(len(y)) == 0, 7, y))
+    assert main(["kkt", "--weights", str(tmp_path / "cnn.pt"), "--data", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "class indices [7] outside 0..3" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_kkt_non_homogeneous_spec_exit_2(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from theory.cli import main
+
+    model, X, y = _teacher_cnn(tmp_path)
+    # a forged file: the head gets a bias after θ-dependent layers
+    state = dict(model.state_dict(), **{"4.bias": torch.zeros(4, dtype=torch.float64)})
+    from solvers.nets._torch_adapter import _tree_spec
+
+    layers = [_tree_spec(m, torch.nn, str(k)) for k, m in enumerate(model)]
+    layers[4]["bias"] = True
+    torch.save({"format": "marginflow-torch-v1", "layers": layers, "state_dict": state},
+               tmp_path / "forged.pt")
+    assert main(["kkt", "--weights", str(tmp_path / "forged.pt"), "--data",
+                 str(tmp_path / "digits.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "module '4'" in err and "bias" in err and len(err.strip().splitlines()) == 1

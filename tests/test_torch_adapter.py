@@ -105,8 +105,6 @@ def test_constant_feature_folds_the_first_bias(rng):
      r"layer 1 \(BatchNorm1d\)"),
     (lambda: [nn.Linear(3, 4, bias=False), nn.ReLU(), nn.Linear(4, 1, bias=False), nn.ReLU()],
      r"layer 3 \(ReLU\): an activation after the last Linear"),
-    (lambda: [nn.Linear(3, 4, bias=False), nn.ReLU(), nn.Linear(4, 2, bias=False)],
-     r"out_features=2"),
     (lambda: [nn.Linear(3, 4, bias=False), nn.ReLU(), nn.Linear(4, 4, bias=False),
               nn.Linear(4, 1, bias=False)],
      r"layer 3 \(Linear\): follows a Linear layer without an activation"),
@@ -182,3 +180,117 @@ def test_trained_torch_model_end_to_end(rng):
     assert report.is_kkt == decided
     assert report.status == ("approximate_kkt" if decided else "not_kkt")
     assert np.isfinite(report.epsilon) and report.epsilon <= report.natural_epsilon
+
+
+# --- multi-class heads and conv nets in the .pt format (issue 11 item 5) ----------------------
+
+
+def test_multiclass_mlp_head_converts_to_numpy():
+    # refused before issue 11 ("out_features=2"); now K outputs, the same function as torch's
+    from solvers.nets import HomogeneousMLP
+
+    model = _seq(nn.Linear(3, 4, bias=False), nn.ReLU(), nn.Linear(4, 3, bias=False))
+    net = from_torch(model)
+    assert isinstance(net, HomogeneousMLP) and net.n_outputs == 3
+    X = np.random.default_rng(0).normal(size=(6, 3))
+    np.testing.assert_allclose(net.forward(X).reshape(6, 3),
+                               model(torch.tensor(X)).detach().numpy(), rtol=1e-12, atol=1e-12)
+
+
+def _cnn2d(seed=0):
+    return _seq(nn.Conv2d(1, 3, 3, padding=1, bias=True), nn.ReLU(), nn.MaxPool2d(2),
+                nn.Sequential(nn.Conv2d(3, 4, (2, 3), stride=(1, 2), bias=False),
+                              nn.LeakyReLU(0.1), nn.Dropout(0.3), nn.Identity()),
+                nn.AvgPool2d(1), nn.AdaptiveAvgPool2d((2, 1)), nn.Flatten(),
+                nn.Linear(8, 5, bias=False), seed=seed)
+
+
+def _cnn1d(seed=0):
+    return _seq(nn.Conv1d(2, 3, 3, bias=False), nn.ReLU(), nn.MaxPool1d(2, stride=1),
+                nn.AvgPool1d(2), nn.AdaptiveAvgPool1d(2), nn.Flatten(0 + 1, -1),
+                nn.Linear(6, 1, bias=False), seed=seed)
+
+
+@pytest.mark.parametrize("make,shape", [(_cnn2d, (7, 1, 8, 8)), (_cnn1d, (7, 2, 11))])
+def test_conv_nets_round_trip_into_a_torchnet(tmp_path, make, shape):
+    from solvers.nets import TorchNet
+
+    model = make()
+    path = save_torch(tmp_path / "cnn.pt", model)
+    net = load_torch(path)
+    assert isinstance(net, TorchNet)
+    X = np.random.default_rng(1).normal(size=shape)
+    # bit-for-bit the same function as the saved module in eval mode (dropout a no-op)
+    np.testing.assert_array_equal(net.outputs(X),
+                                  model.eval()(torch.tensor(X)).detach().numpy().reshape(7, -1))
+    # the degree comes from the graph: 3 weight layers on the 2-d net's path, 2 on the 1-d one
+    assert net.degree == (3 if make is _cnn2d else 2)
+
+
+def _payload(model, layers):
+    return {"format": "marginflow-torch-v1", "layers": layers, "state_dict": model.state_dict()}
+
+
+def test_forged_conv_spec_is_refused_before_allocation(tmp_path):
+    # 1e5 × 1e5 × 3 × 3 float64 would be 720 GB; the spec is refused from its declared size
+    p = tmp_path / "forged.pt"
+    torch.save({"format": "marginflow-torch-v1", "state_dict": {},
+                "layers": [{"type": "Conv2d", "in_channels": 100000, "out_channels": 100000,
+                            "kernel_size": [3, 3], "stride": [1, 1], "padding": [0, 0],
+                            "bias": False}]}, p)
+    with pytest.raises(ValueError, match=r"declare .* MiB of weights .* nothing was allocated"):
+        load_torch(p)
+
+
+@pytest.mark.parametrize("edit,match", [
+    (lambda L: L[0].update(kernel_size=[3]), r"layer spec 0 has kernel_size=\[3\]; it must be 2"),
+    (lambda L: L[0].update(padding=[-1, 0]), r"padding=\[-1, 0\].*integer\(s\) >= 0"),
+    (lambda L: L[0].update(bias="yes"), r"layer spec 0 has bias='yes'"),
+    (lambda L: L[3]["layers"][2].update(p=2.0), r"layer spec 3.2 has p=2.0"),
+    (lambda L: L[3]["layers"][0].update(out_channels=5), r"'3.0.weight'\] has shape"),
+    (lambda L: L.append({"type": "BatchNorm2d"}), r"layer spec 8 .* is not one of"),
+])
+def test_inconsistent_conv_specs_are_refused(tmp_path, edit, match):
+    from solvers.nets._torch_adapter import _tree_spec
+
+    model = _cnn2d()
+    layers = [_tree_spec(m, nn, str(i)) for i, m in enumerate(model)]
+    edit(layers)
+    p = tmp_path / "bad.pt"
+    torch.save(_payload(model, layers), p)
+    with pytest.raises(ValueError, match=match):
+        load_torch(p)
+
+
+def test_deeply_nested_specs_are_refused(tmp_path):
+    spec = {"type": "Identity"}
+    for _ in range(40):
+        spec = {"type": "Sequential", "layers": [spec]}
+    p = tmp_path / "deep.pt"
+    torch.save({"format": "marginflow-torch-v1", "layers": [spec], "state_dict": {}}, p)
+    with pytest.raises(ValueError, match=r"nested deeper than 16"):
+        load_torch(p)
+
+
+def test_non_homogeneous_conv_nets_are_refused_by_module(tmp_path):
+    # a bias on the second conv: refused when saving, and when a forged file declares it
+    model = _seq(nn.Conv2d(1, 2, 3, bias=False), nn.ReLU(),
+                 nn.Sequential(nn.Conv2d(2, 2, 3, bias=True)), nn.Flatten(),
+                 nn.Linear(8, 3, bias=False))
+    with pytest.raises(NotHomogeneousError, match=r"module '2.0'.*bias"):
+        save_torch(tmp_path / "x.pt", model)
+    from solvers.nets._torch_adapter import _tree_spec
+
+    p = tmp_path / "forged.pt"
+    torch.save(_payload(model, [_tree_spec(m, nn, str(i)) for i, m in enumerate(model)]), p)
+    with pytest.raises(NotHomogeneousError, match=r"module '2.0'.*bias"):
+        load_torch(p)
+    with pytest.raises(NotHomogeneousError, match=r"BatchNorm2d"):
+        save_torch(tmp_path / "y.pt", _seq(nn.Conv2d(1, 2, 3, bias=False), nn.BatchNorm2d(2),
+                                           nn.Flatten(), nn.Linear(72, 2, bias=False)))
+
+
+def test_constant_feature_is_refused_for_conv_nets(tmp_path):
+    path = save_torch(tmp_path / "cnn.pt", _cnn2d())
+    with pytest.raises(ValueError, match=r"constant_feature applies to flat MLPs only"):
+        load_torch(path, constant_feature=True)

@@ -94,3 +94,22 @@ def test_data_round_trip_and_refusals(tmp_path, rng):
     np.savez(p, X=X, y=y[:-1])
     with pytest.raises(ValueError, match="6 entries but X has 7 rows"):
         load_data(p)
+
+
+def test_load_data_class_index_labels(tmp_path):
+    from solvers.nets import load_data, save_data
+
+    X = np.arange(24.0).reshape(4, 1, 2, 3)                 # images (n, C, H, W)
+    p = save_data(tmp_path / "d.npz", X, [0, 2, 1, 2], n_classes=3)
+    Xr, yr = load_data(p, n_classes=3)
+    np.testing.assert_array_equal(Xr, X)
+    assert yr.dtype == np.int64 and yr.tolist() == [0, 2, 1, 2]
+    with pytest.raises(ValueError, match=r"class indices \[2\] outside 0\.\.1 for a 2-output"):
+        load_data(p, n_classes=2)
+    with pytest.raises(ValueError, match=r"-1 and \+1.*pass n_classes=K"):
+        load_data(p)                                       # binary by default, as before
+    np.savez(tmp_path / "f.npz", X=X, y=np.array([0.0, 1.5, 1.0, 0.0]))
+    with pytest.raises(ValueError, match=r"integer class indices 0\.\.2"):
+        load_data(tmp_path / "f.npz", n_classes=3)
+    with pytest.raises(ValueError, match=r"n_classes must be None, 1"):
+        load_data(p, n_classes=0)

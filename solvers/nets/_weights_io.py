@@ -9,8 +9,10 @@ Weights (``save_weights`` / ``load_weights``)
     ``'leaky_relu'`` or ``'linear'``; default ``'relu'`` when absent) and ``alpha`` (0-d float,
     the LeakyReLU slope; default 0).
 Data (``load_data``)
-    Arrays ``X`` of shape ``(n, d)`` (one example per row) and ``y`` of shape ``(n,)`` with
-    labels in ``{-1, +1}``.
+    Arrays ``X`` of shape ``(n, d)`` (one example per row; or ``(n, C, ...)``, e.g. images
+    ``(n, C, H, W)`` for a convolutional net) and ``y`` of shape ``(n,)`` with labels in
+    ``{-1, +1}``, or integer class indices ``0 … K−1`` for a net with ``K ≥ 2`` outputs
+    (``load_data(..., n_classes=K)``).
 
 Every file is read member by member with :mod:`zipfile` and :func:`numpy.lib.format.read_array`
 (``allow_pickle=False``, so object arrays are refused). Before a byte of an array is decompressed,
@@ -329,10 +331,58 @@ def load_weights(path, *, activation: str | None = None, alpha: float | None = N
         raise ValueError(f"weights file {name!r}: {exc}") from exc
 
 
-def save_data(path, X, y) -> Path:
-    """Write ``X`` (``(n, d)``) and labels ``y`` (``(n,)``, ±1) to an ``.npz`` (checked first)."""
-    X = check_X(X)
-    y = check_labels(y, X.shape[0])
+def _check_inputs(X) -> np.ndarray:
+    """``X`` of shape ``(n, d)`` or ``(n, C, ...)`` (e.g. images ``(n, C, H, W)``), float64."""
+    X = np.asarray(X)
+    if X.ndim <= 2:
+        return check_X(X)
+    from .._validation import as_float_array
+
+    X = as_float_array(X, "X", ndim=X.ndim)
+    if X.shape[0] == 0 or 0 in X.shape:
+        raise ValueError(f"X has an empty axis (shape {X.shape}); pass at least one example "
+                         f"with non-empty channels.")
+    return X
+
+
+def _check_class_labels(y, n: int, n_classes) -> np.ndarray:
+    """Labels for a net with ``n_classes`` outputs: ±1 (float) for None/1, else int64 indices."""
+    if n_classes is None or n_classes == 1:
+        try:
+            return check_labels(y, n)
+        except ValueError as exc:
+            if n_classes is None and np.asarray(y).ndim == 1 and np.all(
+                    (np.asarray(y) >= 0) & (np.asarray(y) == np.round(np.asarray(y)))):
+                raise ValueError(f"{exc} For class indices 0..K-1 (a K-output net) pass "
+                                 f"n_classes=K.") from None
+            raise
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int | np.integer) \
+            or n_classes < 2:
+        raise ValueError(f"n_classes must be None, 1 (labels ±1) or an integer K >= 2 (class "
+                         f"indices 0..K-1); got {n_classes!r}.")
+    y = np.asarray(y)
+    if y.ndim != 1 or y.shape[0] != n:
+        raise ValueError(f"y must have shape ({n},), one class index per example; got shape "
+                         f"{y.shape}.")
+    yf = y.astype(np.float64)
+    if not np.all(np.isfinite(yf)) or np.any(yf != np.round(yf)):
+        raise ValueError(f"y must hold integer class indices 0..{n_classes - 1}; found non-"
+                         f"integer values (e.g. {yf[~(yf == np.round(yf))][:3].tolist()}).")
+    bad = (yf < 0) | (yf > n_classes - 1)
+    if np.any(bad):
+        vals = np.unique(yf[bad])[:5].astype(np.int64).tolist()
+        raise ValueError(
+            f"y holds class indices {vals} outside 0..{n_classes - 1} for a {n_classes}-output "
+            f"net; relabel them to 0..{n_classes - 1} (e.g. y - y.min()) or use a net with "
+            f"more outputs.")
+    return yf.astype(np.int64)
+
+
+def save_data(path, X, y, *, n_classes: int | None = None) -> Path:
+    """Write ``X`` (``(n, d)`` or ``(n, C, ...)``) and labels ``y`` (``(n,)``: ±1, or class
+    indices ``0 … K−1`` with ``n_classes=K``) to an ``.npz`` (checked first)."""
+    X = _check_inputs(X)
+    y = _check_class_labels(y, X.shape[0], n_classes)
     p = Path(os.fspath(path))
     if p.suffix != ".npz":
         p = p.with_name(p.name + ".npz")
@@ -340,7 +390,8 @@ def save_data(path, X, y) -> Path:
     return p
 
 
-def load_data(path, *, max_bytes: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+def load_data(path, *, max_bytes: int | None = None, n_classes: int | None = None
+              ) -> tuple[np.ndarray, np.ndarray]:
     """Read a classification data set ``(X, y)`` from an ``.npz`` with arrays ``X`` and ``y``.
 
     Parameters
@@ -349,11 +400,16 @@ def load_data(path, *, max_bytes: int | None = None) -> tuple[np.ndarray, np.nda
     max_bytes : int, optional
         Cap on ``X`` and ``y`` together, in float64 bytes (default :data:`MAX_ARRAY_BYTES`),
         checked against the ``.npy`` headers before anything is decompressed.
+    n_classes : int, optional
+        The number of outputs ``K`` of the network the data are for. ``None`` or 1: labels
+        ±1 (binary, as before); ``K >= 2``: integer class indices ``0 … K−1`` (Lyu & Li 2019's
+        multi-class margin), checked against ``K``.
 
     Returns
     -------
-    X : ndarray of shape (n, d), float64
-    y : ndarray of shape (n,), float64 in ``{-1, +1}``
+    X : ndarray of shape (n, d) or (n, C, ...) (e.g. images (n, C, H, W)), float64
+    y : ndarray of shape (n,)
+        float64 in ``{-1, +1}``, or int64 in ``0 … K−1`` when ``n_classes = K >= 2``.
 
     Raises
     ------
@@ -362,7 +418,7 @@ def load_data(path, *, max_bytes: int | None = None) -> tuple[np.ndarray, np.nda
         weights files), not an ``.npz``, pickled, complex, boolean or non-numeric arrays,
         integers beyond 2**53, arrays above ``max_bytes``, non-finite values, wrong shapes,
         labels not ±1 (the message names the file and the fix, e.g. ``y = 2 * y - 1`` for 0/1
-        labels).
+        labels, or ``n_classes=K`` for class indices), class indices outside ``0 … K−1``.
     """
     with _Archive(path, "data", max_bytes) as archive:
         name = archive.name
@@ -381,8 +437,8 @@ def load_data(path, *, max_bytes: int | None = None) -> tuple[np.ndarray, np.nda
             )
         data = archive.read(_DATA_KEYS, numeric=_DATA_KEYS)
     try:
-        X = check_X(data["X"])
-        y = check_labels(data["y"], X.shape[0])
+        X = _check_inputs(data["X"])
+        y = _check_class_labels(data["y"], X.shape[0], n_classes)
     except (ValueError, TypeError) as exc:
         raise ValueError(f"data file {name!r}: {exc}") from exc
     return X, y

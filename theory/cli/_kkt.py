@@ -17,11 +17,18 @@ EXAMPLE_KKT = """examples:
   marginflow kkt --weights net.npz --data train.npz
   marginflow kkt --weights net.npz --data train.npz --norm inf --json > kkt.json
 
+  marginflow kkt --weights cnn.pt --data digits.npz         # a conv net, 10 classes
+
 files are recognised by content, not by name. Weights: .npz with W1..WL (W_l of shape
-(d_l, d_{l-1}), W_L of shape (1, d_{L-1})) and optionally 'activation' ('relu',
-'leaky_relu', 'linear') and 'alpha', or a .pt written by solvers.save_torch. Data: .npz with
-X (n, d) and y (n,) in {-1, +1}, nothing else; real numbers only.
-exit status: 0 checked (KKT or not: see the verdict), 2 bad input (e.g. misclassified points)."""
+(d_l, d_{l-1}), W_L of shape (K, d_{L-1})) and optionally 'activation' ('relu',
+'leaky_relu', 'linear') and 'alpha', or a .pt written by solvers.save_torch (an MLP, or an
+nn.Sequential tree of Conv1d/Conv2d, MaxPool/AvgPool/AdaptiveAvgPool, Flatten, Dropout,
+Identity, ReLU/LeakyReLU, Linear). Data: .npz with X (n, d) or (n, C, H, W) and y (n,),
+nothing else; real numbers only; y in {-1, +1} for a one-output net, class indices 0..K-1 for
+a K-output net. Multi-class reports list the support examples with their competing class; .pt
+conv nets (ℓ2 only) also the layers contributing most to ε.
+exit status: 0 checked (KKT or not: see the verdict), 2 bad input (e.g. misclassified points,
+labels out of range, a non-homogeneous layer)."""
 
 
 class _Default:
@@ -80,6 +87,31 @@ def register(sub) -> None:
     p.set_defaults(func=run)
 
 
+def _n_outputs(net) -> int:
+    """``K`` of a loaded net, without touching the data: the rows of ``W_L`` (numpy), or the
+    ``out_features``/``out_channels`` of a TorchNet's last parametrised layer (confirmed by a
+    forward pass once the data are read)."""
+    if hasattr(net, "n_outputs"):
+        return int(net.n_outputs)
+    last = dict(net.module.named_modules())[net.layers[-1].path]
+    return int(getattr(last, "out_features", None) or last.out_channels)
+
+
+def _details(report, top: int = 5) -> list[str]:
+    """Lines naming the largest contributions to ε by layer and the conversion notes (from the
+    report's ``extra``; absent entries give no line). The support examples with their competing
+    class are already in :meth:`KKTReport.summary` ("largest multipliers")."""
+    lines = []
+    by_layer = report.extra.get("epsilon_by_layer")
+    if by_layer:
+        lines.append("  largest contributions to epsilon by layer (||residual||): " + ", ".join(
+            f"{name} {v:.3e}" for name, v in by_layer[:top])
+            + (f" … ({len(by_layer)} layers)" if len(by_layer) > top else ""))
+    for note in report.extra.get("notes", ()):
+        lines.append(f"  note: {note}")
+    return lines
+
+
 def run(args) -> int:
     """Load the files, run :func:`solvers.check_kkt`, print the summary (or JSON); return 0."""
     from solvers.nets import (
@@ -96,15 +128,22 @@ def run(args) -> int:
         if not args.max_array_mb > 0:
             raise ValueError(f"--max-array-mb must be positive; got {args.max_array_mb}.")
         max_bytes = int(args.max_array_mb * 2**20)
-    X, y = load_data(args.data, max_bytes=max_bytes)
     fmt = detect_file_format(args.weights)
     if fmt == "torch":
         net = load_torch(args.weights, constant_feature=args.constant_feature,
                          max_bytes=max_bytes)
     else:
         net = load_weights(args.weights, max_bytes=max_bytes)
+    K = _n_outputs(net)
+    X, y = load_data(args.data, max_bytes=max_bytes, n_classes=K)
     if args.constant_feature:
         X = augment_constant_feature(X)
+    if not hasattr(net, "n_outputs"):
+        k_out = net.outputs(X[:1]).shape[1]
+        if k_out != K:
+            raise ValueError(f"the network in {args.weights!r} has {k_out} outputs, but its last "
+                             f"layer has {K} channels; end it with a Linear layer (or a pool to "
+                             f"size 1 and Flatten) so that outputs are class scores.")
     norm = float("inf") if args.norm == "inf" else int(args.norm)
     report = check_kkt(net, X, y, norm=norm, loss=args.loss, eps_tol=_resolve(args.eps_tol),
                        delta_tol=_resolve(args.delta_tol),
@@ -113,5 +152,5 @@ def run(args) -> int:
     if args.json:
         print(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:
-        print(report.summary())
+        print("\n".join([report.summary(), *_details(report)]))
     return 0
