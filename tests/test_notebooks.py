@@ -35,6 +35,7 @@ EXPECTED = (
     "06_subquadratic_width.ipynb",
     "07_deep_linear_closed_forms.ipynb",
     "09_conservation_discovery.ipynb",
+    "10_kkt_cnn_digits.ipynb",
 )
 
 #: marginflow modules a notebook may import from: the packages' public ``__all__``, plus the

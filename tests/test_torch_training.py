@@ -58,3 +58,12 @@ def test_bad_arguments():
         train_torch(module, X, y, grow=1.0)
     with pytest.raises(ValueError, match="class indices"):
         train_torch(module, X, y + 5)
+
+
+def test_checkpoints_keep_copies_of_the_net_along_training():
+    module, X, y = _problem()
+    r = train_torch(module, X, y, steps=20, lr=0.5, checkpoints=(0, 5, 20, 999))
+    assert sorted(r.snapshots) == [0, 5, 20]            # 999 was never reached
+    np.testing.assert_array_equal(r.snapshots[20].flat(), r.net.flat())
+    np.testing.assert_array_equal(r.snapshots[0].flat(), TorchNet(module).flat())
+    assert not np.array_equal(r.snapshots[5].flat(), r.net.flat())

@@ -44,6 +44,8 @@ class TorchTrainingResult:
         step count, ``log 𝓛``, the schedule's ``lr`` and ``q_min / ||θ||^L``.
     rollbacks : int
         Rejected steps (each rolled back).
+    snapshots : dict of int to TorchNet
+        The network at each requested checkpoint (accepted step count) that was reached.
     status : str
         ``"fitted"`` when every example has a positive margin at the end, else ``"not fitted"``.
     """
@@ -56,6 +58,7 @@ class TorchTrainingResult:
     rollbacks: int
     status: str
     notes: tuple = field(default=())
+    snapshots: dict = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {"steps": self.steps.tolist(), "log_loss": self.log_loss.tolist(),
@@ -83,7 +86,7 @@ def _log_loss(torch, out, y, loss):
 def train_torch(module, X, y, *, loss: str = "cross_entropy", steps: int = 1000,
                 lr: float = 0.1, grow: float = ROLLBACK_GROW, shrink: float = ROLLBACK_SHRINK,
                 record_every: int = 10, max_rollbacks: int = 100,
-                min_log_loss: float = -1e100) -> TorchTrainingResult:
+                min_log_loss: float = -1e100, checkpoints=()) -> TorchTrainingResult:
     """Train a homogeneous PyTorch network by full-batch GD with Lyu & Li's loss-based step and
     roll-back (module docstring).
 
@@ -106,6 +109,9 @@ def train_torch(module, X, y, *, loss: str = "cross_entropy", steps: int = 1000,
     max_rollbacks : int
         Stop after this many rejected steps in a row (``lr`` has then shrunk by
         ``shrink**max_rollbacks``; the notes say so).
+    checkpoints : sequence of int
+        Accepted step counts at which to keep a copy of the network (``snapshots``), e.g. to
+        check KKT conditions along training.
     min_log_loss : float
         Stop once ``log 𝓛 < min_log_loss``: the outputs are then about ``|min_log_loss|`` and a
         forward pass in float64 overflows not far beyond (the notes say so). The step grows
@@ -150,10 +156,23 @@ def train_torch(module, X, y, *, loss: str = "cross_entropy", steps: int = 1000,
         hist["normalized_margin"].append(float(unit.margins(X, y).min()))
 
     hist = {"steps": [], "log_loss": [], "lr": [], "normalized_margin": []}
+    wanted = {int(c) for c in checkpoints}
+    if any(c < 0 for c in wanted):
+        raise ValueError(f"checkpoints must be non-negative step counts; got {sorted(wanted)}.")
+    snapshots: dict = {}
+
+    def snapshot(k):
+        if k in wanted:
+            copy_ = net.scaled(1.0)          # a deep copy of the module
+            for p in copy_.module.parameters():
+                p.requires_grad_(False)
+                p.grad = None
+            snapshots[k] = copy_
     lr_t = float(lr)
     v, g = value_and_grad()
     v0 = v
     record(0, v)
+    snapshot(0)
     accepted = rollbacks = in_a_row = 0
     while accepted < steps and in_a_row < max_rollbacks and v >= min_log_loss:
         saved = [p.detach().clone() for p in params]
@@ -167,6 +186,7 @@ def train_torch(module, X, y, *, loss: str = "cross_entropy", steps: int = 1000,
             in_a_row = 0
             v, g = v_new, g_new
             lr_t *= grow
+            snapshot(accepted)
             if accepted % record_every == 0 or accepted == steps:
                 record(accepted, v)
         else:
@@ -190,4 +210,5 @@ def train_torch(module, X, y, *, loss: str = "cross_entropy", steps: int = 1000,
     return TorchTrainingResult(
         net=copy.copy(net), steps=np.array(hist["steps"]), log_loss=np.array(hist["log_loss"]),
         lr=np.array(hist["lr"]), normalized_margin=np.array(hist["normalized_margin"]),
-        rollbacks=rollbacks, status="fitted" if fitted else "not fitted", notes=notes)
+        rollbacks=rollbacks, status="fitted" if fitted else "not fitted", notes=notes,
+        snapshots=snapshots)
