@@ -8,8 +8,10 @@ descent) with infinitesimal steps on a homogeneous network:
   increases; the proof tracks the smoothed version ``γ̃_p = ℓ^{-1}(𝓛)/||θ||^L``. With discrete
   steps the hard margin ``q_min/||θ||_p^L`` oscillates (the support example changes from step to
   step, and sign steps are of fixed size per coordinate), so the check uses the smoothed margin
-  and asserts that its decreases are a discretisation error: small next to the increase, and
-  vanishing as the step shrinks (the hard margin's oscillation is reported);
+  and asserts that its dips are a discretisation error: from a fitted point (the theorem's
+  ``θ(t_0)``), at two step sizes, the largest drop of γ̃_p below its running maximum is small
+  next to its increase (the hard margin's oscillation and the drop's scaling with the step are
+  reported);
 * limit points satisfy generalised stationarity of ``min ½||θ||² s.t. q_i ≥ 1`` in that norm:
   ``check_kkt(net, X, y, norm=p)``'s ε decreases along training and is smaller than the ℓ2
   residual of the same iterate (the limit is stationary for the algorithm's norm, not for ℓ2).
@@ -27,7 +29,7 @@ import numpy as np
 
 from solvers.datasets import make_separable
 from solvers.losses import log_loss
-from solvers.nets import HomogeneousMLP, train
+from solvers.nets import HomogeneousMLP, margins, train
 from solvers.nets.kkt import check_kkt
 
 from ..checking import Source, Theorem, Verdict, compare_ge, compare_le, report_value
@@ -47,13 +49,28 @@ SOURCE = Source(
 
 _NORMS = {"sign": np.inf, "coordinate": 1.0}
 
-#: Total decrease of γ̃_p over the fitted phase, relative to its net increase, allowed at each
-#: step size. Measured 2e-4, 0.025 and 2e-3 (lr = 0.1, seeds 0, 1, 3); a decrease comparable with
-#: the increase (ratio → 1) would mean the margin does not increase at all.
-NEGVAR_RTOL = 0.1
-#: The check is repeated with the step divided by ``STEP_RATIO`` over the same flow time (the
-#: ratio of total decreases is reported; it is not asserted, see the comparison's note).
+#: Largest drop of γ̃_p below its running maximum over the recorded phase (the distance of the
+#: discrete sequence from a non-decreasing one), relative to the net increase, allowed at each
+#: step size. Why not the *total* decrease (used before): sign descent chatters (coordinates
+#: with near-zero gradient flip by ±η every step, and ||θ||_∞ with them), so the sum of all
+#: decreases is (T/η)·O(η) = O(T) and does not vanish as η → 0 — measured 0.05–0.78 of the
+#: increase on seeds 2, 8, 15, 16, 19 at both lr and lr/4, which is why the earlier "fit first"
+#: attempt broke those seeds. The largest drawdown is O(η): measured at most 2.2e-3 at lr = 0.1
+#: and 4.1e-4 at lr/4 (seeds 0–19, ratio lr/4 ÷ lr 0.18–0.75, 0 on 9 seeds); a drawdown
+#: comparable with the increase (→ 1) would mean the margin does not increase at all.
+DRAWDOWN_RTOL = 0.1
+#: The check is repeated with the step divided by ``STEP_RATIO`` over the same flow time from
+#: the same fitted point (the ratio of drawdowns is reported: it should shrink like the step).
 STEP_RATIO = 4.0
+#: Theorem's hypothesis ``𝓛(θ(t_0)) < ℓ(0)``. On seed 10 the sign-descent *flow* never fits the
+#: teacher data: at lr ≤ 0.05 (the same trajectory at 0.05, 0.025, 0.0125) one example ends with
+#: every hidden unit inactive, so its output and its gradient are exactly 0 and 𝓛 → 1⁺
+#: (min log 𝓛 = +0.0046); lr = 0.1 escapes by chance. Running lr and lr/4 from the initialisation
+#: therefore checked the hypothesis, not the theorem. The instance family is now "a net fitted
+#: by sign descent": sign descent at ``lr`` runs unrecorded, in chunks of ``FIT_CHUNK`` steps,
+#: until 𝓛 < ℓ(0) (at most ``max_fit_steps``; measured 100–200 steps on seeds 0–19), and both
+#: recorded runs start from that same θ(t_0). Unfittable data still fail the hypothesis.
+FIT_CHUNK = 100
 #: ε/||θ̃|| must at least halve from the first feasible record to the last over a 8-fold horizon
 #: (no rate is known; measured 0.87 → 0.015 on the default instance). The ℓ1 residual at the end
 #: must also be below the ℓ2 residual of the same iterate.
@@ -61,7 +78,7 @@ KKT_DECAY = 0.5
 
 DEFAULTS = {
     "seed": 0, "n": 20, "d": 3, "width": 10, "method": "sign", "lr": 0.1, "flow_time": 150.0,
-    "contradict": False,
+    "max_fit_steps": 5000, "contradict": False,
     # KKT (linear model, coordinate descent)
     "kkt_n": 10, "kkt_d": 20, "kkt_steps": 8000, "kkt_every": 1000, "kkt_lr": 0.1,
     "kkt_norm": 1, "other_norm": 2,
@@ -69,9 +86,10 @@ DEFAULTS = {
 
 
 def make_instance(seed: int = 0, **overrides) -> dict:
-    """Default: teacher-labelled data in R³, a width-10 ReLU net, sign descent with
-    ``η_k = lr/(𝓛ρ²)`` for a flow time of 150 at lr = 0.1 and 0.025; for the KKT check, 10
-    separable points in R²⁰ and greedy coordinate descent from 0.
+    """Default: teacher-labelled data in R³, a width-10 ReLU net fitted (𝓛 < 1) by sign descent,
+    then sign descent with ``η_k = lr/(𝓛ρ²)`` for a flow time of 150 at lr = 0.1 and 0.025 from
+    that point; for the KKT check, 10 separable points in R²⁰ and greedy coordinate descent
+    from 0.
 
     Broken instances: ``contradict=True`` (unfittable labels); ``kkt_norm=2, other_norm=1``
     (coordinate descent's limit is not stationary for ℓ2).
@@ -79,9 +97,27 @@ def make_instance(seed: int = 0, **overrides) -> dict:
     return merge({**DEFAULTS, "seed": seed}, overrides)
 
 
-def _negvar(s):
+def _drawdown(s) -> float:
+    """``max_k (max_{j≤k} s_j − s_k)``: the largest drop below the running maximum."""
+    s = np.asarray(s, dtype=np.float64)
+    return float(np.max(np.maximum.accumulate(s) - s))
+
+
+def _negvar(s) -> float:
+    """Sum of all decreases of ``s`` (its negative variation)."""
     d = np.diff(s)
-    return float(-d[d < 0].sum()), float(s[-1] - s[0])
+    return float(-d[d < 0].sum())
+
+
+def _fit_first(net, X, y, inst):
+    """Unrecorded steps of the algorithm at ``lr`` until 𝓛 < ℓ(0) or ``max_fit_steps``."""
+    done = 0
+    while done < inst["max_fit_steps"] and float(log_loss(margins(net, X, y), "exp")) >= 0.0:
+        chunk = min(FIT_CHUNK, inst["max_fit_steps"] - done)
+        net = train(net, X, y, method=inst["method"], loss="exp", adaptive="loss_norm",
+                    lr=inst["lr"], steps=chunk, record_every=chunk, progress=False).net
+        done += chunk
+    return net, done
 
 
 def check_margin(inst: dict) -> Verdict:
@@ -90,40 +126,49 @@ def check_margin(inst: dict) -> Verdict:
         X, y = np.vstack([X, X[:1]]), np.concatenate([y, -y[:1]])
     method = inst["method"]
     p = _NORMS[method]
-    comps, curves, neg = [], [], []
+    net, pre_steps = _fit_first(net, X, y, inst)
+    comps, curves, dd = [], [], []
     for lr in (inst["lr"], inst["lr"] / STEP_RATIO):
         r = train(net, X, y, method=method, loss="exp", adaptive="loss_norm", lr=lr,
                   steps=int(round(inst["flow_time"] / lr)), record_every=1, progress=False)
         h = r.history
         fitted = h.log_loss < float(log_loss(np.zeros(1), "exp"))
         comps.append(compare_le(f"lr={lr:g}: min_k log 𝓛 (data fitted: 𝓛 < 1)",
-                                float(h.log_loss.min()), 0.0, note="hypothesis of the theorem"))
+                                float(h.log_loss.min()), 0.0,
+                                note=f"hypothesis of the theorem (after {pre_steps} unrecorded "
+                                     f"fitting steps at lr={inst['lr']:g})"))
         if fitted.sum() < 2:
             comps.append(compare_ge(f"lr={lr:g}: records with 𝓛 < 1", float(fitted.sum()), 2.0,
                                     note="the claim can only be checked on a fitted phase"))
             return Verdict("tsilivis-margin", "algorithm's margin increases once fitted",
                            tuple(comps), instance=_summary(inst, X), kind="monotonicity")
         s = h.smoothed_margin_alg[fitted]
-        nv, inc = _negvar(s)
-        neg.append(nv)
-        hard_nv, _ = _negvar(h.normalized_margin[fitted])
+        inc = float(s[-1] - s[0])
+        dd.append(_drawdown(s))
+        comps.append(compare_ge(f"lr={lr:g}: net increase of γ̃_p (p = {p:g})", inc, 0.0,
+                                note="the smoothed margin in the algorithm's norm increases"))
         comps.append(compare_le(
-            f"lr={lr:g}: total decrease / net increase of γ̃_p (p = {p:g})",
-            nv / inc if inc > 0 else np.inf, NEGVAR_RTOL,
-            note="the smoothed margin in the algorithm's norm increases, up to discretisation "
-                 "error"))
+            f"lr={lr:g}: largest drop of γ̃_p below its running max / net increase",
+            dd[-1] / inc if inc > 0 else np.inf, DRAWDOWN_RTOL,
+            note="γ̃_p is non-decreasing along the flow; the discrete steps may only dip by a "
+                 "discretisation error, small next to the increase"))
         if lr == inst["lr"]:
             comps.append(report_value(
-                f"lr={lr:g}: total decrease of the hard margin q_min/||θ||_p^L", hard_nv,
-                theory="oscillates with discrete steps",
+                f"lr={lr:g}: total decrease of γ̃_p / net increase", _negvar(s) / inc,
+                theory="O(flow time): sign steps chatter",
+                note="why the largest drop, not the sum of drops, is the asserted quantity"))
+            comps.append(report_value(
+                f"lr={lr:g}: total decrease of the hard margin q_min/||θ||_p^L",
+                _negvar(h.normalized_margin[fitted]), theory="oscillates with discrete steps",
                 note="why the smoothed margin is the asserted quantity"))
         curves.append((h.step[fitted] * lr, s, f"γ̃_p, lr = {lr:g}"))
     comps.append(report_value(
-        f"total decrease at lr/{STEP_RATIO:g} ÷ at lr", neg[1] / neg[0] if neg[0] > 0 else 0.0,
-        theory="→ 0 with the step", note="not asserted: on seed 0 the decreases are already "
-                                         "at 2e-4 of the increase and do not scale (0.8)"))
+        f"largest drop at lr/{STEP_RATIO:g} ÷ at lr", dd[1] / dd[0] if dd[0] > 0 else 0.0,
+        theory=f"≈ 1/{STEP_RATIO:g} (an O(η) discretisation error)",
+        note="not asserted: measured 0.18–0.75 on seeds 0–19 (0 where both are 0)"))
     fig = line_figure("tsilivis_margin", "Smoothed margin in the algorithm's norm (sign descent)",
-                      curves, xlabel="flow time Σ lr", ylabel="γ̃_∞")
+                      curves, xlabel=f"flow time Σ lr (after {pre_steps} fitting steps)",
+                      ylabel="γ̃_∞")
     return Verdict("tsilivis-margin", "algorithm's margin increases once fitted", tuple(comps),
                    (fig,), instance=_summary(inst, X), kind="monotonicity")
 
@@ -161,7 +206,7 @@ def check_kkt_trend(inst: dict) -> Verdict:
 def _summary(inst, X) -> dict:
     return {"n": X.shape[0], "d": X.shape[1], "width": inst["width"], "seed": inst["seed"],
             "method": inst["method"], "lr": inst["lr"], "flow_time": inst["flow_time"],
-            "contradict": inst["contradict"]}
+            "max_fit_steps": inst["max_fit_steps"], "contradict": inst["contradict"]}
 
 
 def strategy():
@@ -177,7 +222,10 @@ THEOREMS = (
         title="Sign descent: the smoothed ℓ∞ margin increases once the data are fitted",
         source=SOURCE,
         statement=r"$\mathcal L < \ell(0) \Rightarrow \ell^{-1}(\mathcal L)/\|\theta\|_\infty^L$ "
-                  r"non-decreasing along the steepest-descent flow w.r.t. $\|\cdot\|_\infty$",
+                  r"non-decreasing along the steepest-descent flow w.r.t. $\|\cdot\|_\infty$ "
+                  r"(checked from a net fitted by sign descent, at two step sizes: the largest "
+                  r"drop below the running maximum is at most 0.1 of the increase; the sum of "
+                  r"all drops is not bounded: discrete sign steps chatter)",
         hypotheses=("bias-free 2-layer ReLU network (L = 2)", "exp loss (sum)",
                     "sign descent with small steps", "data fitted"),
         kind="monotonicity", make_instance=make_instance, check_instance=check_margin,
