@@ -31,6 +31,7 @@ from solvers.datasets import make_separable
 from solvers.losses import log_loss
 from solvers.nets import HomogeneousMLP, margins, train
 from solvers.nets.kkt import check_kkt
+from solvers.tolerances import TOLERANCES
 
 from ..checking import Source, Theorem, Verdict, compare_ge, compare_le, report_value
 from ._common import line_figure, merge
@@ -71,16 +72,30 @@ STEP_RATIO = 4.0
 #: until 𝓛 < ℓ(0) (at most ``max_fit_steps``; measured 100–200 steps on seeds 0–19), and both
 #: recorded runs start from that same θ(t_0). Unfittable data still fail the hypothesis.
 FIT_CHUNK = 100
-#: ε/||θ̃|| must at least halve from the first feasible record to the last over a 8-fold horizon
-#: (no rate is known; measured 0.87 → 0.015 on the default instance). The ℓ1 residual at the end
-#: must also be below the ℓ2 residual of the same iterate.
+#: KKT trend, as in lyu-li-kkt (no rate is known). ε/||θ̃|| of the ℓ1 program is measured at
+#: ``KKT_RECORDS`` geometric checkpoints from step ``KKT_FIRST`` to ``kkt_steps`` of one run.
+#: Asserted: (i) the smallest ε of the last decade of checkpoints is at most ``KKT_DECAY`` times
+#: the first (measured ratio 0 to 0.14, seeds 0–19: ε reaches float rounding, ~1e-15, on 10 of
+#: them); (ii) over the last decade, ε does not increase between checkpoints with the same
+#: *sign pattern* of θ̃ (coordinates with ``|θ_j| ≤ kkt_norm_rtol · max|θ|`` counted as zero,
+#: the structure the ℓ1 subdifferential depends on — the analogue of the ReLU activation
+#: pattern; when a coordinate enters, ε may jump: seed 13, 8e-16 → 0.038), by more than
+#: ``TOLERANCES.kkt_optimality_rtol`` in units of ||θ̃|| (the accuracy to which the program's
+#: optimum is certified; increases between values at rounding level, 1e-15, are below it).
+#: Earlier checkpoints are excluded from (ii) because ε does rise there while θ is still far
+#: from its limit direction (seed 13: +1.6 % from step 500 to 707, seed 12: +0.7 % from 707 to
+#: 1000, no coordinate entering); their largest increase is reported. The final ε is reported
+#: against the KKT tolerance, not asserted (above it on seeds 4, 7, 12, 13: 0.04–0.09). The ℓ1
+#: residual at the end must also be below the ℓ2 residual of the same iterate.
 KKT_DECAY = 0.5
+KKT_FIRST = 500
+KKT_RECORDS = 9
 
 DEFAULTS = {
     "seed": 0, "n": 20, "d": 3, "width": 10, "method": "sign", "lr": 0.1, "flow_time": 150.0,
     "max_fit_steps": 5000, "contradict": False,
     # KKT (linear model, coordinate descent)
-    "kkt_n": 10, "kkt_d": 20, "kkt_steps": 8000, "kkt_every": 1000, "kkt_lr": 0.1,
+    "kkt_n": 10, "kkt_d": 20, "kkt_steps": 8000, "kkt_lr": 0.1,
     "kkt_norm": 1, "other_norm": 2,
 }
 
@@ -173,30 +188,77 @@ def check_margin(inst: dict) -> Verdict:
                    (fig,), instance=_summary(inst, X), kind="monotonicity")
 
 
+def _sign_pattern(theta: np.ndarray) -> np.ndarray:
+    """Signs of θ, 0 for coordinates the ℓ1 KKT check counts as zero (``kkt_norm_rtol``)."""
+    zero = np.abs(theta) <= TOLERANCES.kkt_norm_rtol * np.max(np.abs(theta))
+    return np.where(zero, 0, np.sign(theta)).astype(np.int8)
+
+
+def _largest_increase(eps, same) -> float:
+    """Largest ``ε_{k+1} − ε_k`` over consecutive pairs flagged in ``same`` (−inf if none)."""
+    d = np.diff(eps)[same]
+    return float(d.max()) if d.size else -np.inf
+
+
 def check_kkt_trend(inst: dict) -> Verdict:
     X, y = make_separable(inst["kkt_n"], inst["kkt_d"], seed=inst["seed"])
     p, q = inst["kkt_norm"], inst["other_norm"]
-    net = HomogeneousMLP((np.zeros((1, X.shape[1])),), activation="linear")
-    r = train(net, X, y, method="coordinate", loss="exp", lr=inst["kkt_lr"],
-              steps=inst["kkt_steps"], record_every=inst["kkt_every"],
-              kkt_every=inst["kkt_every"],
-              kkt_fn=lambda cur: check_kkt(cur, X, y, norm=p, loss="exp").epsilon_relative,
-              progress=False)
-    h = r.history
-    ok = np.isfinite(h.kkt_residual)
-    steps, eps = h.step[ok], h.kkt_residual[ok]
-    other = check_kkt(r.net, X, y, norm=q, loss="exp")
+    cur = HomogeneousMLP((np.zeros((1, X.shape[1])),), activation="linear")
+    checkpoints = np.unique(np.geomspace(min(KKT_FIRST, inst["kkt_steps"]), inst["kkt_steps"],
+                                         KKT_RECORDS).astype(int))
+    done, rejected, eps, patterns, log_losses = 0, 0, [], [], []
+    for k in checkpoints:  # one run, continued from checkpoint to checkpoint
+        r = train(cur, X, y, method="coordinate", loss="exp", lr=inst["kkt_lr"],
+                  steps=int(k) - done, record_every=max(int(k) - done, 1), progress=False)
+        cur, done, rejected = r.net, int(k), rejected + r.n_rejected
+        log_losses.append(float(r.history.log_loss[-1]))
+        # θ̃ = θ/q_min needs q_min > 0: a checkpoint before the fit is infeasible and fails below
+        feasible = float(margins(cur, X, y).min()) > 0.0
+        eps.append(check_kkt(cur, X, y, norm=p, loss="exp").epsilon_relative if feasible
+                   else np.nan)
+        patterns.append(_sign_pattern(cur.flat()))
+    eps = np.asarray(eps)
+    if not np.all(np.isfinite(eps)):
+        comps = [compare_ge("feasible KKT checkpoints (q_min > 0)", float(np.isfinite(eps).sum()),
+                            float(eps.size), note="the data must be fitted from the first "
+                                                  f"checkpoint (step {int(checkpoints[0])}) on")]
+        return Verdict("tsilivis-kkt", "coordinate descent approaches an ℓ1 KKT point",
+                       tuple(comps), kind="limit",
+                       instance={"n": X.shape[0], "d": X.shape[1], "seed": inst["seed"],
+                                 "kkt_norm": p, "other_norm": q, "steps": inst["kkt_steps"]})
+    same = np.array([np.array_equal(a, b) for a, b in zip(patterns[:-1], patterns[1:],
+                                                          strict=True)], dtype=bool)
+    last_decade = checkpoints >= checkpoints[-1] / 10
+    late = same & last_decade[:-1]  # pairs that start in the last decade
+    other = check_kkt(cur, X, y, norm=q, loss="exp")
+    tol = TOLERANCES.kkt_optimality_rtol
     comps = [
-        compare_le(f"ε/||θ̃|| (ℓ{p}) at the end ≤ {KKT_DECAY:g} × first feasible record",
-                   float(eps[-1]), KKT_DECAY * float(eps[0]),
+        compare_le(f"min ε/||θ̃|| (ℓ{p}) over the last decade (steps "
+                   f"{int(checkpoints[last_decade][0])}–{int(checkpoints[-1])}) ≤ "
+                   f"{KKT_DECAY:g} × first (step {int(checkpoints[0])})",
+                   float(eps[last_decade].min()), KKT_DECAY * float(eps[0]),
                    note="limit points are KKT points of the algorithm's margin problem"),
+        compare_le(f"largest increase of ε/||θ̃|| (ℓ{p}) over the last decade between "
+                   f"checkpoints with the same sign pattern of θ̃ ({int(late.sum())} pair(s))",
+                   max(_largest_increase(eps, late), 0.0), tol,
+                   note="ε does not increase while the ℓ1 subdifferential's structure is fixed; "
+                        "when a coordinate enters it may jump"),
         compare_le(f"ε/||θ̃|| in ℓ{p} ≤ ε/||θ̃|| in ℓ{q} (same iterate)", float(eps[-1]),
                    other.epsilon_relative,
                    note="stationarity is for the algorithm's norm, not another one"),
-        report_value(f"final ε/||θ̃|| (ℓ{p})", float(eps[-1]), theory="→ 0"),
+        report_value(f"largest increase of ε/||θ̃|| with the same sign pattern, all "
+                     f"checkpoints ({int(same.sum())} pair(s))",
+                     max(_largest_increase(eps, same), 0.0), theory="no claim before the limit",
+                     note="early on θ is far from its limit direction and ε may rise"),
+        report_value(f"final ε/||θ̃|| (ℓ{p}) against the KKT tolerance", float(eps[-1]),
+                     theory=f"→ 0 (approximate-KKT tolerance {TOLERANCES.kkt_eps_tol:g})",
+                     note=f"{'below' if eps[-1] <= TOLERANCES.kkt_eps_tol else 'still above'} "
+                          f"the tolerance at log 𝓛 = {log_losses[-1]:.4g}"),
+        report_value("rejected steps (backtracking)", float(rejected), theory="—"),
     ]
     fig = line_figure("tsilivis_kkt", f"KKT residual (ℓ{p}) of greedy coordinate descent",
-                      [(steps, eps, f"ℓ{p}")], xlabel="step", ylabel="ε/||θ̃||", yscale="log")
+                      [(checkpoints, eps, f"ℓ{p}")], xlabel="step", ylabel="ε/||θ̃||",
+                      xscale="log", yscale="log")
     return Verdict("tsilivis-kkt", "coordinate descent approaches an ℓ1 KKT point",
                    tuple(comps), (fig,), kind="limit",
                    instance={"n": X.shape[0], "d": X.shape[1], "seed": inst["seed"],
@@ -236,7 +298,11 @@ THEOREMS = (
               "problem",
         source=SOURCE,
         statement=r"$\sum_i \lambda_i \nabla q_i(\tilde\theta) \in "
-                  r"\partial(\tfrac12\|\cdot\|_1^2)(\tilde\theta)$ up to $\varepsilon \to 0$",
+                  r"\partial(\tfrac12\|\cdot\|_1^2)(\tilde\theta)$ up to $\varepsilon \to 0$ "
+                  r"(measured at geometric checkpoints; asserted: the smallest $\varepsilon$ of "
+                  r"the last decade of steps is at most half the first, and over that decade "
+                  r"$\varepsilon$ does not increase while the sign pattern of $\tilde\theta$ is "
+                  r"fixed; the final $\varepsilon$ is reported against the KKT tolerance)",
         hypotheses=("linear model (L = 1), d > n", "exp loss (sum)",
                     "greedy coordinate descent from 0"),
         kind="limit", make_instance=make_instance, check_instance=check_kkt_trend,
