@@ -9,6 +9,12 @@ correctly classified):
 * limit points of ``θ/ρ`` are along KKT points of ``min ½||θ||² s.t. q_i(θ) ≥ 1``: the rescaled
   iterate ``θ̃ = θ/q_min^{1/L}`` is an (ε, δ)-approximate KKT point with ε → 0.
 
+Theorem 4.1 is a gradient-flow statement; for gradient descent Lyu & Li (§4.2) assume a C² net.
+A ReLU net is smooth (a polynomial in θ) inside each activation region, so the check asserts
+"γ̃ never decreases" on the GD steps that stay in one region, and on the steps that cross a kink
+(late in training GD chatters across the kink of a pre-activation that tends to 0) only that the
+total decrease is a small fraction of the net increase (``KINK_NEGVAR_RTOL``).
+
 Checked on a bias-free 2-layer ReLU network (L = 2) fitted to the labels of a random ReLU teacher,
 with the loss- and norm-normalised step ``η_k = lr/(𝓛 ρ^{2L−2})`` of
 :func:`solvers.train` (``adaptive='loss_norm'``), and the exact Clarke KKT program of
@@ -51,9 +57,23 @@ SOURCE = Source(
 
 #: Per-step slack of the monotonicity assertions, relative to the value: float64 rounding of
 #: ``log 𝓛`` and ``ρ^L`` (a few ulps on numbers of order 1). Any decrease larger than this is a
-#: real violation (measured with this step: none at all; a step of lr = 1 shows relative drops
-#: of 2e-4).
+#: real violation (measured with this step on steps inside one activation region: none at all,
+#: seeds 0–19, both losses; a step of lr = 10 shows relative drops of 4e-5 to 9e-5).
 MONO_RTOL = 1e-12
+#: Steps that cross a ReLU kink. Theorem 4.1 is a gradient-*flow* statement (Clarke chain rule);
+#: Lyu & Li's gradient-descent version (§4.2) assumes a C² network, which a ReLU net is only
+#: inside one activation region. Late in training GD chatters across the kink of an
+#: (example, unit) pair whose pre-activation tends to 0 (on seed 17, 2910 of 3000 recorded steps
+#: cross one; the pre-activation alternates in sign at ~3e-4), and on a few such steps γ̃ drops
+#: (seed 17: 7 steps, relative drops 4e-8 to 3e-6; the check failed there once the unrecorded
+#: fit moved the recorded window into this phase). These drops are the discretisation of a
+#: non-smooth flow: their total must be small next to the net increase of γ̃ over the run.
+#: ``KINK_NEGVAR_RTOL`` (a decrease comparable with the increase would mean that γ̃ does not
+#: increase) separates the two regimes by four orders of magnitude: measured at most 1.2e-5
+#: (exp) and 3.7e-6 (logistic) at lr = 0.1 over seeds 0–19 (0 on 19 of them; 0 on seed 17 at
+#: lr = 0.025 over the same flow time), and 0.86 to 20 at lr = 10 (seeds 0–3), where γ̃ does
+#: not increase at all.
+KINK_NEGVAR_RTOL = 0.1
 #: KKT trend (Thm 4.4: limit points are KKT points, ε → 0; no rate is given). The net is trained
 #: by gradient descent with the curvature-matched step ``η_k = s_k/(𝓛 ρ^{2L−2})`` and KKT-checked
 #: at ``KKT_RECORDS`` geometric checkpoints from step ``KKT_FIRST`` to ``kkt_steps``; with
@@ -158,13 +178,44 @@ def _fit_first(net, X, y, inst):
     return net, done
 
 
+def _region(net, X) -> bytes:
+    """Which hidden pre-activations are positive: the activation region (smooth piece) of θ.
+
+    For one hidden layer the pre-activations are linear in θ, so a GD step whose two ends are
+    in the same region stays in it (the segment cannot cross a kink and come back).
+    """
+    return b"".join((z > 0).tobytes() for z in net.preactivations(X))
+
+
+def _monotone_run(net, X, y, inst):
+    """``steps`` recorded GD steps, with the activation region of every record.
+
+    The regions are read through ``train``'s per-record hook (``kkt_fn``, called with the
+    current net at every record; it records the region and returns NaN), so the run is one
+    ordinary :func:`solvers.train` call. Returns the training result and the boolean array
+    (one per step) "this step ended in another region than it started: it crossed a kink".
+    """
+    regions = []
+
+    def record_region(cur):
+        regions.append(_region(cur, X))
+        return float("nan")
+
+    r = train(net, X, y, method="gd", loss=inst["loss"], adaptive="loss_norm", lr=inst["lr"],
+              steps=inst["steps"], record_every=1, kkt_every=1, kkt_fn=record_region,
+              progress=False)
+    if len(regions) != r.history.step.size:  # one region per record, or the flags misalign
+        raise RuntimeError(f"{len(regions)} regions recorded for {r.history.step.size} records")
+    crossed = np.array([a != b for a, b in zip(regions[:-1], regions[1:], strict=True)])
+    return r, crossed
+
+
 def check_monotone(inst: dict) -> Verdict:
     X, y, net = _problem(inst)
     loss = inst["loss"]
     net, pre_steps = _fit_first(net, X, y, inst)
-    r = train(net, X, y, method="gd", loss=loss, adaptive="loss_norm", lr=inst["lr"],
-              steps=inst["steps"], record_every=1, progress=False)
-    h = r.history
+    r, crossed = _monotone_run(net, X, y, inst)
+    h, final, rejected = r.history, r.net, r.n_rejected
     thr = _log_ell0(loss)
     comps = [compare_le("min_k log 𝓛(θ_k) (data fitted: 𝓛 < ℓ(0))", float(h.log_loss.min()),
                         thr, note="the theorem's hypothesis; it fails on unfittable data")]
@@ -175,19 +226,39 @@ def check_monotone(inst: dict) -> Verdict:
     figs = ()
     if fitted.sum() >= 2:
         s, rho = h.smoothed_margin[fitted], h.rho[fitted]
-        comps.append(compare_nondecreasing(
-            "smoothed margin γ̃ = ℓ⁻¹(𝓛)/ρ^L once 𝓛 < ℓ(0)", s, atol=0.0, rtol=MONO_RTOL,
-            note="Lyu & Li Thm 4.1 (small steps: no decrease allowed beyond rounding)"))
+        ds = np.diff(h.smoothed_margin) / np.abs(h.smoothed_margin[:-1])
+        both = fitted[:-1] & fitted[1:]  # steps whose two ends are fitted
+        within, across = both & ~crossed, both & crossed
+        worst = float(ds[within].min()) if within.any() else 0.0
+        comps.append(compare_ge(
+            f"smoothed margin γ̃ = ℓ⁻¹(𝓛)/ρ^L: worst relative change over the {int(within.sum())} "
+            "steps inside one activation region", worst, -MONO_RTOL,
+            note="Lyu & Li Thm 4.1 (flow) and §4.2 (GD, smooth nets): inside a region the net is "
+                 "a polynomial in θ and a small step may not decrease γ̃ beyond rounding"))
+        if not within.any():
+            comps.append(compare_ge("steps inside one activation region", 0.0, 1.0,
+                                    note="the step-wise claim needs at least one such step"))
+        dec = -np.diff(h.smoothed_margin)[across]
+        inc = float(s[-1] - s[0])
+        ratio = float(dec[dec > 0].sum()) / inc if inc > 0 else np.inf
+        comps.append(compare_le(
+            f"total decrease of γ̃ over the {int(across.sum())} kink-crossing steps / net increase",
+            ratio, KINK_NEGVAR_RTOL,
+            note="GD on a ReLU net is not covered at a kink (the GD theorem assumes C² nets): "
+                 "the decrease must be a discretisation error, small next to the increase"))
         comps.append(compare_nondecreasing(
             "ρ = ||θ||₂ once 𝓛 < ℓ(0)", rho, atol=0.0, rtol=MONO_RTOL,
-            note="ρ²_{k+1} − ρ²_k = 2η L Σ(−ℓ'(q_i)) q_i + η²||∇𝓛||² > 0 once all q_i > 0"))
+            note="ρ²_{k+1} − ρ²_k = 2η L Σ(−ℓ'(q_i)) q_i + η²||∇𝓛||² > 0 once all q_i > 0 "
+                 "(Euler's identity holds for every subgradient, so also across kinks)"))
         comps.append(compare_ge("ρ growth ρ_K/ρ_fit", float(rho[-1] / rho[0]), 1.0,
                                 note="ρ → ∞ (Lyu & Li): it must have grown over the fitted phase"))
+        comps.append(report_value("rejected steps (backtracking)", float(rejected), theory="—",
+                                  note="over the recorded phase"))
         if loss == "exp":
             # the sandwich, recomputed from the final network with solvers.nets
-            q = margins(r.net, X, y)
-            L = r.net.degree
-            rhoL = float(np.linalg.norm(r.net.flat())) ** L
+            q = margins(final, X, y)
+            L = final.degree
+            rhoL = float(np.linalg.norm(final.flat())) ** L
             gbar = float(q.min()) / rhoL
             gtil = -float(log_loss(q, "exp")) / rhoL
             gap = np.log(X.shape[0]) / rhoL
@@ -322,7 +393,11 @@ THEOREMS = (
         source=SOURCE,
         statement=r"$\mathcal L(\theta_0) < \ell(0) \Rightarrow \tilde\gamma = "
                   r"\ell^{-1}(\mathcal L)/\rho^L$ non-decreasing, $\rho \to \infty$, and "
-                  r"$\tilde\gamma \le \bar\gamma \le \tilde\gamma + \rho^{-L}\log n$ (exp)",
+                  r"$\tilde\gamma \le \bar\gamma \le \tilde\gamma + \rho^{-L}\log n$ (exp) "
+                  r"(Thm 4.1, gradient flow; checked along GD: no decrease on steps inside one "
+                  r"activation region, where the net is smooth as the GD version assumes; on "
+                  r"steps crossing a ReLU kink the total decrease is at most 0.1 of the net "
+                  r"increase)",
         hypotheses=HYPOTHESES, kind="monotonicity", make_instance=make_instance,
         check_instance=check_monotone, strategy=strategy, quick=True),
     Theorem(
