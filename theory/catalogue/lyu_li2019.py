@@ -9,7 +9,8 @@ correctly classified):
 * limit points of ``θ/ρ`` are along KKT points of ``min ½||θ||² s.t. q_i(θ) ≥ 1``: the rescaled
   iterate ``θ̃ = θ/q_min^{1/L}`` is an (ε, δ)-approximate KKT point with ε → 0.
 
-Theorem 4.1 is a gradient-flow statement; for gradient descent Lyu & Li (§4.2) assume a C² net.
+Theorem 4.1 is a gradient-flow statement; their gradient-descent analysis needs smoothness that a
+ReLU net lacks at kinks (the exact hypothesis was not re-checked against the paper).
 A ReLU net is smooth (a polynomial in θ) inside each activation region, so the check asserts
 "γ̃ never decreases" on the GD steps that stay in one region, and on the steps that cross a kink
 (late in training GD chatters across the kink of a pre-activation that tends to 0) only that the
@@ -61,8 +62,9 @@ SOURCE = Source(
 #: seeds 0–19, both losses; a step of lr = 10 shows relative drops of 4e-5 to 9e-5).
 MONO_RTOL = 1e-12
 #: Steps that cross a ReLU kink. Theorem 4.1 is a gradient-*flow* statement (Clarke chain rule);
-#: Lyu & Li's gradient-descent version (§4.2) assumes a C² network, which a ReLU net is only
-#: inside one activation region. Late in training GD chatters across the kink of an
+#: Lyu & Li's gradient-descent analysis needs smoothness (hypothesis not re-checked against the
+#: paper), which a ReLU net has only inside one activation region. Late in training GD chatters
+#: across the kink of an
 #: (example, unit) pair whose pre-activation tends to 0 (on seed 17, 2910 of 3000 recorded steps
 #: cross one; the pre-activation alternates in sign at ~3e-4), and on a few such steps γ̃ drops
 #: (seed 17: 7 steps, relative drops 4e-8 to 3e-6; the check failed there once the unrecorded
@@ -233,7 +235,7 @@ def check_monotone(inst: dict) -> Verdict:
         comps.append(compare_ge(
             f"smoothed margin γ̃ = ℓ⁻¹(𝓛)/ρ^L: worst relative change over the {int(within.sum())} "
             "steps inside one activation region", worst, -MONO_RTOL,
-            note="Lyu & Li Thm 4.1 (flow) and §4.2 (GD, smooth nets): inside a region the net is "
+            note="Lyu & Li Thm 4.1 (flow); GD needs smoothness: inside a region the net is "
                  "a polynomial in θ and a small step may not decrease γ̃ beyond rounding"))
         if not within.any():
             comps.append(compare_ge("steps inside one activation region", 0.0, 1.0,
@@ -244,7 +246,7 @@ def check_monotone(inst: dict) -> Verdict:
         comps.append(compare_le(
             f"total decrease of γ̃ over the {int(across.sum())} kink-crossing steps / net increase",
             ratio, KINK_NEGVAR_RTOL,
-            note="GD on a ReLU net is not covered at a kink (the GD theorem assumes C² nets): "
+            note="GD on a ReLU net is not covered at a kink (the GD analysis needs smoothness): "
                  "the decrease must be a discretisation error, small next to the increase"))
         comps.append(compare_nondecreasing(
             "ρ = ||θ||₂ once 𝓛 < ℓ(0)", rho, atol=0.0, rtol=MONO_RTOL,
