@@ -50,6 +50,8 @@ _LAZY = {
         "train_shallow", "ShallowRun", "minimal_width")},
     **{n: "solvers.nets.kkt" for n in ("check_kkt", "KKTReport")},
     **{n: "solvers.nets" for n in ("TorchNet", "train_torch", "TorchTrainingResult")},
+    # progress: a bar on a terminal, one log line per finished item otherwise
+    "progress": "solvers._progress",
     # losses and data
     **{n: "solvers.losses" for n in ("log_loss", "loss_value", "loss_weights", "inverse_loss")},
     **{n: "solvers.datasets" for n in ("make_separable", "make_underdetermined",

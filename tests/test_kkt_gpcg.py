@@ -2,7 +2,7 @@
 (solvers/nets/kkt/_gpcg.py; docs/theory.md §7)."""
 
 import numpy as np
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from solvers.nets import HomogeneousMLP
@@ -14,6 +14,15 @@ from solvers.tolerances import TOLERANCES
 # GPCG stops at kkt_working_set_rtol (1e-7) relative optimality; the ε it reaches then differs
 # from the interior point's (kkt_qp_tol 1e-10) by at most a few times that, relative to ||θ̃||.
 RTOL = 10 * TOLERANCES.kkt_working_set_rtol
+#: A multiplier is in the support above this share of the largest; the two solvers' multipliers
+#: differ by ~RTOL (relative), so instances with a reference multiplier within a factor 100 of the
+#: threshold on either side (between SUPPORT_RTOL/100 and 100·SUPPORT_RTOL) are ambiguous and
+#: skipped (assume), and both sides are thresholded alike.
+SUPPORT_RTOL = 1e-4
+#: The budget multiplier η follows from the optimality conditions, which GPCG meets to
+#: kkt_working_set_rtol; η's relative error is that times the conditioning of the active Gram
+#: block: below 100 for the budget test's instance (24 Gaussian rows in 40 dimensions).
+ETA_RTOL = 100 * TOLERANCES.kkt_working_set_rtol
 
 
 def _instance(seed, n, K, P, alpha):
@@ -43,8 +52,10 @@ def test_gpcg_matches_interior_point(seed, n, K, P, alpha, budget):
     e_ref, e = np.linalg.norm(th - A.T @ ref.nu), np.linalg.norm(th - A.T @ res.nu)
     np.testing.assert_allclose(e, e_ref, rtol=0, atol=RTOL * R)
     assert float(r @ res.nu[:n]) <= budget * (1 + 1e-12)
-    big = ref.nu[:n] > 1e-4 * max(ref.nu[:n].max(), 1e-300)
-    np.testing.assert_array_equal(res.nu[:n] > 1e-6 * max(res.nu[:n].max(), 1e-300), big)
+    share = ref.nu[:n] / max(ref.nu[:n].max(), 1e-300)
+    assume(not np.any((share > SUPPORT_RTOL / 100) & (share < 100 * SUPPORT_RTOL)))
+    big = share > SUPPORT_RTOL
+    np.testing.assert_array_equal(res.nu[:n] > SUPPORT_RTOL * max(res.nu[:n].max(), 1e-300), big)
 
 
 def test_gpcg_budget_active():
@@ -57,7 +68,7 @@ def test_gpcg_budget_active():
                              budget_row=r, budget=budget)
     ref = solve_cone_qp(G, b, cone, tol=TOLERANCES.kkt_qp_tol, budget_row=r, budget=budget)
     assert res.eta > 0 and ref.eta > 0
-    np.testing.assert_allclose(res.eta, ref.eta, rtol=1e-5)
+    np.testing.assert_allclose(res.eta, ref.eta, rtol=ETA_RTOL)
     used = float(r @ res.nu[:20])
     assert (1 - TOLERANCES.kkt_optimality_rtol) * budget <= used <= budget * (1 + 1e-12)
     viol, comp = cone_optimality(G, b, res.nu, cone, np.sqrt(np.diag(G)), np.linalg.norm(th),

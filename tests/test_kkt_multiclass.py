@@ -75,7 +75,10 @@ def test_two_class_net_reduces_to_the_binary_check(rng, kind):
     assert multi.n_candidates == binary.n_candidates
     assert multi.support.tolist() == binary.support.tolist()
     assert multi.extra["n_classes"] == 2
-    assert {c for _, c, _ in multi.extra["support_pairs"]} <= {0, 1}
+    lab = (y < 0).astype(int)
+    pairs = multi.extra["support_pairs"]
+    assert pairs and all(c == 1 - lab[i] for i, c, _ in pairs)  # the competitor is the other class
+    assert sorted(i for i, _, _ in pairs) == multi.support.tolist()
     json.dumps(multi.to_dict())
 
 

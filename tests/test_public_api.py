@@ -45,7 +45,7 @@ _CLASSES = {
     "solvers": {"Certificate", "MarginSolution", "MinNormSolution", "NuclearNormSolution",
                 "Trajectory", "HalpernResult", "HomogeneousMLP", "MarginSummary",
                 "TrainingResult", "History", "ShallowRun", "KKTReport", "Tolerances",
-                "Potential", "PotentialSolution",
+                "Potential", "PotentialSolution", "TorchNet", "TorchTrainingResult",
                 "MarginflowError", "NotSeparableError", "InconsistentSystemError",
                 "NotHomogeneousError", "NotFeasibleError", "SolverError", "IntegrationError",
                 "MarginBelowResolutionError"},

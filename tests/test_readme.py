@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 README = Path(__file__).resolve().parents[1] / "README.md"
 FENCE = re.compile(r"```(python|bash)\n(.*?)```", re.S)
 
@@ -33,16 +31,24 @@ def test_the_readme_has_examples_to_run():
 
 
 def test_python_examples_then_commands_run(tmp_path, monkeypatch):
-    pytest.importorskip("torch")  # one example uses the optional torch extra
+    try:
+        import torch  # noqa: F401  (the optional extra; only its example is skipped without it)
+        has_torch = True
+    except ImportError:
+        has_torch = False
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MPLBACKEND", "Agg")
     namespace = {"__name__": "readme"}
     for k, block in enumerate(_blocks("python")):
+        if "import torch" in block and not has_torch:
+            continue
         code = compile(block, f"README.md python block {k + 1}", "exec")
         exec(code, namespace)  # our own documentation, never user input
     for cmd in _commands():
         argv = shlex.split(cmd)
         done = subprocess.run([sys.executable, "-m", "theory.cli", *argv[1:]], cwd=tmp_path,
                               capture_output=True, text=True, timeout=600)
-        assert done.returncode in (0, 1), (cmd, done.stderr)   # 2 would be bad input
+        # kkt reports its verdict and exits 0 either way; 1 (a failed check) or 2 (bad input)
+        # would mean the README's example no longer does what the README says
+        assert done.returncode == 0, (cmd, done.stderr)
         assert "Traceback" not in done.stderr, (cmd, done.stderr)

@@ -1,6 +1,8 @@
 """train_torch: Lyu & Li's loss-based step with roll-back never increases the loss; its log-domain
 loss equals torch's own cross-entropy/exponential loss recomputed independently."""
 
+import copy
+
 import numpy as np
 import pytest
 
@@ -22,7 +24,7 @@ def _problem(K=3, n=30, seed=0):
 
 def _independent_log_loss(module, X, y, loss):
     with torch.no_grad():
-        out = module.double()(torch.from_numpy(X))
+        out = copy.deepcopy(module).double()(torch.from_numpy(X))
         t = torch.from_numpy(y)
         if loss == "cross_entropy":
             return float(torch.log(nn.functional.cross_entropy(out, t, reduction="sum")))

@@ -7,6 +7,7 @@ modules you trust. Nothing here parses, evals or unpickles data; it is an ordina
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import re
@@ -44,7 +45,10 @@ def load_module(target: str, *, what: str = "module"):
         path = Path(target)
         if not path.is_file():
             raise PluginError(f"{what} {target!r}: no such file.")
-        name = "marginflow_user_" + re.sub(r"\W", "_", path.stem)
+        # the resolved path, not only the stem, names the module: a/theorems.py and
+        # b/theorems.py are two plug-ins and must not replace each other in sys.modules
+        digest = hashlib.sha256(str(path.resolve()).encode()).hexdigest()[:12]
+        name = "marginflow_user_" + re.sub(r"\W", "_", path.stem) + "_" + digest
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
             raise PluginError(f"{what} {target!r}: not an importable Python file.")

@@ -72,6 +72,9 @@ def pack_arguments(blocks, values, arrays) -> dict:
         raise ValueError(f"blocks {dup} were given both in the mapping and as keywords; give "
                          f"each block once.")
     merged.update(arrays)
+    # twin of the same rule in theory/symbolic/_flows.py (theory.symbolic
+    # imports no solver): keep both identical; tests/test_twins.py pins that they accept
+    # the same calls
     if "lambda" in merged and "lambda" not in blocks and MULTIPLIER in blocks:
         if MULTIPLIER in merged:
             raise ValueError("both 'mu' and its old name 'lambda' were given; pass only mu=.")

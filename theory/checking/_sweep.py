@@ -351,7 +351,7 @@ def run_sweep(fn: Callable[..., dict], grid: Mapping[str, Sequence], *, seeds: S
         are stopped (joblib's are killed; Dask futures are cancelled) and every point finished
         so far stays in ``results``; rerunning the sweep resumes from there.
     """
-    from solvers._progress import progress as bar
+    from solvers import progress as bar
 
     start = time.perf_counter()
     path = Path(results)

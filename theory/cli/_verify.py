@@ -90,7 +90,7 @@ def run_list(args) -> int:
         return 0
     rows = [(t.id, t.kind, "quick" if t.quick else "", t.source.short(), t.title[:60])
             for t in theorems]
-    headers = ("id", "kind", "", "source", "title")
+    headers = ("id", "kind", "quick", "source", "title")
     origins = [theorem_origin(t.id) for t in theorems]
     if any(not o.startswith("built-in") for o in origins):  # plug-ins: say where each is from
         rows = [(*r, "built-in" if o.startswith("built-in") else o)
@@ -115,7 +115,7 @@ def run_checks(theorems, *, seed: int = 0, jobs: int = 1, progress: bool | None 
     A check that raises is turned into a verdict with status ``error`` (and the message), so one
     broken check does not hide the others' results; it still counts as a failure.
     """
-    from solvers._progress import progress as bar
+    from solvers import progress as bar
 
     from ..checking import Verdict
 

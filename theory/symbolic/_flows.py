@@ -167,10 +167,13 @@ def _pack_arguments(names, values, arrays) -> dict:
         raise ValueError(f"blocks {dup} were given both in the mapping and as keywords; give "
                          f"each block once.")
     merged.update(arrays)
+    # twin of the same rule in solvers/flows/_models.py (theory.symbolic
+    # imports no solver): keep both identical; tests/test_twins.py pins that they accept
+    # the same calls
     if "lambda" in merged and "lambda" not in names and "mu" in names:
         if "mu" in merged:
             raise ValueError("both 'mu' and its old name 'lambda' were given; pass only mu=.")
-        warnings.warn("the Minnorm multiplier block is named 'mu'; pass mu= instead of "
+        warnings.warn("the Minnorm multiplier block is now named 'mu'; pass mu= instead of "
                       "**{'lambda': ...}.", DeprecationWarning, stacklevel=4)
         merged["mu"] = merged.pop("lambda")
     scalars = [k for k in names if k[:1] == "a" and k[1:].isdigit()]

@@ -118,7 +118,7 @@ from ..._validation import check_labels, check_norm, check_X
 from ...tolerances import TOLERANCES
 from .._margins import check_class_labels
 from ._problem import build_problem
-from ._report import NORM_NAMES, KKTReport
+from ._report import NORM_NAMES, KKTReport, decide
 from ._solve import KKTConfig, Programs
 
 __all__ = ["KKTReport", "KKTConfig", "check_kkt"]
@@ -424,10 +424,8 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
             [int(prob.cand_ex[k]), int(prob.cand_class[k]), float(lam_c[k])] for k in keep]}
     numbers = (f"ε/||θ̃|| = {eps_rel:.3e} (tol {eps_tol:g}), δ/||θ̃||² = {delta_rel:.3e} "
                f"(tol {delta_tol:g})")
-    if is_kkt:
-        verdict = f"approximate KKT point (stationary) of {problem}: {numbers}"
-    else:
-        verdict = f"not an approximate KKT point of {problem}: {numbers}"
+    status, head = decide(is_kkt, upper_bound=not prob.exact or solver_status != "optimal")
+    verdict = f"{head} of {problem}: {numbers}"
     if not prob.exact:
         verdict += ("; ε is an upper bound (a dead unit's Clarke slope is not freed)"
                     if prob.dead_zero else "; ε is an upper bound (kinks in several layers)")
@@ -445,7 +443,7 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
         method=meth, solver_status=solver_status,
         euler_residual=float(euler), optimality_residual=float(opt_res), eps_tol=float(eps_tol),
         delta_tol=float(delta_tol), is_kkt=is_kkt,
-        status="approximate_kkt" if is_kkt else "not_kkt", verdict=verdict,
+        status=status, verdict=verdict,
         extra={"block_history": [float(h) for h in history], "P": int(P),
                "n_near_kink_pairs": prob.n_near, "n_dead_units": prob.n_dead,
                **({"norm_rtol": float(norm_rtol)} if p != 2.0 else {}), **ws_extra,

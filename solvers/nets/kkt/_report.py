@@ -90,7 +90,10 @@ class KKTReport:
     is_kkt : bool
         ``epsilon_relative <= eps_tol and delta_relative <= delta_tol``.
     status : str
-        ``'approximate_kkt'`` or ``'not_kkt'``.
+        ``'approximate_kkt'``; ``'not_kkt'`` when the *minimal* ε (or δ) exceeds its tolerance;
+        ``'undecided'`` when ε above the tolerance is only an upper bound (kinks whose Clarke
+        slopes were not freed, an uncertified solve) or homogeneity failed its check — an upper
+        bound above the tolerance proves nothing (:func:`decide`).
     verdict : str
         One sentence with the numbers and thresholds.
     extra : dict
@@ -205,4 +208,23 @@ class KKTReport:
             lines.append(f"  {self.extra['n_dead_units']} dead hidden unit(s) (incoming weights "
                          f"negligible against their layer) kept their slope, not counted as kinks")
         return "\n".join(lines)
+
+
+def decide(within_tolerance: bool, *, upper_bound: bool, homogeneous: bool = True
+           ) -> tuple[str, str]:
+    """``(status, head of the verdict)`` of a KKT report.
+
+    ``within_tolerance``: the achieved ε and δ are below their tolerances (then the point *is* an
+    approximate KKT point, whatever else holds: ε is achieved by explicit multipliers).
+    ``upper_bound``: ε is not certified minimal, so ε above the tolerance decides nothing.
+    ``homogeneous``: Euler's identity held, so the margin problem applies at all.
+    """
+    if not homogeneous:
+        return "undecided", ("not checked: Euler's identity fails, so the network may not be "
+                             "homogeneous and the margin problem may not apply")
+    if within_tolerance:
+        return "approximate_kkt", "approximate KKT point (stationary)"
+    if upper_bound:
+        return "undecided", "not shown to be an approximate KKT point (ε is an upper bound)"
+    return "not_kkt", "not an approximate KKT point"
 

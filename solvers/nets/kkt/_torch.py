@@ -30,7 +30,7 @@ import numpy as np
 from ...errors import NotFeasibleError
 from ...tolerances import TOLERANCES
 from ._qp import ConeStructure, cone_optimality, solve_cone_qp
-from ._report import KKTReport
+from ._report import KKTReport, decide
 
 __all__: list[str] = []
 
@@ -155,10 +155,17 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
                                        [parts[k].size for k in tilde.parameter_names])[:-1]),
                                    strict=True)}
     eps = float(math.sqrt(sum(float(r @ r) for r in resid.values())))
-    if nat_eps < eps:  # the natural multipliers are feasible for the same program
-        eps_note = "; the natural multipliers did better than the QP (solver inaccuracy)"
-    else:
-        eps_note = ""
+    eps_note, qp_beaten = "", nat_eps < eps
+    if qp_beaten:  # the natural multipliers are feasible for the same program and better:
+        nu = scale * nat_lam  # report them, and the QP as not certified
+        resid = {k: theta_k - scale * v_nat_parts[k].ravel()
+                 for k, theta_k in zip(tilde.parameter_names,
+                                       np.split(theta, np.cumsum(
+                                           [v_nat_parts[k].size
+                                            for k in tilde.parameter_names])[:-1]),
+                                       strict=True)}
+        eps = nat_eps
+        eps_note = "; the natural multipliers did better than the QP (reported; QP inaccurate)"
     by_layer: dict[str, float] = {}
     for k, r in resid.items():
         layer = k.rsplit(".", 1)[0]
@@ -180,7 +187,8 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     lam_max = float(lam.max(initial=0.0))
     support = (np.flatnonzero(lam > TOLERANCES.kkt_multiplier_rtol * lam_max) if lam_max > 0
                else np.zeros(0, dtype=int))
-    solver_status = "optimal" if opt_res <= TOLERANCES.kkt_optimality_rtol else "inaccurate"
+    solver_status = ("optimal" if opt_res <= TOLERANCES.kkt_optimality_rtol and not qp_beaten
+                     else "inaccurate")
     if solver_status != "optimal":
         warnings.warn(f"the KKT program's optimality residual is {opt_res:.2e}; epsilon = "
                       f"{eps:.3e} is an achieved upper bound but may not be the minimum.",
@@ -189,13 +197,18 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
         warnings.warn(f"Euler's identity <∇q_a, θ> = L q_a fails by {euler:.2e} (relative): the "
                       f"network may not be homogeneous of degree {L}.", RuntimeWarning,
                       stacklevel=3)
-    is_kkt = bool(eps_rel <= eps_tol and delta_rel <= delta_tol * (1.0 + 1e-9))
+    homogeneous = euler <= 1e-6        # no slopes are freed here: Euler's identity must hold
+    within = bool(eps_rel <= eps_tol and delta_rel <= delta_tol * (1.0 + 1e-9))
+    status, head = decide(within, upper_bound=not exact or solver_status != "optimal",
+                          homogeneous=homogeneous)
+    is_kkt = status == "approximate_kkt"
     problem = ("min ½||θ||_2² s.t. y_i f(θ; x_i) >= 1" if K == 1 else
                "min ½||θ||_2² s.t. f_(y_i)(θ; x_i) − f_j(θ; x_i) >= 1 for j ≠ y_i")
     numbers = (f"ε/||θ̃|| = {eps_rel:.3e} (tol {eps_tol:g}), δ/||θ̃||² = {delta_rel:.3e} "
                f"(tol {delta_tol:g})")
-    verdict = (f"approximate KKT point (stationary) of {problem}: {numbers}" if is_kkt else
-               f"not an approximate KKT point of {problem}: {numbers}")
+    verdict = f"{head} of {problem}: {numbers}"
+    if not homogeneous:
+        verdict += f"; Euler's identity fails by {euler:.1e} (relative)"
     if not exact:
         verdict += (f"; ε is an upper bound ({n_kinks} near-kink ReLU inputs or max-pool ties: "
                     f"their Clarke slopes are not freed for torch networks)")
@@ -221,6 +234,6 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
                 f"({res.iterations} it.); ε recomputed by a backward pass{eps_note}"),
         solver_status=solver_status, euler_residual=euler, optimality_residual=float(opt_res),
         eps_tol=float(eps_tol), delta_tol=float(delta_tol), is_kkt=is_kkt,
-        status="approximate_kkt" if is_kkt else "not_kkt", verdict=verdict, extra=extra,
+        status=status, verdict=verdict, extra=extra,
         log_q_min=float(log_q_min), primal_feasibility=primal,
     )
