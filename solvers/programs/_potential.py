@@ -423,12 +423,15 @@ def _pcg(X, h, r, factor, *, rtol: float, maxiter: int):
             # the recurrence's residual drifts when h spans many orders: recompute it
             true = float(np.linalg.norm(r - X @ (h * (X.T @ x))))
             if true <= 2 * rtol * rn:
+                _log.debug("pcg: converged in %d products", _ + 1)
                 return x
+            _log.debug("pcg: recurrence converged, true residual did not")
             return None
         z = sla.cho_solve(factor, res, check_finite=False)
         rz_new = float(res @ z)
         p = z + (rz_new / rz) * p
         rz = rz_new
+    _log.debug("pcg: no convergence in %d products", maxiter)
     return None
 
 
