@@ -6,6 +6,12 @@ Usage::
     OPENBLAS_NUM_THREADS=1 python tests/benchmarks/bench_potential.py [n d [options]]
     OPENBLAS_NUM_THREADS=1 python tests/benchmarks/bench_potential.py 1000 20000 cvxpy-timeout=600
 
+Flow mode (issue 12's flow target: the diagonal-net flow to within 1e-6 of the certified argmin
+Q_α at n = 50, d = 200, α = 1e-4 … 1e2; ``woodworth2020.flow_limit`` in its mirror form, log-time,
+and optionally the (u, v) form integrated in linear time as before)::
+
+    OPENBLAS_NUM_THREADS=1 python tests/benchmarks/bench_potential.py flow [seeds=0,1,2] [uv]
+
 Options: ``newton-only`` (skip CVXPY), ``cvxpy-timeout=S`` (default 600: CVXPY runs in a child
 process that is stopped after S seconds; the line then says ``> S s`` and the ratio is a lower
 bound), ``no-pcg-baseline`` (skip the run with the preconditioned-CG reuse switched off).
@@ -113,7 +119,32 @@ def main(n: int = 200, d: int = 4000, cvxpy: bool = True, timeout: float = 600.0
         print(line, flush=True)
 
 
+def flow(seeds=(0,), uv: bool = False) -> None:
+    from theory.catalogue import woodworth2020 as W
+
+    alphas = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 1e1, 1e2)
+    for seed in seeds:
+        X, y = W._data(W.make_instance(seed, n=50, d=200, sparsity=5))
+        for a in alphas:
+            ref = solve_min_potential(X, y, Potential.woodworth(a)).w
+            line = f"seed {seed} alpha {a:7.0e}"
+            for form in ("mirror", "uv") if uv else ("mirror",):
+                t = time.perf_counter()
+                if form == "mirror":
+                    beta, T = W.flow_limit(X, y, a, (1e12,), form="mirror")
+                else:
+                    beta, T = W.flow_limit(X, y, a, W.HORIZONS, form="uv")
+                el = time.perf_counter() - t
+                dist = np.linalg.norm(beta - ref) / np.linalg.norm(ref)
+                line += f"  {form} {el:6.2f} s (T = {T:8.2e}, rel. dist {dist:.1e})"
+            print(line, flush=True)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["flow"]:
+        sd = [a.split("=", 1)[1] for a in sys.argv[2:] if a.startswith("seeds=")]
+        flow(tuple(int(x) for x in sd[-1].split(",")) if sd else (0,), uv="uv" in sys.argv[2:])
+        sys.exit(0)
     nums = [int(a) for a in sys.argv[1:] if a.isdigit()]
     opts = [a for a in sys.argv[1:] if not a.isdigit()]
     tmo = [float(a.split("=", 1)[1]) for a in opts if a.startswith("cvxpy-timeout=")]
