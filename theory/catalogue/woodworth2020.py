@@ -5,7 +5,9 @@ Gradient flow on ``β = u⊙u − v⊙v`` from ``u = v = α1`` with the squared 
 ``argmin Q_α(β) s.t. Xβ = y``, ``Q_α(β) = α² Σ_i q(β_i/α²)``,
 ``q(z) = 2 − √(4+z²) + z·arcsinh(z/2)`` (their Theorem 1; exact). Two checks:
 
-* **Flow limit.** The (u, v) flow is integrated (LSODA with its analytic Jacobian) to ``T`` and
+* **Flow limit.** The flow is integrated in its exact mirror form (``n`` variables, log-time,
+  until its own residual is ``CONVERGED_RTOL``; :func:`flow_limit`, docs/theory.md §12.5; the
+  ``(u, v)`` form is kept and tested equal along trajectories) and
   ``β(T)`` is compared with the certified minimiser ``solve_min_potential(X, y,
   Potential.woodworth(α))`` at each α of a grid spanning the rich (1e-4) and kernel (1e2) regimes.
 * **α sweep.** The certified minimisers approach the ℓ1 interpolant as ``α → 0`` (down to
