@@ -34,6 +34,7 @@ EXPECTED = (
     "05_theory_iii_normalised_dynamics.ipynb",
     "06_subquadratic_width.ipynb",
     "07_deep_linear_closed_forms.ipynb",
+    "08_potentials_diagonal_nets.ipynb",
     "09_conservation_discovery.ipynb",
     "10_kkt_cnn_digits.ipynb",
 )

@@ -182,3 +182,43 @@ def test_bad_arguments_are_named(data, kwargs, exc, match):
 def test_bad_potential_parameters(make, match):
     with pytest.raises(ValueError, match=match):
         make()
+
+
+def test_pcg_solves_the_newton_system_with_an_old_factor():
+    # _pcg with the factor of X diag(h₀) Xᵀ on X diag(h) Xᵀ s = r, h = h₀·e^{±0.5}: the returned
+    # step must satisfy the system to the requested rtol (checked independently by a direct
+    # solve), and None is returned when the products allowed are too few
+    import scipy.linalg as sla
+
+    from solvers.programs import _potential as P
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((40, 300))
+    h0 = rng.uniform(0.5, 2.0, 300)
+    h = h0 * np.exp(rng.uniform(-0.5, 0.5, 300))
+    r = rng.standard_normal(40)
+    factor = sla.cho_factor((X * h0) @ X.T)
+    s = P._pcg(X, h, r, factor, rtol=1e-10, maxiter=40)
+    direct = np.linalg.solve((X * h) @ X.T, r)
+    assert s is not None
+    assert rel(s, direct) <= 1e-8      # cond((X h X^T)) ~ 1e2 times the 1e-10 residual
+    assert P._pcg(X, h, r, factor, rtol=1e-10, maxiter=1) is None
+
+
+@pytest.mark.parametrize("potential", [Potential.woodworth(1e-3), Potential.lp(1.5)],
+                         ids=["Q_alpha", "lp"])
+def test_cg_reuse_gives_the_same_certified_answer(potential, monkeypatch):
+    # the Newton iterations with the CG reuse (fewer Hessians formed) and without it reach the
+    # same certified minimiser (two certified answers differ by at most CLOSED_FORM_RTOL)
+    from solvers.programs import _potential as P
+
+    X, y = make_underdetermined(60, 400, seed=2)
+    seen = []
+    orig = P._pcg
+    monkeypatch.setattr(P, "_pcg", lambda *a, **k: seen.append(orig(*a, **k)) or seen[-1])
+    with_cg = solve_min_potential(X, y, potential, method="newton")
+    assert any(s is not None for s in seen)            # the CG path was taken at least once
+    monkeypatch.setattr(P, "_PCG_MAXITER", 0)
+    without = solve_min_potential(X, y, potential, method="newton")
+    assert with_cg.certificate.verified and without.certificate.verified
+    assert rel(with_cg.w, without.w) <= CLOSED_FORM_RTOL
