@@ -19,13 +19,16 @@ from scipy.optimize import brentq
 
 from ..errors import IntegrationError
 from ..tolerances import TOLERANCES
+from ._krylov import KrylovBDF
 from ._trajectory import Trajectory, normalise_blocks
 
 __all__ = ["integrate", "METHODS", "MAX_STEPS", "DENSE_JACOBIAN_LIMIT"]
 
 METHODS = {"LSODA": LSODA, "DOP853": DOP853, "Radau": Radau, "BDF": BDF, "RK45": RK45,
-           "RK23": RK23}
-_IMPLICIT = {"LSODA", "Radau", "BDF"}
+           "RK23": RK23, "BDF-Krylov": KrylovBDF}
+_IMPLICIT = {"LSODA", "Radau", "BDF", "BDF-Krylov"}
+#: Implicit methods that take the dense (or sparse) Jacobian ``jac``.
+_USES_JAC = {"LSODA", "Radau", "BDF"}
 _EPS = np.finfo(float).eps
 _log = logging.getLogger(__name__)
 #: Seconds between two progress lines of a long integration (logger ``solvers.flows._integrate``,
@@ -33,10 +36,15 @@ _log = logging.getLogger(__name__)
 _LOG_INTERVAL = 10.0
 
 #: ``method='auto'``: the largest state for which LSODA with a dense P×P Jacobian is used. Above
-#: it, DOP853, an explicit method that never forms a P×P matrix (memory O(P)). Measured on the
-#: generated deep-linear flow of ``marginflow derive`` (widths w^6, t = 200, rtol 1e-10, 2 shared
-#: cores, docs/benchmarks.md): LSODA 2.1 s vs DOP853 7.3 s at P = 125, but 52 s vs 22 s at
-#: P = 500 and 188 s vs 32 s at P = 2000 (the Jacobian evaluations and LU factors grow as P³).
+#: it, DOP853 (explicit, memory O(P)): fastest on non-stiff flows (1.5 s against BDF-Krylov's
+#: 4.5 s at P = 500), and on a stiff flow its step budget stops it early with a hint to use
+#: ``method='BDF-Krylov'`` (:class:`~solvers.flows._krylov.KrylovBDF`: scipy's BDF with a
+#: Jacobian-free Newton–GMRES solve, memory O(P); 10.4 s against DOP853's 14.7 s at P = 2000 on
+#: the derive instance, docs/benchmarks.md), which is not held to a step ~ 1/|λ_max|. Measured
+#: on the generated deep-linear flow
+#: (widths w^6, t = 200, rtol 1e-10, 2 shared cores, docs/benchmarks.md): LSODA 2.1 s vs DOP853
+#: 7.3 s at P = 125, but 52 s vs 22 s at P = 500 and 188 s vs 32 s at P = 2000 (the Jacobian
+#: evaluations and LU factors grow as P³).
 DENSE_JACOBIAN_LIMIT = 256
 
 #: Default step budget of :func:`integrate`. The flows of the catalogue take a few hundred to a
@@ -103,7 +111,7 @@ def _choose_method(n: int, has_jac: bool) -> tuple[str, str]:
                          f"Jacobian{' (from jac)' if has_jac else ''} is affordable)")
     return "DOP853", (f"method='auto' chose DOP853 (explicit, memory O(P): P = {n} > "
                       f"{DENSE_JACOBIAN_LIMIT}, a dense P x P Jacobian would take "
-                      f"{8 * n * n / 2**20:.1f} MiB)")
+                      f"{8 * n * n / 2**20:.1f} MiB; method='BDF-Krylov' for a stiff flow)")
 
 
 def _budget_message(method: str, n_steps: int, t_now: float, t_end: float, h: float,
@@ -118,12 +126,18 @@ def _budget_message(method: str, n_steps: int, t_now: float, t_end: float, h: fl
                  f"{_PROJECTION_FACTOR} x max_steps={max_steps}")
     else:
         what += f" (max_steps={max_steps})"
-    if method not in _IMPLICIT and auto and n > DENSE_JACOBIAN_LIMIT:
+    if method == "BDF-Krylov":
+        hint = (f"Try a looser rtol/atol (now {rtol:g}/{np.max(atol):g}) or a shorter t_span; "
+                "BDF-Krylov solves its Newton systems by unpreconditioned GMRES, whose cost "
+                "grows with the stiffness h |lambda_max|; method='DOP853' if the flow is not "
+                "stiff, method='LSODA' with jac= if a dense P x P Jacobian fits in memory.")
+    elif method not in _IMPLICIT and auto and n > DENSE_JACOBIAN_LIMIT:
         hint = ("The flow is likely stiff for an explicit method (its step is limited by "
                 f"stability, not accuracy), and at P = {n} an implicit method would need a "
-                f"dense P x P Jacobian ({8 * n * n / 2**20:.1f} MiB, several copies). Try a "
-                f"smaller system, a shorter t_span, or a looser rtol/atol (now {rtol:g}/"
-                f"{np.max(atol):g}); method='LSODA' with jac= if that memory is available.")
+                f"dense P x P Jacobian ({8 * n * n / 2**20:.1f} MiB, several copies). Try "
+                f"method='BDF-Krylov' (implicit, Jacobian-free, memory O(P)), a shorter "
+                f"t_span, or a looser rtol/atol (now {rtol:g}/{np.max(atol):g}); "
+                f"method='LSODA' with jac= if that memory is available.")
     elif method not in _IMPLICIT:
         hint = ("The flow is likely stiff for an explicit method (its step is limited by "
                 "stability, not accuracy). Try method='Radau' or 'BDF' (or 'LSODA', which "
@@ -176,14 +190,15 @@ def integrate(
         Initial flat state.
     t_span : (float, float)
         ``(t0, t1)``; with ``log_time=True`` both must exceed ``-1``.
-    method : {'LSODA', 'DOP853', 'Radau', 'BDF', 'RK45', 'RK23', 'auto'}, keyword-only
+    method : {'LSODA', 'DOP853', 'Radau', 'BDF', 'RK45', 'RK23', 'BDF-Krylov', 'auto'}, keyword-only
         The scipy integrator. LSODA switches between stiff and non-stiff modes by itself.
-        ``'auto'`` picks by the state size P: LSODA (with ``jac``) when
-        P <= :data:`DENSE_JACOBIAN_LIMIT` (256), else DOP853, an explicit method that never
-        forms a P×P matrix; the choice and its reason are appended to the trajectory's
-        ``message`` (``Trajectory.method`` names the method used). A stiff flow above the limit
-        then stops early through ``max_steps``' projection, saying so (issue 9.3: no
-        matrix-free implicit method is implemented yet).
+        ``'BDF-Krylov'`` is scipy's BDF with a Jacobian-free Newton–Krylov solve (GMRES on
+        finite-difference directional derivatives of ``rhs``; Brown & Hindmarsh 1986): implicit,
+        never forms a P×P matrix, ignores ``jac``. ``'auto'`` picks by the state size P: LSODA
+        (with ``jac``) when P <= :data:`DENSE_JACOBIAN_LIMIT` (256), else ``'DOP853'`` (whose step
+        budget stops a stiff flow early and names ``'BDF-Krylov'``);
+        the choice and its reason are appended to the trajectory's ``message``
+        (``Trajectory.method`` names the method used).
     rtol, atol : float, optional
         Default ``TOLERANCES.ode_rtol`` (1e-10) and ``TOLERANCES.ode_atol`` (1e-12).
     t_eval : array_like of shape (T,), optional
@@ -195,7 +210,8 @@ def integrate(
         Zero crossings are located with Brent's method on the dense output. Attributes
         ``terminal`` (bool or count) and ``direction`` as in :func:`scipy.integrate.solve_ivp`.
     jac : callable ``jac(t, y) -> ndarray (N, N)``, optional
-        Jacobian of ``rhs`` for the implicit methods (ignored by explicit ones).
+        Jacobian of ``rhs`` for LSODA, Radau and BDF (ignored by explicit ones and by
+        ``'BDF-Krylov'``, which uses directional derivatives of ``rhs``).
     blocks : mapping name -> shape, optional
         The block layout of the state; default ``rhs.blocks`` or a single block ``"y"``.
     throw : bool
@@ -318,7 +334,7 @@ def integrate(
     kwargs = dict(rtol=rtol, atol=atol, max_step=max_step)
     if first_step is not None:
         kwargs["first_step"] = first_step
-    if method in _IMPLICIT and jac_s is not None:
+    if method in _USES_JAC and jac_s is not None:
         kwargs["jac"] = jac_s
     out_t: list[float] = []
     out_y: list[np.ndarray] = []

@@ -7,6 +7,12 @@ Each case runs in its own interpreter so that its peak RSS is its own. Plain scr
 
     python tests/benchmarks/bench_flows_width.py            # widths 5, 10 (all methods), 50 (auto)
     python tests/benchmarks/bench_flows_width.py 20         # one width, all methods
+    python tests/benchmarks/bench_flows_width.py 50 BDF-Krylov 600   # one width, one method,
+                                                            # per-case time-out in seconds
+
+Under load on a shared machine set OPENBLAS_NUM_THREADS=1 (passed on to each case): with
+threaded BLAS on 2 oversubscribed cores, the small dot products of GMRES were measured ~50x
+slower (2026-11-29).
 
 Results (with the date and the machine load) go to docs/benchmarks.md.
 """
@@ -49,10 +55,13 @@ print(json.dumps({"widths": f"{width}^6", "P": flow.size, "requested": method,
 """
 
 
-def run(width: int, method: str) -> dict:
+def run(width: int, method: str, timeout: float = 3600.0) -> dict:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    out = subprocess.run([sys.executable, "-c", CASE, str(width), method], capture_output=True,
-                         text=True, env=env, timeout=3600)
+    try:
+        out = subprocess.run([sys.executable, "-c", CASE, str(width), method],
+                             capture_output=True, text=True, env=env, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"widths": f"{width}^6", "requested": method, "status": f"timed out ({timeout:g} s)"}
     if out.returncode:
         return {"widths": f"{width}^6", "requested": method, "status": "crashed",
                 "error": out.stderr.strip().splitlines()[-1]}
@@ -60,13 +69,18 @@ def run(width: int, method: str) -> dict:
 
 
 def main() -> None:
-    if len(sys.argv) > 1:
-        cases = [(int(sys.argv[1]), m) for m in ("LSODA", "DOP853", "auto")]
+    methods = ("LSODA", "DOP853", "BDF-Krylov")
+    timeout = float(sys.argv[3]) if len(sys.argv) > 3 else 3600.0
+    if len(sys.argv) > 2:
+        cases = [(int(sys.argv[1]), sys.argv[2])]
+    elif len(sys.argv) > 1:
+        cases = [(int(sys.argv[1]), m) for m in methods]
     else:
-        cases = [(w, m) for w in (5, 10) for m in ("LSODA", "DOP853", "auto")] + [(50, "auto")]
-    print(f"load average at start: {os.getloadavg()}")
+        cases = [(w, m) for w in (5, 10) for m in methods] + [(50, "auto")]
+    print(f"load average at start: {os.getloadavg()}; "
+          f"OPENBLAS_NUM_THREADS={os.environ.get('OPENBLAS_NUM_THREADS', 'unset')}")
     for width, method in cases:
-        print(json.dumps(run(width, method)), flush=True)
+        print(json.dumps(run(width, method, timeout)), flush=True)
     print(f"load average at end: {os.getloadavg()}")
 
 
