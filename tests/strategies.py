@@ -92,3 +92,16 @@ def shallow_problems(draw, *, n=(2, 10), d=(1, 5), width=(1, 12)):
     X /= np.linalg.norm(X, axis=1, keepdims=True)
     y = rng.uniform(-1.0, 1.0, nn)
     return X, y, draw(st.integers(*width)), seed % 2**16, draw(st.sampled_from(["relu", "gelu"]))
+
+
+def hyperplane_data(rng, n: int, d: int, gap: float = 0.2, jitter: float = 0.1):
+    """Gaussian examples labelled by a random hyperplane through 0 and pushed at least ``gap``
+    from it (plus ``jitter`` times a uniform amount, so no two margins tie): ``(X, y)``."""
+    u = rng.standard_normal(d)
+    u /= np.linalg.norm(u)
+    X = rng.standard_normal((n, d))
+    s = X @ u
+    y = np.where(s >= 0, 1.0, -1.0)
+    X += np.outer(y * (np.maximum(gap - np.abs(s), 0.0) + jitter * rng.random(n)), u)
+    return X, y
+

@@ -16,7 +16,7 @@ from solvers.errors import NotSeparableError, SolverError
 from solvers.programs import MarginSolution, solve_max_margin
 from solvers.tolerances import TOLERANCES
 
-from .strategies import separable_data
+from .strategies import hyperplane_data, separable_data
 
 # Certificates accept residuals <= TOLERANCES.certificate_rtol (1e-6, itself 1000x the solver's
 # 1e-9). Independent comparisons (two solutions, each certified to 1e-6) are held to 10x that.
@@ -173,13 +173,7 @@ def test_norm_ordering(data):
 
 # ---------------------------------------------------------------------------- cross-checks
 def _random_separable(rng, n, d, gap=0.2):
-    u = rng.standard_normal(d)
-    u /= np.linalg.norm(u)
-    X = rng.standard_normal((n, d))
-    s = X @ u
-    y = np.where(s >= 0, 1.0, -1.0)
-    X += np.outer(y * (np.maximum(gap - np.abs(s), 0.0) + 0.1 * rng.random(n)), u)
-    return X, y
+    return hyperplane_data(rng, n, d, gap)
 
 
 # libsvm stops when its KKT violation is below tol = 1e-10; its w then matches to ~1e-6.

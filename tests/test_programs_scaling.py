@@ -16,21 +16,14 @@ from solvers.errors import NotSeparableError, SolverError
 from solvers.programs import solve_max_margin, solve_min_norm, solve_min_nuclear_norm
 from solvers.tolerances import TOLERANCES
 
-from .strategies import seeds
+from .strategies import hyperplane_data, seeds
 
 TEST_RTOL = 10 * TOLERANCES.certificate_rtol
 NORMS = [2.0, 1.0, np.inf]
 
 
 def _separable(seed, n=30, d=5, gap=0.3):
-    rng = np.random.default_rng(seed)
-    u = rng.standard_normal(d)
-    u /= np.linalg.norm(u)
-    X = rng.standard_normal((n, d))
-    s = X @ u
-    y = np.where(s >= 0, 1.0, -1.0)
-    X += np.outer(y * (np.maximum(gap - np.abs(s), 0.0) + 0.1 * rng.random(n)), u)
-    return X, y
+    return hyperplane_data(np.random.default_rng(seed), n, d, gap)
 
 
 # ------------------------------------------------------------------- issue 13.5: y = 0

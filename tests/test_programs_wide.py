@@ -15,7 +15,7 @@ import solvers.programs._wide as wide
 from solvers.programs import solve_max_margin, solve_min_norm
 from solvers.tolerances import TOLERANCES
 
-from .strategies import seeds
+from .strategies import hyperplane_data, seeds
 
 # Two solutions, each certified to certificate_rtol (1e-6), are compared at 10x that.
 TEST_RTOL = 10 * TOLERANCES.certificate_rtol
@@ -26,13 +26,7 @@ WIDE = {2.0: "dual-gram", 1.0: "highs-colgen", np.inf: "highs-colgen"}
 
 
 def _wide_separable(rng, n, d, gap=0.2):
-    u = rng.standard_normal(d)
-    u /= np.linalg.norm(u)
-    X = rng.standard_normal((n, d))
-    s = X @ u
-    y = np.where(s >= 0, 1.0, -1.0)
-    X += np.outer(y * (np.maximum(gap - np.abs(s), 0.0) + 0.1 * rng.random(n)), u)
-    return X, y
+    return hyperplane_data(rng, n, d, gap)
 
 
 def _degenerate(X, kind, rng):

@@ -455,16 +455,21 @@ class TorchNet:
         g = vmap(grad(one), in_dims=(None, 0, 0))(free, Xc, Wc)
         return torch.cat([g[k].reshape(Xc.shape[0], -1) for k in names], dim=1)
 
-    def pair_gradients(self, X, y, rows, classes, *, chunk_size: int = 256) -> np.ndarray:
-        """Explicit ``∇_θ q`` for each pair, shape ``(m, P)`` in :meth:`flat` order (for small
-        nets and tests; :meth:`pair_gram` never forms it)."""
-        torch = self._torch
+    def _pair_setup(self, X, y, rows, classes):
+        """The inputs as a tensor, the pairs' example indices, and their output weights
+        ``(m, K)`` (``q_a = ⟨w_a, f(x_{row_a})⟩``), after checking the labels."""
         T = self._tensor(X)
         F = self.outputs(X)
         K = F.shape[1]
         y = self.check_labels(y, F.shape[0], K)
         rows = np.asarray(rows, dtype=np.int64)
-        Wp = self._pair_weights(y[rows], np.asarray(classes, dtype=np.int64), K)
+        return T, rows, self._pair_weights(y[rows], np.asarray(classes, dtype=np.int64), K)
+
+    def pair_gradients(self, X, y, rows, classes, *, chunk_size: int = 256) -> np.ndarray:
+        """Explicit ``∇_θ q`` for each pair, shape ``(m, P)`` in :meth:`flat` order (for small
+        nets and tests; :meth:`pair_gram` never forms it)."""
+        torch = self._torch
+        T, rows, Wp = self._pair_setup(X, y, rows, classes)
         out = []
         for s in range(0, len(rows), chunk_size):
             out.append(self._autograd_jacobian(T[torch.from_numpy(rows[s:s + chunk_size])],
@@ -476,12 +481,7 @@ class TorchNet:
         from the layer structure (module docstring); memory ``O(m² + m·(widths + conv
         weights))``, never ``O(m·P)`` for dense layers."""
         torch = self._torch
-        T = self._tensor(X)
-        F = self.outputs(X)
-        K = F.shape[1]
-        y = self.check_labels(y, F.shape[0], K)
-        rows = np.asarray(rows, dtype=np.int64)
-        Wp = self._pair_weights(y[rows], np.asarray(classes, dtype=np.int64), K)
+        T, rows, Wp = self._pair_setup(X, y, rows, classes)
         auto = self._autograd_names()
         parts: dict[str, list] = {}
         for s in range(0, len(rows), chunk_size):

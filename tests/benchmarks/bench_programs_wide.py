@@ -31,19 +31,8 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-
-
-def separable_data(n: int, d: int, seed: int, gap: float = 0.1):
-    """Gaussian examples labelled by a random hyperplane through 0, pushed >= ``gap`` from it
-    (the data of bench_programs.py)."""
-    rng = np.random.default_rng(seed)
-    u = rng.standard_normal(d)
-    u /= np.linalg.norm(u)
-    X = rng.standard_normal((n, d))
-    s = X @ u
-    y = np.where(s >= 0, 1.0, -1.0)
-    X += np.outer(y * (np.maximum(gap - np.abs(s), 0.0) + 0.05 * rng.random(n)), u)
-    return X, y
+sys.path.insert(0, HERE)
+from bench_programs import separable_data  # noqa: E402  (the same data as bench_programs.py)
 
 
 def _pnorm(v, p):
