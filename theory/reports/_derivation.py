@@ -87,6 +87,13 @@ class DerivationSpec:
                 "seed": self.seed}
 
 
+
+def _blocks_paragraph(model, degree_text: str):
+    """The report's sentence on the flat state layout and the degree of homogeneity."""
+    return Paragraph("Parameter blocks (flat state in this order, C-order): "
+                     + ", ".join(f"${sp.latex(b.symbol)}$ {b.shape}" for b in model.block_list)
+                     + f"; {degree_text}.")
+
 def build_model(spec: DerivationSpec):
     """The symbolic model of ``spec``."""
     if spec.model == "linear":
@@ -289,9 +296,7 @@ def derive_report(spec: DerivationSpec, *, numerical: bool = True) -> Report:
 
     blocks: list = [
         Paragraph(f"Model: {spec.model}", heading=1),
-        Paragraph("Parameter blocks (flat state in this order, C-order): "
-                  + ", ".join(f"${sp.latex(b.symbol)}$ {b.shape}" for b in model.block_list)
-                  + f"; degree of homogeneity $L = {model.degree}$."),
+        _blocks_paragraph(model, f"degree of homogeneity $L = {model.degree}$"),
         Paragraph("Loss", heading=1),
         Paragraph(_loss_text(loss)),
         Paragraph("Gradient flow", heading=1),
@@ -452,9 +457,7 @@ def derive_user_report(model, *, loss: str = "squared", weight_decay: float = 0.
            if model.degree is not None else "not homogeneous (computed)")
     blocks: list = [
         Paragraph(f"Model: {model.name} (user model)", heading=1),
-        Paragraph("Parameter blocks (flat state in this order, C-order): "
-                  + ", ".join(f"${sp.latex(b.symbol)}$ {b.shape}" for b in model.block_list)
-                  + f"; {deg}."),
+        _blocks_paragraph(model, deg),
         *[Equation(f"f_{{{o + 1}}}(\\theta; x) = {sp.latex(e)}") for o, e in enumerate(outs)],
         Paragraph("Loss", heading=1),
         Paragraph(_loss_text(loss_obj)),

@@ -460,18 +460,7 @@ def compile_flow(flow: GradientFlow, *, cse: bool = True, jacobian: bool = True)
     if jacobian:
         jac_src = _jacobian_source(flow, stmts, outputs, pre, entrywise)
         src = src + "\n\n" + jac_src
-    ns = dict(_NAMESPACE)
-    exec(compile(src, f"<marginflow-generated {flow.kind} flow>", "exec"), ns)  # noqa: S102
-    return CompiledFlow(
-        flow=flow,
-        blocks=flow.blocks,
-        rhs=ns["rhs"],
-        jac=ns.get("jac") if jacobian else None,
-        source=src,
-        data_names=tuple(d.name for d in flow.data),
-        hyper_names=tuple(str(h) for h in flow.hyper),
-        cse=cse,
-    )
+    return _load(flow, src, f"{flow.kind} flow", jacobian=jacobian, cse=cse)
 
 
 def _preamble(flow: GradientFlow) -> list[str]:
@@ -647,15 +636,21 @@ def _compile_expression(flow: GradientFlow, *, cse: bool, jacobian: bool) -> Com
         jl.append("return _J")
         doc = _docstring(flow, "Jacobian J[i, j] = d f_i / d y_j, shape (N, N),")
         src = src + "\n\n" + _function("jac", doc, jl)
+    return _load(flow, src, "expression flow", jacobian=jacobian, cse=cse)
+
+
+def _load(flow, src: str, label: str, *, jacobian: bool, cse: bool) -> CompiledFlow:
+    """The one place generated source is executed: ``src`` holds only identifiers validated when
+    the model was built and re-checked by the printer, and ``repr`` literals (issue 14.14)."""
     ns = dict(_NAMESPACE)
-    exec(compile(src, "<marginflow-generated expression flow>", "exec"), ns)  # noqa: S102
+    exec(compile(src, f"<marginflow-generated {label}>", "exec"), ns)  # noqa: S102
     return CompiledFlow(
         flow=flow,
         blocks=flow.blocks,
         rhs=ns["rhs"],
         jac=ns.get("jac") if jacobian else None,
         source=src,
-        data_names=tuple(dd.name for dd in flow.data),
+        data_names=tuple(d.name for d in flow.data),
         hyper_names=tuple(str(h) for h in flow.hyper),
         cse=cse,
     )
