@@ -109,3 +109,29 @@ def test_verify_report_logs_each_figure_on_a_pipe_and_leaves_stdout_alone(tmp_pa
     assert "\r" not in with_report.stderr  # no tqdm bar on a pipe
     figures = sorted(p.name for p in out.glob("*.png"))
     assert len(figures) == 2
+
+
+def test_derive_report_logs_each_symbolic_stage():
+    """The symbolic part of a derivation (seconds for deep nets) logs a line per stage."""
+    from theory.reports import DerivationSpec, derive_report
+
+    kept: list[str] = []
+
+    class Keep(logging.Handler):  # on the logger itself: `marginflow` turns propagation off
+        def emit(self, record):
+            kept.append(record.getMessage())
+
+    logger = logging.getLogger("theory.reports._derivation")
+    handler, level = Keep(), logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        derive_report(DerivationSpec(model="deep_linear", widths=(2, 2, 1)), numerical=False)
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+    assert [re.sub(r", \d+\.\d s$", "", r) for r in kept] == [
+        "derive: gradient flow derived (P = 6 parameters)",
+        "derive: 1 conservation laws proved symbolically",
+        "derive: code generated",
+        "derive: conservation-law discovery done"]

@@ -283,15 +283,24 @@ def _numeric_quantity(q, flow):
 # ----------------------------------------------------------------------------- the report
 
 
+def _stage(start: float, what: str, *args) -> None:
+    """One progress line per finished stage of a derivation (issue 14.13: a pipe or a CI log
+    sees the symbolic part advance; the ``marginflow`` command prints it on stderr)."""
+    _log.info("derive: " + what + ", %.1f s", *args, time.perf_counter() - start)
+
+
 def derive_report(spec: DerivationSpec, *, numerical: bool = True) -> Report:
     """The derivation report of ``spec``: symbolic derivation, proofs, code, comparison."""
     start = time.perf_counter()
     model = build_model(spec)
     loss = get_loss(spec.loss)
     flow = derive_gradient_flow(model, loss, weight_decay=bool(spec.weight_decay))
+    _stage(start, "gradient flow derived (P = %d parameters)", flow.size)
     quantities = conserved_quantities(model)
     proofs = {name: prove_conserved(flow, q) for name, q in quantities.items()}
+    _stage(start, "%d conservation laws proved symbolically", len(proofs))
     compiled = compile_flow(flow)
+    _stage(start, "code generated")
     t_symbolic = time.perf_counter() - start
 
     blocks: list = [
@@ -316,6 +325,7 @@ def derive_report(spec: DerivationSpec, *, numerical: bool = True) -> Report:
     else:
         blocks.append(Paragraph("This model has no balancedness law (one parameter block)."))
     disc_blocks, disc_payload, _ = discovery_blocks(model, bool(spec.weight_decay))
+    _stage(start, "conservation-law discovery done")
     blocks += disc_blocks
     blocks.append(Paragraph("Closed forms", heading=1))
     blocks += _closed_form_blocks(spec)
@@ -449,7 +459,9 @@ def derive_user_report(model, *, loss: str = "squared", weight_decay: float = 0.
     start = time.perf_counter()
     loss_obj = get_loss(loss)
     flow = derive_gradient_flow(model, loss_obj, weight_decay=bool(weight_decay))
+    _stage(start, "gradient flow derived (P = %d parameters)", flow.size)
     compiled = compile_flow(flow)
+    _stage(start, "code generated")
     t_symbolic = time.perf_counter() - start
     outs = [o.xreplace({model.input_symbol[j, 0]: sp.Symbol(f"x_{j + 1}")
                         for j in range(model.input_dim)}) for o in model.output_entries()]
@@ -468,6 +480,7 @@ def derive_user_report(model, *, loss: str = "squared", weight_decay: float = 0.
         Equation(flow.latex()),
     ]
     disc_blocks, disc_payload, laws = discovery_blocks(model, bool(weight_decay))
+    _stage(start, "conservation-law discovery done")
     blocks += disc_blocks
     blocks += [Paragraph("Generated code", heading=1), Code(compiled.source)]
     payload = {"model": model.to_dict(), "loss": loss, "weight_decay": weight_decay,
