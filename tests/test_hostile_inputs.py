@@ -468,3 +468,36 @@ def test_unreachable_scheduler_is_named_within_the_timeout(tmp_path, no_work):
     assert run.returncode == 2
     assert f"--scheduler 'tcp://127.0.0.1:{port}' is unreachable (connection refused" in run.stderr
     assert not (tmp_path / "r.jsonl").exists()
+
+
+# --- audit of issue 14 (session 3): variants the issue implies ---------------------------------
+
+@pytest.mark.parametrize("which", ["data", "weights"])
+def test_a_zip_of_many_members_gets_a_short_line(tmp_path, which):
+    """A 1 MB .npz of 20,000 empty extra members: one short line naming a few, and the count
+    (it listed all 20,000 names, a 200 KB "line")."""
+    p = tmp_path / "many.npz"
+    real = {"X": X, "y": Y} if which == "data" else {"W1": np.ones((1, 2))}
+    with zipfile.ZipFile(p, "w") as zf:
+        for name, a in real.items():
+            buf = io.BytesIO()
+            np.lib.format.write_array(buf, a)
+            zf.writestr(name + ".npy", buf.getvalue())
+        for i in range(20_000):
+            zf.writestr(f"m{i:05d}.npy", b"")
+    out = _marginflow("kkt", "--weights", p if which == "weights" else _weights(tmp_path),
+                      "--data", p if which == "data" else _data(tmp_path))
+    assert out.returncode == 2, out
+    line = out.stderr.strip()
+    assert "\n" not in line and len(line) < 600, line[:300]
+    assert "unexpected arrays ['m00000', 'm00001'" in line and "and 19992 more" in line
+
+
+def _weights(tmp_path: Path) -> Path:
+    save_weights(tmp_path / "w.npz", HomogeneousMLP([np.ones((3, 2)), np.ones((1, 3))]))
+    return tmp_path / "w.npz"
+
+
+def _data(tmp_path: Path) -> Path:
+    save_data(tmp_path / "d.npz", X, Y)
+    return tmp_path / "d.npz"

@@ -136,6 +136,17 @@ def _dtype_problem(dtype: np.dtype, key: str) -> str | None:
     return None
 
 
+#: Array names quoted in an error message: a zip may hold 10^5 members (one line stays short).
+_NAMES_SHOWN = 8
+
+
+def _some(names: list) -> str:
+    """``names`` as a list literal, cut after :data:`_NAMES_SHOWN` with the count of the rest."""
+    if len(names) <= _NAMES_SHOWN:
+        return str(list(names))
+    return f"{list(names[:_NAMES_SHOWN])} and {len(names) - _NAMES_SHOWN} more"
+
+
 class _Archive:
     """An ``.npz`` opened for checked, member-by-member reads."""
 
@@ -282,14 +293,15 @@ def load_weights(path, *, activation: str | None = None, alpha: float | None = N
                 unknown.append(k)
         if unknown:
             raise ValueError(
-                f"weights file {name!r} has unexpected arrays {sorted(unknown)}; expected W1, ..., "
-                f"WL and optionally 'activation', 'alpha'. Biases are not supported (a bias breaks "
-                f"homogeneity; see solvers.nets for the constant-feature trick)."
+                f"weights file {name!r} has unexpected arrays {_some(sorted(unknown))}; expected "
+                f"W1, ..., WL and optionally 'activation', 'alpha'. Biases are not supported (a "
+                f"bias breaks homogeneity; see solvers.nets for the constant-feature trick)."
             )
         if not layer_keys:
             raise ValueError(
-                f"weights file {name!r} has no array 'W1' (found {sorted(archive.keys)}); store "
-                f"the layers as W1, ..., WL with W_l of shape (d_l, d_(l-1))."
+                f"weights file {name!r} has no array 'W1' (found "
+                f"{_some(sorted(archive.keys))}); store the layers as W1, ..., WL with W_l of "
+                f"shape (d_l, d_(l-1))."
             )
         L = max(layer_keys)
         missing = [f"W{l}" for l in range(1, L + 1) if l not in layer_keys]
@@ -425,13 +437,14 @@ def load_data(path, *, max_bytes: int | None = None, n_classes: int | None = Non
         unknown = sorted(k for k in archive.keys if k not in _DATA_KEYS)
         if unknown:
             raise ValueError(
-                f"data file {name!r} has unexpected arrays {unknown} (not read); a data file holds "
-                f"exactly X (n, d) and y (n,): save it with np.savez(path, X=X, y=y)."
+                f"data file {name!r} has unexpected arrays {_some(unknown)} (not read); a data "
+                f"file holds exactly X (n, d) and y (n,): save it with np.savez(path, X=X, y=y)."
             )
         missing = [k for k in _DATA_KEYS if k not in archive.keys]
         if missing:
             raise ValueError(
-                f"data file {name!r} is missing array(s) {missing} (found {sorted(archive.keys)}); "
+                f"data file {name!r} is missing array(s) {missing} (found "
+                f"{_some(sorted(archive.keys))}); "
                 f"save it with np.savez(path, X=X, y=y), X of shape (n, d) and y of shape (n,) in "
                 f"{{-1, +1}}."
             )
