@@ -501,3 +501,29 @@ def _weights(tmp_path: Path) -> Path:
 def _data(tmp_path: Path) -> Path:
     save_data(tmp_path / "d.npz", X, Y)
     return tmp_path / "d.npz"
+
+
+@pytest.mark.parametrize("command", ["verify", "derive"])
+def test_force_on_a_directory_that_is_no_report_is_refused_before_any_work(tmp_path, monkeypatch,
+                                                                          command):
+    """``--report DIR --force`` on the user's own directory (no report in it) is refused before
+    any check or derivation runs (it was refused only after all of them, e.g. 63 s for
+    ``verify --quick``), and the directory is left unchanged."""
+    import theory.cli._verify as verify_cli
+    import theory.reports as reports
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("work started before the --report directory was checked")
+
+    monkeypatch.setattr(verify_cli, "run_checks", no_work)
+    monkeypatch.setattr(reports, "derive_report", no_work)
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("my notes")
+    before = _tree(mine)
+    args = (["verify", "saxe-depth2"] if command == "verify" else ["derive", "linear"])
+    out = _marginflow(*args, "--report", mine, "--force")
+    assert out.returncode == 2, out
+    assert f"marginflow {command}: error: " in out.stderr
+    assert "is not a marginflow report" in out.stderr and len(out.stderr.splitlines()) == 1
+    assert _tree(mine) == before

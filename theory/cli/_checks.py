@@ -84,6 +84,12 @@ def check_output_dir(path: str, option: str, *, force: bool) -> None:
             raise CLIInputError(
                 f"report directory {path!r} exists; pass --force to replace it or choose "
                 f"another {option} DIR.")
+        from ..reports._report import check_replaceable  # --force replaces only a report
+
+        try:
+            check_replaceable(p)
+        except FileExistsError as exc:
+            raise CLIInputError(str(exc)) from None
     _probe_writable(p.absolute().parent, option, p)
 
 

@@ -356,6 +356,15 @@ def write_report(report: Report, directory: str | os.PathLike, *, force: bool = 
     return target
 
 
+def check_replaceable(directory: str | os.PathLike) -> None:
+    """Raise FileExistsError now if ``write_report(..., force=True)`` would refuse ``directory``
+    (it exists and is neither an earlier report nor an empty directory), so that a command can
+    refuse it before any work starts rather than after."""
+    target = Path(directory).resolve()
+    if target.exists() and _report_files(target) is None:
+        raise FileExistsError(_not_a_report(target))
+
+
 def _not_a_report(target: Path) -> str:
     return (f"{str(target)!r} exists and is not a marginflow report (no {MANIFEST_NAME} or "
             f"report.json with a title, or not a directory); --force only replaces an earlier "
