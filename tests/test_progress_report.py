@@ -138,3 +138,20 @@ def test_derive_report_logs_each_symbolic_stage():
         "derive: 1 conservation laws proved symbolically",
         "derive: code generated",
         "derive: conservation-law discovery done"]
+
+
+def test_many_items_log_at_least_every_five_seconds(records, monkeypatch):
+    """A sweep of 360 points or 3000 training steps: off a terminal, a line at least every 5 s
+    of work (was every 10 s), and the last item always; fewer lines than items."""
+    import solvers._progress as progress_module
+
+    clock = iter(range(10_000))  # each finished item takes 1 s of (fake) time
+    monkeypatch.setattr(progress_module.time, "perf_counter", lambda: float(next(clock)))
+    monkeypatch.setattr(sys, "stderr", io.StringIO())
+    bar = progress_module.progress(total=360, desc="sweep")
+    for _ in range(360):
+        bar.update(1)
+    done = [int(re.match(r"sweep: (\d+)/360 done", r).group(1)) for r in records]
+    assert done[-1] == 360 and len(done) < 360
+    gaps = np.diff([0, *done])  # items between two lines = seconds of silence here
+    assert gaps.max() <= 5, gaps.max()
