@@ -136,6 +136,8 @@ def run_checks(theorems, *, seed: int = 0, jobs: int = 1, progress: bool | None 
     if jobs and jobs > 1:
         from joblib import Parallel, delayed
 
+        # starting the workers (each imports the catalogue) takes seconds before the first check
+        _log.info("verify: %d checks in %d worker processes (starting them)", len(theorems), jobs)
         ordered = Parallel(n_jobs=jobs, return_as="generator")(
             delayed(safe)(t.id, t.title, t.kind) for t in theorems)
         return list(bar(ordered, total=len(theorems), desc=f"verify ({jobs} jobs)",
