@@ -128,8 +128,9 @@ def _budget_message(method: str, n_steps: int, t_now: float, t_end: float, h: fl
         what += f" (max_steps={max_steps})"
     if method == "BDF-Krylov":
         hint = (f"Try a looser rtol/atol (now {rtol:g}/{np.max(atol):g}) or a shorter t_span; "
-                "BDF-Krylov solves its Newton systems by unpreconditioned GMRES, whose cost "
-                "grows with the stiffness h |lambda_max|; method='DOP853' if the flow is not "
+                "BDF-Krylov solves its Newton systems by GMRES (unpreconditioned unless "
+                "preconditioner= is given), whose cost grows with the stiffness "
+                "h |lambda_max|; method='DOP853' if the flow is not "
                 "stiff, method='LSODA' with jac= if a dense P x P Jacobian fits in memory.")
     elif method not in _IMPLICIT and auto and n > DENSE_JACOBIAN_LIMIT:
         hint = ("The flow is likely stiff for an explicit method (its step is limited by "

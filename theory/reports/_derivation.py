@@ -54,11 +54,11 @@ CONSERVATION_RTOL = 1e-6
 #: Limits: the flow is integrated to a horizon where the loss is ≤ 1e-16 · initial; the distance
 #: to the closed-form / certified limit is then at the integrator's accuracy times conditioning.
 LIMIT_RTOL, LIMIT_ATOL = 1e-5, 1e-8
-#: Step budget of the integration: the built-in models take 1300-2700 steps (LSODA or DOP853,
-#: tests/benchmarks/bench_flows_width.py). Above P = 256 'auto' now picks BDF-Krylov, which is
-#: stable on the stiff wide flows (deep-linear 50^6 would need ~5.6e5 DOP853 steps) but whose
-#: GMRES iterations grow with the stiffness: 50^6 reached only t = 6.7 of 200 in 390 s (1328
-#: steps, 6.2e4 Krylov iterations; issue 9.3 still open).
+#: Step budget of the integration: the built-in models take 300-2700 steps (LSODA or DOP853,
+#: tests/benchmarks/bench_flows_width.py); deep-linear 50^6 from the orthogonal init of
+#: :func:`initial_state` takes ~1000 DOP853 steps. From the old 0.3 x N(0, 1) entries it was
+#: stiff (DOP853 would need ~5.6e5 steps; BDF-Krylov reached t = 6.7 of 200 in 390 s; issue 9.3,
+#: docs/theory.md §2.5).
 ODE_MAX_STEPS = 20_000
 
 #: Default initial scale σ of the numerical part (``DerivationSpec.init_scale`` overrides it).
@@ -239,9 +239,10 @@ def _numerical_part(spec, model, flow, compiled, proofs):
     log_time = spec.loss != "squared"
     t_end = 1e30 if log_time else 200.0
     t_eval = (np.logspace(-2, 30, 161) if log_time else np.linspace(0, t_end, 401))
-    # method='auto': LSODA with the generated Jacobian for small P, BDF-Krylov (implicit,
-    # Jacobian-free Newton-GMRES, no P x P matrix) above solvers.flows.DENSE_JACOBIAN_LIMIT; the
-    # choice is recorded in the verdict (instance["integrator_choice"]) and logged
+    # method='auto': LSODA with the generated Jacobian for small P, DOP853 (explicit, no P x P
+    # matrix; its step budget names BDF-Krylov if the flow turns out stiff) above
+    # solvers.flows.DENSE_JACOBIAN_LIMIT; the choice is recorded in the verdict
+    # (instance["integrator_choice"]) and logged
     _log.info("derive: integrating P = %d parameters to t = %g", flow.size, t_end)
     traj = integrate(bound, y0, (0.0, t_end), rtol=ODE_RTOL, atol=ODE_ATOL, t_eval=t_eval,
                      log_time=log_time, jac=bound.jac, method="auto", max_steps=ODE_MAX_STEPS)
