@@ -131,6 +131,6 @@ def test_matrix_level_conserved_quantity_equals_the_entrywise_one():
 
 @pytest.mark.slow
 def test_derive_deep_linear_50_to_the_6_passes():
-    """The issue's command (issue 9.3): ~10 s of CPU, ~40 s wall under load average 8."""
+    """The issue's command (issue 9.3): 10.6-17.8 s CPU under load 9-15 (docs/benchmarks.md)."""
     verdict = derive_report(DerivationSpec(widths=(50,) * 6)).payload["verdict"]
     assert verdict["status"] == "passed", verdict["comparisons"]
