@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._halpern import HalpernResult, halpern, halpern_least_squares
 from ._integrate import DENSE_JACOBIAN_LIMIT, MAX_STEPS, METHODS, integrate
+from ._krylov import layerwise_gauss_newton
 from ._models import MODELS, canonical_model
 from ._quantities import (
     angle_to,
@@ -53,4 +54,5 @@ __all__ = [
     "direction_error", "effective_rank",
     "HalpernResult", "halpern", "halpern_least_squares",
     "PolarRHS", "polar_flow", "MODELS", "canonical_model",
+    "layerwise_gauss_newton",
 ]

@@ -60,6 +60,11 @@ def register(sub) -> None:
     p.add_argument("--loss", choices=("squared", "logistic", "exp"), default="squared")
     p.add_argument("--weight-decay", type=float, default=0.0, metavar="LAMBDA")
     p.add_argument("--seed", type=seed_int, default=0, help="seed of the data (default 0)")
+    p.add_argument("--init-scale", type=float, default=None, metavar="SIGMA",
+                   help="scale of the initial state: deep_linear layers are SIGMA times a "
+                        "random orthogonal matrix (default 1, 0.4 for logistic/exp), the other "
+                        "models have N(0, SIGMA^2) entries (default 0.3; linear_chain 1; "
+                        "0.1 for logistic/exp)")
     p.add_argument("--report", metavar="DIR", required=True, help="report directory")
     p.add_argument("--force", action="store_true", help="replace an existing report")
     p.add_argument("--no-numerics", action="store_true",
@@ -74,6 +79,9 @@ def run(args) -> int:
     for name in ("depth", "d"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name} must be a positive integer; got {getattr(args, name)}.")
+    if args.init_scale is not None and args.user_model is not None:
+        raise ValueError("--init-scale applies to the built-in models only; drop it with "
+                         "--model MODULE:FACTORY.")
     if (args.model is None) == (args.user_model is None):
         raise ValueError("give either a built-in MODEL or --model MODULE:FACTORY (exactly one); "
                          "see `marginflow derive --help`.")
@@ -91,7 +99,7 @@ def run(args) -> int:
 
             spec = DerivationSpec(model=args.model, depth=args.depth, widths=tuple(args.widths),
                                   d=args.d, loss=args.loss, weight_decay=args.weight_decay,
-                                  seed=args.seed)
+                                  seed=args.seed, init_scale=args.init_scale)
             report = derive_report(spec, numerical=not args.no_numerics)
     except IntegrationError as exc:
         raise IntegrationError(f"{exc} The symbolic report alone: --no-numerics.",

@@ -54,12 +54,21 @@ CONSERVATION_RTOL = 1e-6
 #: Limits: the flow is integrated to a horizon where the loss is ≤ 1e-16 · initial; the distance
 #: to the closed-form / certified limit is then at the integrator's accuracy times conditioning.
 LIMIT_RTOL, LIMIT_ATOL = 1e-5, 1e-8
-#: Step budget of the integration: the built-in models take 1300-2700 steps (LSODA or DOP853,
-#: tests/benchmarks/bench_flows_width.py). Above P = 256 'auto' now picks BDF-Krylov, which is
-#: stable on the stiff wide flows (deep-linear 50^6 would need ~5.6e5 DOP853 steps) but whose
-#: GMRES iterations grow with the stiffness: 50^6 reached only t = 6.7 of 200 in 390 s (1328
-#: steps, 6.2e4 Krylov iterations; issue 9.3 still open).
+#: Step budget of the integration: the built-in models take 300-2700 steps (LSODA or DOP853,
+#: tests/benchmarks/bench_flows_width.py); deep-linear 50^6 from the orthogonal init of
+#: :func:`initial_state` takes ~1000 DOP853 steps. From the old 0.3 x N(0, 1) entries it was
+#: stiff (DOP853 would need ~5.6e5 steps; BDF-Krylov reached t = 6.7 of 200 in 390 s; issue 9.3,
+#: docs/theory.md §2.5).
 ODE_MAX_STEPS = 20_000
+
+#: Default initial scale σ of the numerical part (``DerivationSpec.init_scale`` overrides it).
+#: deep_linear: every layer ``W_l = σ Q_l`` with ``Q_l`` Haar-random (semi-)orthogonal, so
+#: ``||W_l||_2 = σ`` at every width (Saxe, McClelland & Ganguli 2014, "random orthogonal
+#: initialisation"); an entry-wise Gaussian init grows like ``σ (√d_{l-1} + √d_l)`` with the
+#: width, and the stiffness of the flow like the end-to-end gain ``∏||W_l||²`` (docs/theory.md
+#: §2.5). Other models: entries ``N(0, σ²)``, as before.
+INIT_SCALE_DEEP_LINEAR = {"squared": 1.0, "classification": 0.4}
+INIT_SCALE_ENTRYWISE = {"linear_chain": 1.0, "default": 0.3, "classification": 0.1}
 
 
 @dataclass(frozen=True)
@@ -73,6 +82,8 @@ class DerivationSpec:
     loss: str = "squared"
     weight_decay: float = 0.0
     seed: int = 0
+    #: σ of the initial state (see :data:`INIT_SCALE_DEEP_LINEAR`); ``None``: the default.
+    init_scale: float | None = None
 
     def __post_init__(self):
         model = MODEL_ALIASES.get(self.model, self.model)
@@ -80,11 +91,17 @@ class DerivationSpec:
             raise ValueError(f"model must be one of {MODELS} (or {sorted(MODEL_ALIASES)}); "
                              f"got {self.model!r}.")
         object.__setattr__(self, "model", model)
+        s = self.init_scale
+        if s is not None and (isinstance(s, bool) or not isinstance(s, int | float | np.floating)
+                              or not (np.isfinite(s) and s > 0)):
+            raise ValueError(f"init_scale (--init-scale) must be a positive finite number, the "
+                             f"layer norm of the orthogonal deep-linear init or the entry std of "
+                             f"the others; got {s!r}. Omit it for the default.")
 
     def to_dict(self) -> dict:
         return {"model": self.model, "depth": self.depth, "widths": list(self.widths),
                 "d": self.d, "loss": self.loss, "weight_decay": self.weight_decay,
-                "seed": self.seed}
+                "seed": self.seed, "init_scale": self.init_scale}
 
 
 
@@ -145,6 +162,52 @@ def _hand_written(spec: DerivationSpec, data):
     return rhs.diagonal_flow(X, y, **kw)
 
 
+def _haar_orthogonal(shape, rng) -> np.ndarray:
+    """A Haar-random matrix of ``shape`` with orthonormal rows or columns (Mezzadri 2007)."""
+    m, n = shape
+    q, r = np.linalg.qr(rng.standard_normal((max(m, n), min(m, n))))
+    q = q * np.sign(np.diag(r))           # the sign fix that makes Q Haar-distributed
+    return q if m >= n else q.T
+
+
+def initial_state(spec: DerivationSpec, flow, data, rng) -> tuple[np.ndarray, dict]:
+    """The initial state of the numerical part and its description ``(y0, init)``.
+
+    deep_linear: ``W_l = σ Q_l``, ``Q_l`` Haar (semi-)orthogonal, ``||W_l||_2 = σ`` at any width.
+    When every width is equal (all layers square) this init is balanced
+    (``W_{l+1}ᵀW_{l+1} = W_l W_lᵀ = σ² I``), and along a balanced flow no singular value of
+    ``W_L⋯W_1`` reaches 0, so the sign of its determinant is invariant (Arora, Cohen & Hazan
+    2018, Theorem 1; docs/theory.md §2.5) and a target ``Σ_yx`` of the other sign is not
+    reached (measured at 50^6: the loss stays at ½ s_min² = 0.5). The first row of ``W_1`` is
+    then negated (``init["sign_flipped"]`` says so).
+    Other models: entries ``N(0, σ²)``, drawn exactly as before.
+    ``init`` records the rule, σ and whether σ was the default (for the report and its JSON).
+    """
+    classification = spec.loss != "squared"
+    if spec.model != "deep_linear":
+        default = (INIT_SCALE_ENTRYWISE["classification"] if classification else
+                   INIT_SCALE_ENTRYWISE.get(spec.model, INIT_SCALE_ENTRYWISE["default"]))
+        sigma = default if spec.init_scale is None else float(spec.init_scale)
+        return sigma * rng.standard_normal(flow.size), {
+            "rule": "entries N(0, σ²)", "scale": sigma, "default": spec.init_scale is None,
+            "sign_flipped": False}
+    default = INIT_SCALE_DEEP_LINEAR["classification" if classification else "squared"]
+    sigma = default if spec.init_scale is None else float(spec.init_scale)
+    layers = [sigma * _haar_orthogonal(b.shape, rng) for b in flow.block_list]
+    flipped = False
+    widths = tuple(spec.widths)
+    if not classification and len(set(widths)) == 1:
+        X, Y = data["X"], data["Y"]
+        target = np.linalg.slogdet(Y.T @ X / X.shape[0])[0]
+        gain = np.sum([np.linalg.slogdet(W)[0] < 0 for W in layers]) % 2
+        if target != 0 and (target < 0) != bool(gain):
+            layers[0][0] *= -1.0
+            flipped = True
+    y0 = np.concatenate([W.ravel() for W in layers])
+    return y0, {"rule": "W_l = σ Q_l, Q_l Haar (semi-)orthogonal (Saxe et al. 2014)",
+                "scale": sigma, "default": spec.init_scale is None, "sign_flipped": flipped}
+
+
 def _numerical_part(spec, model, flow, compiled, proofs):
     """Integrate the generated flow and compare it with independent references."""
     from solvers.flows import integrate
@@ -170,15 +233,16 @@ def _numerical_part(spec, model, flow, compiled, proofs):
                                note="two float64 evaluations of the same formula"))
 
     # 2. integrate from a small random init and check the conservation laws numerically
-    # small init, but not so small that a deep chain sits at the saddle at 0 for the whole run
-    scale = {"linear_chain": 1.0}.get(spec.model, 0.3) if spec.loss == "squared" else 0.1
-    y0 = scale * rng.standard_normal(flow.size)
+    # small init, but not so small that a deep chain sits at the saddle at 0 for the whole run;
+    # deep_linear: orthogonal layers of norm σ at every width (initial_state)
+    y0, init = initial_state(spec, flow, data, rng)
     log_time = spec.loss != "squared"
     t_end = 1e30 if log_time else 200.0
     t_eval = (np.logspace(-2, 30, 161) if log_time else np.linspace(0, t_end, 401))
-    # method='auto': LSODA with the generated Jacobian for small P, BDF-Krylov (implicit,
-    # Jacobian-free Newton-GMRES, no P x P matrix) above solvers.flows.DENSE_JACOBIAN_LIMIT; the
-    # choice is recorded in the verdict (instance["integrator_choice"]) and logged
+    # method='auto': LSODA with the generated Jacobian for small P, DOP853 (explicit, no P x P
+    # matrix; its step budget names BDF-Krylov if the flow turns out stiff) above
+    # solvers.flows.DENSE_JACOBIAN_LIMIT; the choice is recorded in the verdict
+    # (instance["integrator_choice"]) and logged
     _log.info("derive: integrating P = %d parameters to t = %g", flow.size, t_end)
     traj = integrate(bound, y0, (0.0, t_end), rtol=ODE_RTOL, atol=ODE_ATOL, t_eval=t_eval,
                      log_time=log_time, jac=bound.jac, method="auto", max_steps=ODE_MAX_STEPS)
@@ -198,7 +262,11 @@ def _numerical_part(spec, model, flow, compiled, proofs):
             vals = np.array([fq(flow.unpack(s)) for s in traj.states])
             q0 = vals[0]
             expected = q0[None] * lam_factor.reshape((-1,) + (1,) * q0.ndim)
-            scale_q = max(np.linalg.norm(q0), 1e-12)
+            # relative to |q(0)|, or to |θ(0)|² when the init is balanced (q(0) = 0 up to
+            # rounding, e.g. square orthogonal layers of equal norm)
+            scale_q = np.linalg.norm(q0)
+            if scale_q <= 1e-12 * float(y0 @ y0):
+                scale_q = float(y0 @ y0)
             drift = np.array([np.linalg.norm(v - e) for v, e in zip(vals, expected, strict=True)])
             comps.append(compare_le(
                 f"max drift of {name} along the trajectory (relative)",
@@ -253,7 +321,7 @@ def _numerical_part(spec, model, flow, compiled, proofs):
                                        "(Soudry et al. 2018)"))
     verdict = Verdict("derive", f"numerical comparison ({spec.model}, {spec.loss})",
                       tuple(comps), tuple(_figure(*f) for f in figures),
-                      instance={**spec.to_dict(), "n": X.shape[0],
+                      instance={**spec.to_dict(), "n": X.shape[0], "init": init,
                                 "integrator": traj.method, "steps": traj.n_steps,
                                 "integrator_choice": traj.message.rpartition("[")[2].rstrip("]")})
     return verdict
@@ -267,9 +335,14 @@ def _figure(name, caption, ylabel, curves, xscale, yscale):
 
 
 def _numeric_quantity(q, flow):
-    """A numpy function of the named blocks evaluating the matrix expression ``q``."""
+    """A numpy function of the named blocks evaluating the matrix expression ``q``.
+
+    The matrix expression is printed as matrix products (``W2.T @ W2 - W1 @ W1.T``), never
+    expanded entry by entry: ``as_explicit()`` took 176 s for four 12 x 12 balancedness laws
+    (issue 9.3) and grows like width³ sympy terms.
+    """
     syms = [b.symbol for b in flow.block_list]
-    f = sp.lambdify(syms, q.as_explicit() if hasattr(q, "as_explicit") else q, "numpy")
+    f = sp.lambdify(syms, q, "numpy")
 
     def evaluate(values):
         args = [np.asarray(values[b.name], dtype=np.float64).reshape(tuple(int(k) for k in
@@ -340,10 +413,22 @@ def derive_report(spec: DerivationSpec, *, numerical: bool = True) -> Report:
     if numerical:
         verdict = _numerical_part(spec, model, flow, compiled, proofs)
         verdict = verdict.with_runtime(time.perf_counter() - start - t_symbolic)
-        blocks += [Paragraph("Numerical comparison", heading=1)]
+        blocks += [Paragraph("Numerical comparison", heading=1),
+                   Paragraph(_init_text(verdict.instance["init"]))]
         blocks += verdict_blocks(verdict)[1:]
         payload["verdict"] = verdict.to_dict()
     return Report(f"marginflow derivation: {spec.model}", tuple(blocks), payload)
+
+
+def _init_text(init: dict) -> str:
+    text = (f"Initial state: {init['rule']}, σ = {init['scale']:g} "
+            f"({'default' if init['default'] else 'set by --init-scale'}).")
+    if init["sign_flipped"]:
+        text += (" The first row of $W_1$ was negated: from this balanced init of square "
+                 "layers the sign of $\\det(W_L\\cdots W_1)$ cannot change along the flow, and "
+                 "it was opposite to that of $\\det\\Sigma_{yx}$, which would make the minimiser "
+                 "unreachable (docs/theory.md §2.5).")
+    return text
 
 
 def _loss_text(loss) -> str:
