@@ -6,7 +6,8 @@ Run from the repository root::
     python tests/benchmarks/bench_programs_wide.py --quick      # small sizes only
     python tests/benchmarks/bench_programs_wide.py --groups l2,p3 --timeout 300
 
-Every measurement runs in its own subprocess (one BLAS thread), so a competitor that runs away
+Every measurement runs in its own subprocess (one BLAS thread; a route suffixed ``@2`` runs
+with two, the machine's cores), so a competitor that runs away
 is stopped at ``--timeout`` seconds and reported as such, and each row's peak RSS is that
 process's own (data included). The baseline ``main`` rows run the same call with
 ``PYTHONPATH`` set to ``--baseline`` (default ``/work/main``, the code before these routes), in
@@ -41,6 +42,9 @@ def _pnorm(v, p):
 
 # ------------------------------------------------------------------ one measurement (child)
 def run_one(route: str, n: int, d: int, p: float) -> dict:
+    """One measurement; a route ending in ``@k`` runs with ``k`` BLAS threads (default 1)."""
+    route, _, threads = route.partition("@")
+    threads = int(threads or 1)
     import cvxpy  # noqa: F401  (imports outside the timed region)
     import scipy.optimize  # noqa: F401
     import sklearn.svm  # noqa: F401
@@ -52,7 +56,7 @@ def run_one(route: str, n: int, d: int, p: float) -> dict:
         return run_basis_pursuit(route, n, d)
     X, y = separable_data(n, d, 0)
     G = None
-    with threadpool_limits(1):
+    with threadpool_limits(threads):
         t0 = time.perf_counter()
         if route.startswith("solve_max_margin"):
             method = route.split(":", 1)[1] if ":" in route else "auto"
@@ -140,7 +144,8 @@ def run_basis_pursuit(route: str, n: int, d: int) -> dict:
 GROUPS = {
     # name: (program, p, [(n, d)], routes); "main:" rows run on the baseline checkout
     "l2": ("ℓ2 SVM", 2.0, [(2000, 20000), (500, 100000)],
-           ["solve_max_margin", "main:solve_max_margin", "svc-mirrored", "cvxpy-clarabel"]),
+           ["solve_max_margin", "solve_max_margin@2", "main:solve_max_margin", "svc-mirrored",
+            "cvxpy-clarabel"]),
     "l1l_inf": ("ℓ1/ℓ∞ margin", None, [(200, 2000), (2000, 20000)],
                 ["solve_max_margin", "main:solve_max_margin", "linprog-full"]),
     "p3": ("p = 3 margin", 3.0, [(200000, 50)],
@@ -213,7 +218,7 @@ def main():
                     ts = f"> {args.timeout:g}" if np.isinf(sec) else f"{sec:.2f}"
                     ratio = "" if not np.isfinite(sec) else f"{sec / ours:.1f}x"
                     diff = abs(m["margin"] - best) / best if np.isfinite(m["margin"]) else None
-                    name = r.replace("main:", "main 7239ee7: ")
+                    name = r.replace("main:", "main 7239ee7: ").replace("@2", " (2 threads)")
                     print(f"| {pname} | ({n}, {d}) | {name} [{m['label']}] | {ts} | {ratio} | "
                           f"{m['rss_gib']:.2f} | {'n/a' if diff is None else f'{diff:.1e}'} |",
                           flush=True)
