@@ -54,9 +54,12 @@ def run_one(route: str, n: int, d: int, p: float) -> dict:
 
     if route.endswith("-bp"):
         return run_basis_pursuit(route, n, d)
+    if route.endswith("-inf"):
+        return run_min_norm_inf(route, n, d)
     X, y = separable_data(n, d, 0)
     G = None
     with threadpool_limits(threads):
+        c0 = time.process_time()  # CPU seconds (all threads): comparable under load
         t0 = time.perf_counter()
         if route.startswith("solve_max_margin"):
             method = route.split(":", 1)[1] if ":" in route else "auto"
@@ -105,6 +108,7 @@ def run_one(route: str, n: int, d: int, p: float) -> dict:
         else:
             raise ValueError(route)
         dt = time.perf_counter() - t0
+        label = f"{label}; cpu {time.process_time() - c0:.1f} s"
     G = y[:, None] * X if G is None else G
     margin = float(np.min(G @ w) / _pnorm(w, p))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
@@ -140,6 +144,38 @@ def run_basis_pursuit(route: str, n: int, d: int) -> dict:
             "rss_gib": rss, "err": float(np.abs(w - w0).max())}
 
 
+def run_min_norm_inf(route: str, n: int, d: int) -> dict:
+    """min ||w||_∞ s.t. X w = y for Gaussian X and y (seed 0); "margin" column: 1 / ||w||_∞."""
+    import cvxpy as cp
+    from threadpoolctl import threadpool_limits
+
+    from solvers.programs import solve_min_norm
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d))
+    y = rng.standard_normal(n)
+    with threadpool_limits(1):
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        if route == "solve_min_norm-inf":
+            sol = solve_min_norm(X, y, norm="inf")
+            w, label = sol.w, sol.solver
+        elif route == "full-lp-inf":  # today's route: the full (d + 1)-column LP, HiGHS
+            sol = solve_min_norm(X, y, norm="inf", method="highs")
+            w, label = sol.w, sol.solver
+        else:  # cvxpy-clarabel-inf
+            wv = cp.Variable(d)
+            prob = cp.Problem(cp.Minimize(cp.norm_inf(wv)), [X @ wv == y])
+            prob.solve(solver="CLARABEL", tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9)
+            w, label = np.asarray(wv.value), f"status {prob.status}"
+        dt = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    res = float(np.linalg.norm(X @ w - y) / np.linalg.norm(y))
+    return {"seconds": dt, "margin": float(1.0 / np.abs(w).max()), "label": f"{label}; cpu "
+            f"{cpu:.1f} s; rel. residual {res:.0e}", "rss_gib": rss}
+
+
 # ----------------------------------------------------------------------------- the driver
 GROUPS = {
     # name: (program, p, [(n, d)], routes); "main:" rows run on the baseline checkout
@@ -154,9 +190,12 @@ GROUPS = {
              ["solve_max_margin", "main:solve_max_margin"]),
     "bp": ("basis pursuit", 1.0, [(1000, 20000)],
            ["solve_min_norm-bp", "main:solve_min_norm-bp", "cvxpy-clarabel-bp"]),
+    "inf_minnorm": ("ℓ∞ min norm", np.inf, [(100, 3000), (300, 6000)],
+                    ["solve_min_norm-inf", "full-lp-inf", "cvxpy-clarabel-inf"]),
 }
 QUICK = {"l2": [(300, 3000)], "l1l_inf": [(100, 1000)], "p3": [(20000, 20)],
-         "tall": [(1000, 50)], "bp": [(100, 2000)]}
+         "tall": [(1000, 50)], "bp": [(100, 2000)],
+         "inf_minnorm": [(50, 1000)]}
 
 
 def measure(route, n, d, p, timeout, baseline):
@@ -212,7 +251,8 @@ def main():
                 best = max((m["margin"] for _, m in rows if np.isfinite(m["margin"])),
                            default=float("nan"))
                 ours = rows[0][1]["seconds"]
-                pname = prog if g == "bp" else {1.0: "ℓ1", np.inf: "ℓ∞"}.get(p, prog)
+                pname = (prog if g in ("bp", "inf_minnorm") else
+                         {1.0: "ℓ1", np.inf: "ℓ∞"}.get(p, prog))
                 for r, m in rows:
                     sec = m["seconds"]
                     ts = f"> {args.timeout:g}" if np.isinf(sec) else f"{sec:.2f}"
