@@ -44,8 +44,9 @@ class MinNormSolution:
     certificate : Certificate
         Computed in numpy; primal infeasibility is ``||Xw - y||_2 / ||y||_2``.
     solver : str
-        The route that verified: ``"lstsq"`` (closed form ``X⁺ y``), ``"highs"``, ``"cvxpy-*"``,
-        or ``"trivial"`` for ``y = 0``.
+        The route that verified: ``"lstsq"`` (closed form ``X⁺ y``), ``"highs"``,
+        ``"highs-colgen"`` (ℓ1/ℓ∞ column generation), ``"cvxpy-*"``, or ``"trivial"`` for
+        ``y = 0``.
     status : str
         ``"optimal"``.
     attempts : tuple of dict

@@ -233,6 +233,8 @@ def main():
     import numpy
     import scipy
     load = os.getloadavg()[0]
+    base = subprocess.run(["git", "-C", args.baseline, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip() or args.baseline
     print(f"Run: `bench_programs_wide  {datetime.date.today()}  python "
           f"{platform.python_version()}  numpy {numpy.__version__}  scipy {scipy.__version__}` "
           f"(BLAS threads: 1; timeout {args.timeout:g} s; load average at start {load:.1f} "
@@ -258,7 +260,7 @@ def main():
                     ts = f"> {args.timeout:g}" if np.isinf(sec) else f"{sec:.2f}"
                     ratio = "" if not np.isfinite(sec) else f"{sec / ours:.1f}x"
                     diff = abs(m["margin"] - best) / best if np.isfinite(m["margin"]) else None
-                    name = r.replace("main:", "main 7239ee7: ").replace("@2", " (2 threads)")
+                    name = r.replace("main:", f"main {base}: ").replace("@2", " (2 threads)")
                     print(f"| {pname} | ({n}, {d}) | {name} [{m['label']}] | {ts} | {ratio} | "
                           f"{m['rss_gib']:.2f} | {'n/a' if diff is None else f'{diff:.1e}'} |",
                           flush=True)
