@@ -14,6 +14,7 @@ from ..errors import InconsistentSystemError
 from ..tolerances import TOLERANCES
 from ._certificate import Certificate, build_certificate, lp_norm, zero_solution_certificate
 from ._chain import Infeasible, RouteOutcome, run_chain
+from ._minnorm_inf import min_norm_inf_colgen
 from ._wide import basis_pursuit_colgen
 
 __all__ = ["MinNormSolution", "solve_min_norm", "MIN_NORM_METHODS"]
@@ -43,12 +44,15 @@ class MinNormSolution:
     certificate : Certificate
         Computed in numpy; primal infeasibility is ``||Xw - y||_2 / ||y||_2``.
     solver : str
-        The route that verified: ``"lstsq"`` (closed form ``X⁺ y``), ``"highs"``, ``"cvxpy-*"``,
-        or ``"trivial"`` for ``y = 0``.
+        The route that verified: ``"lstsq"`` (closed form ``X⁺ y``), ``"highs"``,
+        ``"highs-colgen"`` (ℓ1/ℓ∞ column generation), ``"cvxpy-*"``, or ``"trivial"`` for
+        ``y = 0``.
     status : str
         ``"optimal"``.
     attempts : tuple of dict
         Every route tried and why it was rejected.
+    route_reason : str
+        Why the route chain was chosen (the shape rule, or the explicit ``method=``).
     """
 
     w: np.ndarray
@@ -60,6 +64,7 @@ class MinNormSolution:
     solver: str
     status: str = "optimal"
     attempts: tuple = field(default_factory=tuple)
+    route_reason: str = ""
 
     def to_dict(self) -> dict:
         """JSON-serialisable view."""
@@ -69,6 +74,7 @@ class MinNormSolution:
             "norm": "inf" if np.isinf(self.norm) else float(self.norm),
             "certificate": self.certificate.to_dict(), "solver": self.solver,
             "status": self.status, "attempts": [dict(a) for a in self.attempts],
+            "route_reason": self.route_reason,
         }
 
 
@@ -178,9 +184,9 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     norm : {1, 2, inf} or float >= 1, keyword-only
     method : str, keyword-only
         ``"auto"`` (ℓ2: ``lstsq → cvxpy-clarabel``; ℓ1/ℓ∞: ``highs → cvxpy-clarabel →
-        cvxpy-scs``, ℓ1 with ``d > 2n`` preceded by ``highs-colgen``, basis pursuit by column
-        generation, docs/theory.md §5.8; other p: ``cvxpy-clarabel → cvxpy-scs``) or one name of
-        :data:`MIN_NORM_METHODS`.
+        cvxpy-scs``, ℓ1 and ℓ∞ with ``d > 2n`` preceded by ``highs-colgen``, column
+        generation, docs/theory.md §5.8 (ℓ1, basis pursuit) and §5.12 (ℓ∞); other p:
+        ``cvxpy-clarabel → cvxpy-scs``) or one name of :data:`MIN_NORM_METHODS`.
     rtol : float, optional
         Certificate tolerance in ``(0, 1)`` (default ``TOLERANCES.certificate_rtol``). ``X`` and
         ``y`` are scaled by exact powers of two before solving (docs/theory.md §5.9), so data of
@@ -224,8 +230,8 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     if method == "lstsq" and p != 2.0:
         raise ValueError(f"method='lstsq' solves norm=2 only; got norm={norm!r}. "
                          f"Use method='auto'.")
-    if method == "highs-colgen" and p != 1.0:
-        raise ValueError(f"method='highs-colgen' solves norm=1 only; got norm={norm!r}. "
+    if method == "highs-colgen" and p not in (1.0, np.inf):
+        raise ValueError(f"method='highs-colgen' solves norm=1 or 'inf' only; got norm={norm!r}. "
                          f"Use method='auto'.")
     if method == "highs" and p not in (1.0, np.inf):
         raise ValueError(f"method='highs' solves norm=1 or 'inf' only; got norm={norm!r}. "
@@ -237,7 +243,8 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
         cert = zero_solution_certificate(
             residual=float(np.linalg.norm(X @ np.zeros(d) - y)), y_norm=0.0, rtol=rtol)
         return MinNormSolution(w=np.zeros(d), value=0.0, dual=np.zeros(n), residual=0.0,
-                               norm=p, certificate=cert, solver="trivial")
+                               norm=p, certificate=cert, solver="trivial",
+                               route_reason="y = 0: w = 0 (docs/theory.md §5.11)")
     if not np.any(X):
         raise InconsistentSystemError(
             f"{ctx}: X = 0 but y != 0, so X w = y has no solution; check the data.",
@@ -266,7 +273,8 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     table = {
         "lstsq": lambda: _route_lstsq(Xs, ys),
         "highs": lambda: _route_highs(Xs, ys, p),
-        "highs-colgen": lambda: RouteOutcome(*basis_pursuit_colgen(Xs, ys), "optimal"),
+        "highs-colgen": lambda: RouteOutcome(*(basis_pursuit_colgen(Xs, ys) if p == 1.0 else
+                                               min_norm_inf_colgen(Xs, ys)), "optimal"),
         "cvxpy-clarabel": lambda: _route_cvxpy(Xs, ys, p, "CLARABEL"),
         "cvxpy-scs": lambda: _route_cvxpy(Xs, ys, p, "SCS"),
     }
@@ -274,10 +282,14 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
         names = (["lstsq", "cvxpy-clarabel"] if p == 2.0 else
                  ["highs", "cvxpy-clarabel", "cvxpy-scs"] if p in (1.0, np.inf) else
                  ["cvxpy-clarabel", "cvxpy-scs"])
-        if p == 1.0 and d > 2 * n:  # basis pursuit at d >> n: column generation first
+        reason = f"n = {n}, d = {d}: the full program"
+        if p in (1.0, np.inf) and d > 2 * n:  # d >> n: column generation first (§5.8, §5.12)
             names = ["highs-colgen"] + names
+            reason = (f"d = {d} > 2n = {2 * n}: column (feature) generation first (never the "
+                      f"full {'2d' if p == 1.0 else 'd + 1'}-column LP), then the full LP")
     else:
         names = [method]
+        reason = f"method={method!r} requested"
 
     def certify(out: RouteOutcome) -> Certificate:
         return min_norm_certificate(Xs, ys, out.w, out.dual, p, rtol=rtol)
@@ -293,4 +305,4 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
                            dual=dual,
                            residual=float(np.ldexp(np.linalg.norm(Xs @ out.w - ys), ey)), norm=p,
                            certificate=cert, solver=name, status="optimal",
-                           attempts=tuple(attempts))
+                           attempts=tuple(attempts), route_reason=reason)

@@ -6,7 +6,8 @@ Run from the repository root::
     python tests/benchmarks/bench_programs_wide.py --quick      # small sizes only
     python tests/benchmarks/bench_programs_wide.py --groups l2,p3 --timeout 300
 
-Every measurement runs in its own subprocess (one BLAS thread), so a competitor that runs away
+Every measurement runs in its own subprocess (one BLAS thread; a route suffixed ``@2`` runs
+with two, the machine's cores), so a competitor that runs away
 is stopped at ``--timeout`` seconds and reported as such, and each row's peak RSS is that
 process's own (data included). The baseline ``main`` rows run the same call with
 ``PYTHONPATH`` set to ``--baseline`` (default ``/work/main``, the code before these routes), in
@@ -41,6 +42,9 @@ def _pnorm(v, p):
 
 # ------------------------------------------------------------------ one measurement (child)
 def run_one(route: str, n: int, d: int, p: float) -> dict:
+    """One measurement; a route ending in ``@k`` runs with ``k`` BLAS threads (default 1)."""
+    route, _, threads = route.partition("@")
+    threads = int(threads or 1)
     import cvxpy  # noqa: F401  (imports outside the timed region)
     import scipy.optimize  # noqa: F401
     import sklearn.svm  # noqa: F401
@@ -50,9 +54,12 @@ def run_one(route: str, n: int, d: int, p: float) -> dict:
 
     if route.endswith("-bp"):
         return run_basis_pursuit(route, n, d)
+    if route.endswith("-inf"):
+        return run_min_norm_inf(route, n, d)
     X, y = separable_data(n, d, 0)
     G = None
-    with threadpool_limits(1):
+    with threadpool_limits(threads):
+        c0 = time.process_time()  # CPU seconds (all threads): comparable under load
         t0 = time.perf_counter()
         if route.startswith("solve_max_margin"):
             method = route.split(":", 1)[1] if ":" in route else "auto"
@@ -101,6 +108,7 @@ def run_one(route: str, n: int, d: int, p: float) -> dict:
         else:
             raise ValueError(route)
         dt = time.perf_counter() - t0
+        label = f"{label}; cpu {time.process_time() - c0:.1f} s"
     G = y[:, None] * X if G is None else G
     margin = float(np.min(G @ w) / _pnorm(w, p))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
@@ -136,11 +144,44 @@ def run_basis_pursuit(route: str, n: int, d: int) -> dict:
             "rss_gib": rss, "err": float(np.abs(w - w0).max())}
 
 
+def run_min_norm_inf(route: str, n: int, d: int) -> dict:
+    """min ||w||_∞ s.t. X w = y for Gaussian X and y (seed 0); "margin" column: 1 / ||w||_∞."""
+    import cvxpy as cp
+    from threadpoolctl import threadpool_limits
+
+    from solvers.programs import solve_min_norm
+
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((n, d))
+    y = rng.standard_normal(n)
+    with threadpool_limits(1):
+        c0 = time.process_time()
+        t0 = time.perf_counter()
+        if route == "solve_min_norm-inf":
+            sol = solve_min_norm(X, y, norm="inf")
+            w, label = sol.w, sol.solver
+        elif route == "full-lp-inf":  # today's route: the full (d + 1)-column LP, HiGHS
+            sol = solve_min_norm(X, y, norm="inf", method="highs")
+            w, label = sol.w, sol.solver
+        else:  # cvxpy-clarabel-inf
+            wv = cp.Variable(d)
+            prob = cp.Problem(cp.Minimize(cp.norm_inf(wv)), [X @ wv == y])
+            prob.solve(solver="CLARABEL", tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9)
+            w, label = np.asarray(wv.value), f"status {prob.status}"
+        dt = time.perf_counter() - t0
+        cpu = time.process_time() - c0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    res = float(np.linalg.norm(X @ w - y) / np.linalg.norm(y))
+    return {"seconds": dt, "margin": float(1.0 / np.abs(w).max()), "label": f"{label}; cpu "
+            f"{cpu:.1f} s; rel. residual {res:.0e}", "rss_gib": rss}
+
+
 # ----------------------------------------------------------------------------- the driver
 GROUPS = {
     # name: (program, p, [(n, d)], routes); "main:" rows run on the baseline checkout
     "l2": ("ℓ2 SVM", 2.0, [(2000, 20000), (500, 100000)],
-           ["solve_max_margin", "main:solve_max_margin", "svc-mirrored", "cvxpy-clarabel"]),
+           ["solve_max_margin", "solve_max_margin@2", "main:solve_max_margin", "svc-mirrored",
+            "cvxpy-clarabel"]),
     "l1l_inf": ("ℓ1/ℓ∞ margin", None, [(200, 2000), (2000, 20000)],
                 ["solve_max_margin", "main:solve_max_margin", "linprog-full"]),
     "p3": ("p = 3 margin", 3.0, [(200000, 50)],
@@ -149,9 +190,12 @@ GROUPS = {
              ["solve_max_margin", "main:solve_max_margin"]),
     "bp": ("basis pursuit", 1.0, [(1000, 20000)],
            ["solve_min_norm-bp", "main:solve_min_norm-bp", "cvxpy-clarabel-bp"]),
+    "inf_minnorm": ("ℓ∞ min norm", np.inf, [(100, 3000), (300, 6000)],
+                    ["solve_min_norm-inf", "full-lp-inf", "cvxpy-clarabel-inf"]),
 }
 QUICK = {"l2": [(300, 3000)], "l1l_inf": [(100, 1000)], "p3": [(20000, 20)],
-         "tall": [(1000, 50)], "bp": [(100, 2000)]}
+         "tall": [(1000, 50)], "bp": [(100, 2000)],
+         "inf_minnorm": [(50, 1000)]}
 
 
 def measure(route, n, d, p, timeout, baseline):
@@ -189,6 +233,8 @@ def main():
     import numpy
     import scipy
     load = os.getloadavg()[0]
+    base = subprocess.run(["git", "-C", args.baseline, "rev-parse", "--short", "HEAD"],
+                          capture_output=True, text=True).stdout.strip() or args.baseline
     print(f"Run: `bench_programs_wide  {datetime.date.today()}  python "
           f"{platform.python_version()}  numpy {numpy.__version__}  scipy {scipy.__version__}` "
           f"(BLAS threads: 1; timeout {args.timeout:g} s; load average at start {load:.1f} "
@@ -207,13 +253,14 @@ def main():
                 best = max((m["margin"] for _, m in rows if np.isfinite(m["margin"])),
                            default=float("nan"))
                 ours = rows[0][1]["seconds"]
-                pname = prog if g == "bp" else {1.0: "ℓ1", np.inf: "ℓ∞"}.get(p, prog)
+                pname = (prog if g in ("bp", "inf_minnorm") else
+                         {1.0: "ℓ1", np.inf: "ℓ∞"}.get(p, prog))
                 for r, m in rows:
                     sec = m["seconds"]
                     ts = f"> {args.timeout:g}" if np.isinf(sec) else f"{sec:.2f}"
                     ratio = "" if not np.isfinite(sec) else f"{sec / ours:.1f}x"
                     diff = abs(m["margin"] - best) / best if np.isfinite(m["margin"]) else None
-                    name = r.replace("main:", "main 7239ee7: ")
+                    name = r.replace("main:", f"main {base}: ").replace("@2", " (2 threads)")
                     print(f"| {pname} | ({n}, {d}) | {name} [{m['label']}] | {ts} | {ratio} | "
                           f"{m['rss_gib']:.2f} | {'n/a' if diff is None else f'{diff:.1e}'} |",
                           flush=True)
