@@ -584,45 +584,54 @@ class TorchNet:
         (over the layer and the batch) and max-pool windows whose two largest entries differ by
         at most ``rtol·max|z|``."""
         torch = self._torch
-        F = torch.nn.functional
         T = self._tensor(X)
         mods = dict(self.module.named_modules())
-        seen: dict[str, list] = {p: [] for p in (*self._relus, *self._pools)}
-        handles = []
-        for path in seen:
-            def hook(m, inp, out, path=path):
-                seen[path].append(inp[0].detach())
-            handles.append(mods[path].register_forward_hook(hook))
-        try:
-            with torch.no_grad():
-                for s in range(0, T.shape[0], chunk_size):
-                    self.module(T[s:s + chunk_size])
-        finally:
-            for h in handles:
-                h.remove()
-        counts = {}
-        for path, zs in seen.items():
-            z = torch.cat(zs)
-            scale = float(z.abs().max()) or 1.0
-            if path in self._relus:
-                counts[path] = int((z.abs() <= rtol * scale).sum())
-                continue
-            mod = mods[path]
-            if type(mod).__name__ == "MaxPool1d":
-                k, st = mod.kernel_size, mod.stride or mod.kernel_size
-                k = k if isinstance(k, int) else k[0]
-                st = st if isinstance(st, int) else st[0]
-                w = z.unfold(-1, k, st)
-                w = w.reshape(*w.shape[:-1], -1)
-            else:
-                k, st = mod.kernel_size, mod.stride
-                k = k if isinstance(k, tuple) else (k, k)
-                st = st if isinstance(st, tuple) else (st, st)
-                w = F.unfold(z, k, stride=st)                      # (b, C*k*k, P)
-                w = w.reshape(z.shape[0], z.shape[1], k[0] * k[1], -1).transpose(2, 3)
-            top2 = w.topk(2, dim=-1).values
-            # a tie between zeros (a window of dead ReLU outputs) passes no gradient either way
-            tol = rtol * scale
-            tied = (top2[..., 0] - top2[..., 1] <= tol) & (top2[..., 0].abs() > tol)
-            counts[path] = int(tied.sum())
+        paths = (*self._relus, *self._pools)
+        # two passes over the data, so no layer's inputs are held for all examples at once:
+        # the scale max|z| (over the layer and the batch) first, then the counts
+        scale = {p: 0.0 for p in paths}
+        counts = {p: 0 for p in paths}
+
+        def run(visit):
+            handles = [mods[p].register_forward_hook(
+                lambda m, inp, out, p=p: visit(p, inp[0].detach())) for p in paths]
+            try:
+                with torch.no_grad():
+                    for s in range(0, T.shape[0], chunk_size):
+                        self.module(T[s:s + chunk_size])
+            finally:
+                for h in handles:
+                    h.remove()
+
+        def biggest(p, z):
+            scale[p] = max(scale[p], float(z.abs().max()))
+
+        def count(p, z):
+            counts[p] += self._near_kinks(p, mods[p], z, rtol * (scale[p] or 1.0))
+
+        run(biggest)
+        run(count)
         return counts
+
+    def _near_kinks(self, path, mod, z, tol) -> int:
+        """Near-kink count of one batch of a ReLU's or max-pool's input ``z`` at threshold
+        ``tol``."""
+        if path in self._relus:
+            return int((z.abs() <= tol).sum())
+        F = self._torch.nn.functional
+        if type(mod).__name__ == "MaxPool1d":
+            k, st = mod.kernel_size, mod.stride or mod.kernel_size
+            k = k if isinstance(k, int) else k[0]
+            st = st if isinstance(st, int) else st[0]
+            w = z.unfold(-1, k, st)
+            w = w.reshape(*w.shape[:-1], -1)
+        else:
+            k, st = mod.kernel_size, mod.stride
+            k = k if isinstance(k, tuple) else (k, k)
+            st = st if isinstance(st, tuple) else (st, st)
+            w = F.unfold(z, k, stride=st)                      # (b, C*k*k, P)
+            w = w.reshape(z.shape[0], z.shape[1], k[0] * k[1], -1).transpose(2, 3)
+        top2 = w.topk(2, dim=-1).values
+        # a tie between zeros (a window of dead ReLU outputs) passes no gradient either way
+        tied = (top2[..., 0] - top2[..., 1] <= tol) & (top2[..., 0].abs() > tol)
+        return int(tied.sum())
