@@ -216,3 +216,18 @@ def test_kinks_at_relu_and_max_pool_ties():
     X = np.array([[[[0.0, 1.0], [-1.0, 0.5]]],       # one ReLU input exactly at 0, no tie
                   [[[2.0, 2.0], [1.0, -3.0]]]])      # a max-pool tie at 2
     assert net.kink_counts(X) == {"1": 1, "2": 1}
+
+
+def test_kink_scale_spans_chunks():
+    # the threshold is rtol · max|z| over the whole batch, whichever chunks the passes use:
+    # 0.15 is a near-kink at rtol = 0.1 only against the second example's scale 3
+    module = nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+                           nn.Flatten(), nn.Linear(1, 1, bias=False))
+    with torch.no_grad():
+        module[0].weight.fill_(1.0)
+    net = TorchNet(module)
+    X = np.array([[[[0.15, 1.0], [-1.0, 0.5]]],
+                  [[[3.0, 2.0], [1.0, -3.0]]]])
+    whole = net.kink_counts(X, rtol=0.1)
+    assert whole["1"] == 1
+    assert net.kink_counts(X, rtol=0.1, chunk_size=1) == whole

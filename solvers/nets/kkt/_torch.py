@@ -7,11 +7,26 @@ modules). The constraints ``a`` are the candidates: examples (one output) or
 (example, competing class) pairs (``K`` outputs) with ``q_a(θ̃) <= support_factor``.
 
 - The Gram matrix ``G_{ab} = ⟨∇q_a, ∇q_b⟩`` comes from the layer structure
-  (:meth:`TorchNet.pair_gram`), never from the ``(m, P)`` Jacobian; ``b_a = ⟨∇q_a, θ̃⟩ = L q_a`` by
-  Euler's identity, which is *checked* by one forward-mode pass (``euler_residual``).
-- The QP is the interior-point cone QP of :mod:`._qp`; ε is then **recomputed** from the final
-  multipliers by one backward pass, ``v = ∇_θ Σ_a λ_a q_a(θ̃)``, ``ε = ||θ̃ − v||`` — the reported
-  value is achieved, not a model's prediction.
+  (:meth:`TorchNet.pair_gram`, accumulated in blocks), never from the ``(m, P)`` Jacobian;
+  ``b_a = ⟨∇q_a, θ̃⟩ = L q_a`` by Euler's identity, which is *checked* by forward-mode passes
+  (``euler_residual``).
+- The QP is the cone QP of :mod:`._qp`: solved by gradient projection + conjugate gradients on
+  products with ``G`` (:func:`._gpcg.solve_cone_qp_gpcg`, warm-started from the natural
+  multipliers) above ``KKTConfig.first_order_min_variables`` variables, by the interior point
+  below that and as the fallback when GPCG does not converge on a program of at most four times
+  that size. Either way the point is certified by :func:`._qp.cone_optimality` (dual-cone
+  violation and complementarity, relative); "optimal" only below
+  ``TOLERANCES.kkt_optimality_rtol``. ε is then **recomputed** from the final multipliers by a
+  backward pass, ``v = ∇_θ Σ_a λ_a q_a(θ̃)``, ``ε = ||θ̃ − v||`` — the reported value is
+  achieved, not a model's prediction. Passes over the data go by distinct example (the pairs'
+  output weights summed per example) in chunks.
+- Multi-class working set (more than ``KKTConfig.working_set_min_candidates`` candidate pairs):
+  the QP runs on each candidate example's maximal competitors (the Clarke rule of the max,
+  docs/theory.md §7 multi-class) and its optimality for **every** candidate pair is checked by
+  one forward-mode pass: the reduced cost ``⟨∇q_a, v − θ̃⟩ + η (q_a − 1)`` of each pair outside
+  must be ``>= 0``, relative to ``L q_a <= ||∇q_a|| ||θ̃||`` (so the violation is over-stated,
+  never hidden). Violations enter the optimality residual and the verdict names them; the pairs
+  are not added (ε stays an achieved upper bound).
 - The network is evaluated at unit parameter norm and the scale is carried as a logarithm, so a
   net multiplied by ``1e±300`` is checked exactly like the unscaled one.
 - Kinks: the gradients are autograd's at ``θ̃`` (``σ'(0) = 0`` for ReLU, one index per max-pool
