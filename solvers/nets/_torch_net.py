@@ -474,9 +474,8 @@ class TorchNet:
         """The inputs as a tensor, the pairs' example indices, and their output weights
         ``(m, K)`` (``q_a = ⟨w_a, f(x_{row_a})⟩``), after checking the labels."""
         T = self._tensor(X)
-        F = self.outputs(X)
-        K = F.shape[1]
-        y = self.check_labels(y, F.shape[0], K)
+        K = self.outputs(X[:1]).shape[1]     # one example gives K; all are evaluated later
+        y = self.check_labels(y, T.shape[0], K)
         rows = np.asarray(rows, dtype=np.int64)
         return T, rows, self._pair_weights(y[rows], np.asarray(classes, dtype=np.int64), K)
 
@@ -546,10 +545,14 @@ class TorchNet:
                     None, s)
 
         def block(kind, arrays, meta, sl):
-            if kind == "conv":
-                return _conv_jacobian(torch.from_numpy(arrays[0][sl]),
-                                      torch.from_numpy(arrays[1][sl]), meta).numpy()
-            return arrays[0][sl]
+            if kind != "conv":
+                return arrays[0][sl]
+            a4, d4 = arrays[0][sl], arrays[1][sl]
+            out = np.empty((a4.shape[0], d4.shape[1] * a4.shape[1] * int(np.prod(meta[0]))))
+            for s in range(0, a4.shape[0], 256):  # the unfolded patches: 256 rows at a time
+                out[s:s + 256] = _conv_jacobian(torch.from_numpy(a4[s:s + 256]),
+                                                torch.from_numpy(d4[s:s + 256]), meta).numpy()
+            return out
 
         G = np.zeros((m, m))
         starts = list(range(0, m, block_size))
