@@ -3,6 +3,7 @@ HomogeneousMLP path on the same MLP; an independent CVXPY program on per-pair gr
 autograd (one example at a time) for a CNN; invariance under θ → cθ down to 1e±300; bad input."""
 
 import copy
+import functools
 
 import cvxpy as cp
 import numpy as np
@@ -13,6 +14,9 @@ nn = torch.nn
 
 from solvers import NotFeasibleError, check_kkt  # noqa: E402
 from solvers.nets import HomogeneousMLP, TorchNet, train_torch  # noqa: E402
+from solvers.nets.kkt import KKTConfig  # noqa: E402
+from solvers.nets.kkt._torch import check_kkt_torch  # noqa: E402
+from solvers.tolerances import TOLERANCES  # noqa: E402
 from tests.test_kkt import CLARABEL, CROSS_RTOL, KKT_EPS_RTOL  # noqa: E402
 
 #: Both back-ends solve the same QP to TOLERANCES.kkt_qp_tol (1e-10, relative); they differ in the
@@ -59,13 +63,34 @@ def _cnn(seed=0):
                          nn.Linear(12, 6, bias=False), nn.ReLU(), nn.Linear(6, 3, bias=False))
 
 
-def test_cnn_matches_an_independent_cvxpy_program():
+#: the QP paths of the torch back-end: interior point (the default below 1000 variables) and
+#: gradient projection + CG (forced from 0 variables)
+GPCG = KKTConfig(first_order_min_variables=0)
+
+
+def _check(tn, X, y, config, support_factor=2.0):
+    """check_kkt's torch back-end with a given KKTConfig (check_kkt itself uses the default)."""
+    return check_kkt_torch(tn, X, y, loss="logistic", eps_tol=TOLERANCES.kkt_eps_tol,
+                           delta_tol=TOLERANCES.kkt_delta_tol, support_factor=support_factor,
+                           kink_rtol=TOLERANCES.kink_rtol, max_dense_entries=60_000_000,
+                           config=config)
+
+
+def _trained_cnn():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(16, 1, 6, 6))
     y = TorchNet(_cnn()).outputs(X).argmax(1)        # the labels the net fits
     r = train_torch(_cnn(), X, y, steps=60, lr=0.2, loss="exp")
-    tn = r.net.scaled(1.0 / r.net.parameter_norm())   # the reference works at unit norm
-    rep = check_kkt(tn, X, y, support_factor=2.0)
+    return r.net.scaled(1.0 / r.net.parameter_norm()), X, y   # the reference: unit norm
+
+
+@pytest.mark.parametrize("config, method", [(None, "interior-point"),
+                                            (GPCG, "gradient projection")])
+def test_cnn_matches_an_independent_cvxpy_program(config, method):
+    tn, X, y = _trained_cnn()
+    rep = _check(tn, X, y, config)
+    assert rep.method.startswith(method)             # the path under test ran
+    assert rep.solver_status == "optimal"
     # the reference: θ̃ and per-pair gradients by plain autograd, one example at a time
     net = copy.deepcopy(tn.module)
     for p in net.parameters():
@@ -108,6 +133,76 @@ def test_cnn_matches_an_independent_cvxpy_program():
     assert name == top
     assert value == pytest.approx(np.sqrt(by_layer[top]), rel=CROSS_RTOL, abs=KKT_EPS_RTOL * 1e-2
                                   * np.sqrt(R2))
+
+
+@functools.lru_cache(maxsize=1)
+def _trained_cnn_40():
+    """Trained once, shared by two tests (read-only: the checks never modify the net)."""
+    X = np.random.default_rng(2).normal(size=(40, 1, 6, 6))
+    y = TorchNet(_cnn()).outputs(X).argmax(1)
+    r = train_torch(_cnn(), X, y, steps=100, lr=0.2, loss="exp")
+    assert r.status == "fitted"
+    return r.net, X, y
+
+
+def test_gpcg_path_equals_interior_point_path():
+    tn, X, y = _trained_cnn_40()
+    a = _check(tn, X, y, None, 5.0)
+    b = _check(tn, X, y, GPCG, 5.0)
+    assert a.method.startswith("interior-point") and b.method.startswith("gradient projection")
+    assert a.solver_status == b.solver_status == "optimal"
+    assert a.n_candidates == b.n_candidates > 40            # several competitors per example
+    # both certified to TOLERANCES.kkt_optimality_rtol (1e-6, relative dual violation): ε agrees
+    # far below the verdict's resolution
+    assert b.epsilon_relative == pytest.approx(a.epsilon_relative, rel=1e-6)
+    np.testing.assert_array_equal(a.support, b.support)
+    assert a.support.size > 3
+    assert b.delta_relative == pytest.approx(a.delta_relative, rel=1e-4, abs=1e-8)
+
+
+def _self_labelled(seed, n=30):
+    X = np.random.default_rng(3 + seed).normal(size=(n, 1, 6, 6))
+    tn = TorchNet(_cnn(seed))
+    y = tn.outputs(X).argmax(1)
+    q = tn.margins(X, y)
+    return tn, X, y, float(q.max() / q.min()) * 1.01      # every example a candidate
+
+
+def test_working_set_of_maximal_competitors_is_certified_against_all_pairs():
+    # working set forced (from 0 candidates): each example's maximal competitor; the pairs
+    # outside are checked by forward-mode reduced costs, not trusted
+    ws = KKTConfig(working_set_min_candidates=0)
+    # a random self-labelled net: pairs with a non-maximal competitor help, and the check says so
+    tn, X, y, sf = _self_labelled(0)
+    full, part = _check(tn, X, y, None, sf), _check(tn, X, y, ws, sf)
+    assert full.solver_status == "optimal"
+    assert part.extra["n_working_set"] == len(y) < part.n_candidates
+    assert "could lower ε" in part.verdict and part.solver_status == "inaccurate"
+    assert part.epsilon_relative > full.epsilon_relative * (1 + 1e-6)   # the claim is true
+    # a trained net: the maximal competitors suffice, certified for every candidate pair
+    tn, X, y = _trained_cnn_40()
+    full, part = _check(tn, X, y, None, 5.0), _check(tn, X, y, ws, 5.0)
+    assert part.extra["n_working_set"] == len(y) < part.n_candidates
+    assert full.solver_status == part.solver_status == "optimal"
+    assert "could lower ε" not in part.verdict
+    assert part.epsilon_relative == pytest.approx(full.epsilon_relative, rel=1e-6)
+
+
+def test_reduced_costs_by_forward_mode_equal_explicit_gradients():
+    from solvers.nets.kkt._torch import _pair_directional
+    from tests.test_torch_net import _autograd_rows
+
+    tn, X, y, _ = _self_labelled(1, n=12)
+    rows = np.repeat(np.arange(12), 2)
+    classes = np.array([j for i in range(12) for j in range(3) if j != y[i]])
+    gen = torch.Generator().manual_seed(0)
+    tangent = {k: torch.randn(p.shape, generator=gen, dtype=torch.float64)
+               for k, p in tn.module.named_parameters()}
+    t = np.concatenate([tangent[k].numpy().ravel() for k in tn.parameter_names])
+    module = copy.deepcopy(tn.module).requires_grad_(True)
+    J = _autograd_rows(module, X, y, rows, classes)
+    got = _pair_directional(tn, X, y, rows, classes, tangent)
+    np.testing.assert_allclose(got, J @ t, rtol=1e-12, atol=1e-12 * np.abs(J @ t).max())
 
 
 def test_scale_invariance_down_to_1e300():

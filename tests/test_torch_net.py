@@ -83,6 +83,32 @@ def test_gram_equals_autograd_one_example_at_a_time(make, shape, K, degree):
                                rtol=1e-10, atol=1e-12)
 
 
+@pytest.mark.parametrize("block_size", [1, 4, 7, 29, 30, 1000])
+def test_blocked_gram_equals_one_block_and_autograd(block_size):
+    # 30 pairs: block sizes that divide it, that do not, one row, and one block for everything.
+    # The second convolution (216 weights) is stored as input + output-gradient and unfolded per
+    # block; the first (36 weights + bias) as explicit gradients: both block paths run.
+    module = _cnn(3)
+    net = TorchNet(module)
+    X, y = _data((1, 10, 10), 30, 3, seed=7)
+    rows, classes = net.competitors(X, y)
+    assert len(rows) == 30
+    J = _autograd_rows(module, X, y, rows, classes)
+    G = net.pair_gram(X, y, rows, classes, chunk_size=11, block_size=block_size)
+    np.testing.assert_allclose(G, J @ J.T, rtol=GRAM_RTOL, atol=GRAM_RTOL * np.abs(G).max())
+    np.testing.assert_allclose(G, net.pair_gram(X, y, rows, classes, block_size=30),
+                               rtol=GRAM_RTOL, atol=GRAM_RTOL * np.abs(G).max())
+    assert np.array_equal(G, G.T)   # the lower blocks are the mirrored upper blocks
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_gram_block_size_must_be_a_positive_int(bad):
+    net = TorchNet(_cnn(3))
+    X, y = _data((1, 10, 10), 4, 3)
+    with pytest.raises(ValueError, match="block_size must be a positive int"):
+        net.pair_gram(X, y, np.arange(4), (y + 1) % 3, block_size=bad)
+
+
 def test_multiclass_ties_give_one_pair_per_competitor():
     module = nn.Sequential(nn.Linear(2, 3, bias=False))
     with torch.no_grad():
@@ -190,3 +216,18 @@ def test_kinks_at_relu_and_max_pool_ties():
     X = np.array([[[[0.0, 1.0], [-1.0, 0.5]]],       # one ReLU input exactly at 0, no tie
                   [[[2.0, 2.0], [1.0, -3.0]]]])      # a max-pool tie at 2
     assert net.kink_counts(X) == {"1": 1, "2": 1}
+
+
+def test_kink_scale_spans_chunks():
+    # the threshold is rtol · max|z| over the whole batch, whichever chunks the passes use:
+    # 0.15 is a near-kink at rtol = 0.1 only against the second example's scale 3
+    module = nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+                           nn.Flatten(), nn.Linear(1, 1, bias=False))
+    with torch.no_grad():
+        module[0].weight.fill_(1.0)
+    net = TorchNet(module)
+    X = np.array([[[[0.15, 1.0], [-1.0, 0.5]]],
+                  [[[3.0, 2.0], [1.0, -3.0]]]])
+    whole = net.kink_counts(X, rtol=0.1)
+    assert whole["1"] == 1
+    assert net.kink_counts(X, rtol=0.1, chunk_size=1) == whole

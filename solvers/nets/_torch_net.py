@@ -205,6 +205,17 @@ def _analyse(module, torch):
     raise NotHomogeneousError("the traced graph has no output")  # pragma: no cover
 
 
+def _conv_jacobian(a4, d4, geom):
+    """Per-example weight gradients ``(b, Cout·Cin·k)`` of a convolution from its input ``a4``
+    and output-gradient ``d4`` (4-D), through ``unfold``."""
+    import torch
+
+    ks, st, pd, dl = geom
+    patches = torch.nn.functional.unfold(a4, ks, dilation=dl, padding=pd, stride=st)
+    dflat = d4.reshape(d4.shape[0], d4.shape[1], -1)                  # (b, Cout, positions)
+    return torch.einsum("bop,bkp->bok", dflat, patches).reshape(a4.shape[0], -1)
+
+
 # --- the network ---------------------------------------------------------------------------------
 
 class TorchNet:
@@ -375,7 +386,14 @@ class TorchNet:
         return W
 
     def _layer_factors(self, Xc, Wc):
-        """For one chunk: per-layer gradient factors from one forward and one backward pass."""
+        """For one chunk: per-layer gradient factors from one forward and one backward pass.
+
+        Returns ``path → factor`` with factor ``("outer", A, D, bias)`` for a dense layer on
+        2-D inputs (per-example gradient ``D_n A_nᵀ``), ``("explicit", J, B)`` for a dense
+        layer applied at several positions (explicit per-example gradients ``J``, bias gradients
+        ``B`` or None), and ``("conv", a4, d4, geometry, bias)`` for a convolution: its input
+        ``a4`` and output-gradient ``d4`` (4-D; 1-D convolutions get a unit height), from which
+        :func:`_conv_jacobian` makes the per-example gradients of any block of rows."""
         torch = self._torch
         mods = dict(self.module.named_modules())
         captured: dict[str, list] = {}
@@ -405,30 +423,27 @@ class TorchNet:
             a, z = captured[info.path]
             delta = z.grad.detach()
             mod = mods[info.path]
+            bias = mod.bias is not None
             if info.kind == "Linear":
                 if a.ndim != 2:  # positions: sum over them, explicitly
                     J = torch.einsum("b...o,b...i->boi", delta, a).reshape(a.shape[0], -1)
                     factors[info.path] = ("explicit", J, delta.reshape(
-                        a.shape[0], -1, delta.shape[-1]).sum(1) if mod.bias is not None else None)
+                        a.shape[0], -1, delta.shape[-1]).sum(1) if bias else None)
                 else:
-                    factors[info.path] = ("outer", a, delta)
-            else:  # Conv1d / Conv2d through unfold
-                F = torch.nn.functional
-                if info.kind == "Conv1d":
-                    a4, d4 = a.unsqueeze(2), delta.unsqueeze(2)
-                    ks, st = (1, mod.kernel_size[0]), (1, mod.stride[0])
-                    pd, dl = (0, mod.padding[0]), (1, mod.dilation[0])
-                else:
-                    a4, d4 = a, delta
-                    ks, st, pd, dl = mod.kernel_size, mod.stride, mod.padding, mod.dilation
-                if isinstance(pd, str):
-                    raise NotHomogeneousError(f"module {info.path!r}: string padding "
-                                              f"{pd!r} is not supported; give explicit padding.")
-                patches = F.unfold(a4, ks, dilation=dl, padding=pd, stride=st)  # (b, Cin*k, P)
-                dflat = d4.reshape(d4.shape[0], d4.shape[1], -1)                # (b, Cout, P)
-                J = torch.einsum("bop,bkp->bok", dflat, patches).reshape(a.shape[0], -1)
-                bias = dflat.sum(2) if mod.bias is not None else None
-                factors[info.path] = ("explicit", J, bias)
+                    factors[info.path] = ("outer", a, delta, bias)
+                continue
+            if isinstance(mod.padding, str):
+                raise NotHomogeneousError(f"module {info.path!r}: string padding "
+                                          f"{mod.padding!r} is not supported; give explicit "
+                                          f"padding.")
+            if info.kind == "Conv1d":
+                a4, d4 = a.unsqueeze(2), delta.unsqueeze(2)
+                geom = ((1, mod.kernel_size[0]), (1, mod.stride[0]), (0, mod.padding[0]),
+                        (1, mod.dilation[0]))
+            else:
+                a4, d4 = a, delta
+                geom = (mod.kernel_size, mod.stride, mod.padding, mod.dilation)
+            factors[info.path] = ("conv", a4, d4, geom, bias)
         return factors
 
     def _autograd_names(self):
@@ -459,9 +474,8 @@ class TorchNet:
         """The inputs as a tensor, the pairs' example indices, and their output weights
         ``(m, K)`` (``q_a = ⟨w_a, f(x_{row_a})⟩``), after checking the labels."""
         T = self._tensor(X)
-        F = self.outputs(X)
-        K = F.shape[1]
-        y = self.check_labels(y, F.shape[0], K)
+        K = self.outputs(X[:1]).shape[1]     # one example gives K; all are evaluated later
+        y = self.check_labels(y, T.shape[0], K)
         rows = np.asarray(rows, dtype=np.int64)
         return T, rows, self._pair_weights(y[rows], np.asarray(classes, dtype=np.int64), K)
 
@@ -476,39 +490,94 @@ class TorchNet:
                                                Wp[s:s + chunk_size], self._names).numpy())
         return np.concatenate(out) if out else np.zeros((0, self.n_params))
 
-    def pair_gram(self, X, y, rows, classes, *, chunk_size: int = 512) -> np.ndarray:
+    def pair_gram(self, X, y, rows, classes, *, chunk_size: int = 512,
+                  block_size: int = 2048) -> np.ndarray:
         r"""``G_{ab} = ⟨∇_θ q_a, ∇_θ q_b⟩`` for the pairs ``(rows, classes)``, shape ``(m, m)``,
-        from the layer structure (module docstring); memory ``O(m² + m·(widths + conv
-        weights))``, never ``O(m·P)`` for dense layers."""
+        from the layer structure (module docstring), never from the ``(m, P)`` Jacobian.
+
+        One forward and one backward pass per chunk of ``chunk_size`` pairs stores each layer's
+        factors for all pairs: a dense layer's input and output-gradient (``A``, ``D``); a
+        convolution's explicit per-example gradients when they are smaller than its input and
+        output-gradient, else those two. The Gram matrix is then accumulated in square blocks of
+        ``block_size`` rows, upper blocks ``I ≤ J`` only (mirrored): ``G_IJ += (A_I A_Jᵀ) ∘
+        (D_I D_Jᵀ)`` for a dense layer, ``G_IJ += J_I J_Jᵀ`` with a convolution's gradients
+        ``J_I`` unfolded per block. Memory: the ``(m, m)`` result, the factors (``m`` × the
+        layers' widths and feature-map sizes) and two blocks of per-example gradients
+        (``block_size`` × the largest convolution's weight count); parameters outside hooked
+        layers fall back to explicit per-example gradients by ``torch.func`` (``m`` × their
+        count).
+        """
         torch = self._torch
+        for name, v in (("chunk_size", chunk_size), ("block_size", block_size)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+                raise ValueError(f"{name} must be a positive int; got {v!r}.")
         T, rows, Wp = self._pair_setup(X, y, rows, classes)
         auto = self._autograd_names()
-        parts: dict[str, list] = {}
-        for s in range(0, len(rows), chunk_size):
+        m = len(rows)
+        store: dict[str, list] = {}  # path → [kind, arrays (m, ...) filled chunk by chunk, meta]
+
+        def put(path, kind, arrays, meta, s):
+            if path not in store:
+                store[path] = [kind, [None if a is None else
+                                      np.empty((m, *a.shape[1:])) for a in arrays], meta]
+            for dst, a in zip(store[path][1], arrays, strict=True):
+                if a is not None:
+                    dst[s:s + a.shape[0]] = a.numpy()
+
+        for s in range(0, m, chunk_size):
             Xc = T[torch.from_numpy(rows[s:s + chunk_size])]
             Wc = Wp[s:s + chunk_size]
             for path, fac in self._layer_factors(Xc, Wc).items():
-                parts.setdefault(path, []).append(fac)
+                if fac[0] == "outer":
+                    put(path, "outer", fac[1:3], fac[3], s)
+                elif fac[0] == "explicit":
+                    put(path, "explicit", fac[1:3], None, s)
+                else:
+                    _, a4, d4, geom, bias = fac
+                    b0 = d4.reshape(d4.shape[0], d4.shape[1], -1).sum(2) if bias else None
+                    n_w = d4.shape[1] * a4.shape[1] * int(np.prod(geom[0]))
+                    if n_w <= a4[0].numel() + d4[0].numel():  # few weights: store J itself
+                        put(path, "explicit", (_conv_jacobian(a4, d4, geom), b0), None, s)
+                    else:
+                        put(path, "conv", (a4, d4, b0), geom, s)
             if auto:
-                parts.setdefault("__autograd__", []).append(
-                    ("explicit", self._autograd_jacobian(Xc, Wc, auto), None))
-        m = len(rows)
+                put("__autograd__", "explicit", (self._autograd_jacobian(Xc, Wc, auto), None),
+                    None, s)
+
+        def block(kind, arrays, meta, sl):
+            if kind != "conv":
+                return arrays[0][sl]
+            a4, d4 = arrays[0][sl], arrays[1][sl]
+            out = np.empty((a4.shape[0], d4.shape[1] * a4.shape[1] * int(np.prod(meta[0]))))
+            for s in range(0, a4.shape[0], 256):  # the unfolded patches: 256 rows at a time
+                out[s:s + 256] = _conv_jacobian(torch.from_numpy(a4[s:s + 256]),
+                                                torch.from_numpy(d4[s:s + 256]), meta).numpy()
+            return out
+
         G = np.zeros((m, m))
-        for path, facs in parts.items():
-            kind = facs[0][0]
-            if kind == "outer":
-                A = torch.cat([f[1] for f in facs]).numpy()
-                D = torch.cat([f[2] for f in facs]).numpy()
-                G += (A @ A.T) * (D @ D.T)
-                if path != "__autograd__" and dict(self.module.named_modules())[path].bias \
-                        is not None:
-                    G += D @ D.T
-            else:
-                J = torch.cat([f[1] for f in facs]).numpy()
-                G += J @ J.T
-                if facs[0][2] is not None:
-                    B = torch.cat([f[2] for f in facs]).numpy()
-                    G += B @ B.T
+        starts = list(range(0, m, block_size))
+        for kind, arrays, meta in store.values():
+            for i0 in starts:
+                I = slice(i0, min(m, i0 + block_size))
+                FI = block(kind, arrays, meta, I)
+                for j0 in (s for s in starts if s >= i0):
+                    J = slice(j0, min(m, j0 + block_size))
+                    FJ = FI if j0 == i0 else block(kind, arrays, meta, J)
+                    if kind == "outer":
+                        A, D = arrays
+                        DD = D[I] @ D[J].T
+                        G[I, J] += (A[I] @ A[J].T) * DD
+                        if meta:  # the dense layer's bias: its gradient is D
+                            G[I, J] += DD
+                    else:
+                        G[I, J] += FI @ FJ.T
+                        if arrays[-1] is not None:  # a bias: its gradient per pair
+                            G[I, J] += arrays[-1][I] @ arrays[-1][J].T
+        for i0 in starts:  # mirror the upper blocks
+            I = slice(i0, min(m, i0 + block_size))
+            for j0 in (s for s in starts if s > i0):
+                J = slice(j0, min(m, j0 + block_size))
+                G[J, I] = G[I, J].T
         return G
 
     # --- kinks -----------------------------------------------------------------------------
@@ -518,45 +587,54 @@ class TorchNet:
         (over the layer and the batch) and max-pool windows whose two largest entries differ by
         at most ``rtol·max|z|``."""
         torch = self._torch
-        F = torch.nn.functional
         T = self._tensor(X)
         mods = dict(self.module.named_modules())
-        seen: dict[str, list] = {p: [] for p in (*self._relus, *self._pools)}
-        handles = []
-        for path in seen:
-            def hook(m, inp, out, path=path):
-                seen[path].append(inp[0].detach())
-            handles.append(mods[path].register_forward_hook(hook))
-        try:
-            with torch.no_grad():
-                for s in range(0, T.shape[0], chunk_size):
-                    self.module(T[s:s + chunk_size])
-        finally:
-            for h in handles:
-                h.remove()
-        counts = {}
-        for path, zs in seen.items():
-            z = torch.cat(zs)
-            scale = float(z.abs().max()) or 1.0
-            if path in self._relus:
-                counts[path] = int((z.abs() <= rtol * scale).sum())
-                continue
-            mod = mods[path]
-            if type(mod).__name__ == "MaxPool1d":
-                k, st = mod.kernel_size, mod.stride or mod.kernel_size
-                k = k if isinstance(k, int) else k[0]
-                st = st if isinstance(st, int) else st[0]
-                w = z.unfold(-1, k, st)
-                w = w.reshape(*w.shape[:-1], -1)
-            else:
-                k, st = mod.kernel_size, mod.stride
-                k = k if isinstance(k, tuple) else (k, k)
-                st = st if isinstance(st, tuple) else (st, st)
-                w = F.unfold(z, k, stride=st)                      # (b, C*k*k, P)
-                w = w.reshape(z.shape[0], z.shape[1], k[0] * k[1], -1).transpose(2, 3)
-            top2 = w.topk(2, dim=-1).values
-            # a tie between zeros (a window of dead ReLU outputs) passes no gradient either way
-            tol = rtol * scale
-            tied = (top2[..., 0] - top2[..., 1] <= tol) & (top2[..., 0].abs() > tol)
-            counts[path] = int(tied.sum())
+        paths = (*self._relus, *self._pools)
+        # two passes over the data, so no layer's inputs are held for all examples at once:
+        # the scale max|z| (over the layer and the batch) first, then the counts
+        scale = {p: 0.0 for p in paths}
+        counts = {p: 0 for p in paths}
+
+        def run(visit):
+            handles = [mods[p].register_forward_hook(
+                lambda m, inp, out, p=p: visit(p, inp[0].detach())) for p in paths]
+            try:
+                with torch.no_grad():
+                    for s in range(0, T.shape[0], chunk_size):
+                        self.module(T[s:s + chunk_size])
+            finally:
+                for h in handles:
+                    h.remove()
+
+        def biggest(p, z):
+            scale[p] = max(scale[p], float(z.abs().max()))
+
+        def count(p, z):
+            counts[p] += self._near_kinks(p, mods[p], z, rtol * (scale[p] or 1.0))
+
+        run(biggest)
+        run(count)
         return counts
+
+    def _near_kinks(self, path, mod, z, tol) -> int:
+        """Near-kink count of one batch of a ReLU's or max-pool's input ``z`` at threshold
+        ``tol``."""
+        if path in self._relus:
+            return int((z.abs() <= tol).sum())
+        F = self._torch.nn.functional
+        if type(mod).__name__ == "MaxPool1d":
+            k, st = mod.kernel_size, mod.stride or mod.kernel_size
+            k = k if isinstance(k, int) else k[0]
+            st = st if isinstance(st, int) else st[0]
+            w = z.unfold(-1, k, st)
+            w = w.reshape(*w.shape[:-1], -1)
+        else:
+            k, st = mod.kernel_size, mod.stride
+            k = k if isinstance(k, tuple) else (k, k)
+            st = st if isinstance(st, tuple) else (st, st)
+            w = F.unfold(z, k, stride=st)                      # (b, C*k*k, P)
+            w = w.reshape(z.shape[0], z.shape[1], k[0] * k[1], -1).transpose(2, 3)
+        top2 = w.topk(2, dim=-1).values
+        # a tie between zeros (a window of dead ReLU outputs) passes no gradient either way
+        tied = (top2[..., 0] - top2[..., 1] <= tol) & (top2[..., 0].abs() > tol)
+        return int(tied.sum())
