@@ -21,15 +21,20 @@ import scipy.sparse as sp
 from .._validation import check_labels, check_norm, check_rtol, check_X, dual_exponent
 from ..errors import MarginBelowResolutionError
 from ..tolerances import TOLERANCES
-from ._certificate import Certificate, build_certificate, lp_norm
+from ._certificate import (
+    Certificate,
+    build_certificate,
+    lp_norm,
+    margins_with_bound,
+)
 from ._chain import Infeasible, RouteOutcome, run_chain
 from ._farkas import raise_not_separable
 from ._wide import ldp_gram, margin_lp_colgen
 
 __all__ = ["MarginSolution", "solve_max_margin", "MAX_MARGIN_METHODS"]
 
-MAX_MARGIN_METHODS = ("auto", "working-set-nnls", "nnls", "dual-gram", "highs-cg",
-                      "highs-colgen", "highs", "working-set-clarabel", "cvxpy-clarabel",
+MAX_MARGIN_METHODS = ("auto", "working-set-nnls", "nnls", "kkt-equilibrated", "dual-gram",
+                      "highs-cg", "highs-colgen", "highs", "working-set-clarabel", "cvxpy-clarabel",
                       "cvxpy-osqp", "cvxpy-scs")
 """Accepted values of ``method=`` in :func:`solve_max_margin`."""
 
@@ -100,13 +105,20 @@ class MarginSolution:
 
 
 def margin_certificate(G: np.ndarray, w: np.ndarray, lam: np.ndarray, p: float, *,
-                       rtol: float | None = None) -> Certificate:
-    """Certificate of ``(w, λ)`` for :math:`\\min\\tfrac12\\|w\\|_p^2` s.t. :math:`Gw \\ge 1`."""
+                       rtol: float | None = None,
+                       row_norm_max: float | None = None) -> Certificate:
+    """Certificate of ``(w, λ)`` for :math:`\\min\\tfrac12\\|w\\|_p^2` s.t. :math:`Gw \\ge 1`.
+
+    The margins ``G w`` are evaluated exactly wherever float64's rounding error could decide
+    primal feasibility (:func:`~solvers.programs._certificate.margins_with_bound`, docs/theory.md
+    §5.9); ``row_norm_max`` (``max_i ||g_i||_2``) is computed if not given.
+    """
     rtol = TOLERANCES.certificate_rtol if rtol is None else rtol
     q = dual_exponent(p)
     z = G.T @ lam
+    margins = margins_with_bound(G, w, row_norm_max=row_norm_max, tol=rtol)
     return build_certificate(
-        primal_infeasibility=float(max(0.0, 1.0 - float(np.min(G @ w)))),
+        primal_infeasibility=float(max(0.0, 1.0 - float(np.min(margins)))),
         w_norm=lp_norm(w, p), z_dual_norm=lp_norm(z, q), z_dot_w=float(z @ w),
         b_dot_lam=float(np.sum(lam)), lam=lam, inequality=True, rtol=rtol)
 
@@ -168,6 +180,130 @@ def _polish_l2(G: np.ndarray, out: RouteOutcome, support_rtol: float):
             return w, lam
         S = np.flatnonzero((inS & ~drop) | add)
     return None
+
+
+def _kkt_solve(A_S: np.ndarray, rhs: np.ndarray, W: np.ndarray):
+    """Solve ``W v = A_S^T μ``, ``A_S v = rhs`` (the KKT system of ``min ½ v^T diag(W) v``
+    s.t. ``A_S v = rhs``) as one saddle-point system, by LU with partial pivoting; least squares
+    (minimum norm) when it is singular. Returns ``(v, μ)``."""
+    k, d = A_S.shape
+    M = np.zeros((d + k, d + k))
+    M[np.arange(d), np.arange(d)] = W
+    M[:d, d:] = -A_S.T
+    M[d:, :d] = A_S
+    f = np.concatenate([np.zeros(d), rhs])
+    try:
+        x = np.linalg.solve(M, f)
+        if not np.all(np.isfinite(x)):
+            raise np.linalg.LinAlgError("non-finite")
+    except np.linalg.LinAlgError:
+        x = np.linalg.lstsq(M, f, rcond=None)[0]
+    return x[:d], x[d:]
+
+
+_KKT_MAX = 3000  # the dense saddle-point system of the equilibrated route is (d + |S|)^2
+
+
+def _clarabel_seed(Ap: np.ndarray, b: np.ndarray, W: np.ndarray):
+    """Support guess for :func:`_route_kkt_equilibrated`: the multipliers of the equilibrated,
+    weighted program solved by Clarabel (an interior-point method is indifferent to the tiny
+    weights); ``None`` if it fails. Only a guess: the active set and the certificate decide."""
+    import cvxpy as cp
+
+    v = cp.Variable(Ap.shape[1])
+    con = Ap @ v >= b
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum(cp.multiply(W, cp.square(v)))), [con])
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            prob.solve(solver="CLARABEL", **_cvxpy_options("CLARABEL"))
+    except Exception:  # a failed guess is not an answer; the caller tries without it
+        return None
+    if con.dual_value is None:
+        return None
+    mu = np.asarray(con.dual_value, dtype=float)
+    return np.flatnonzero(mu > TOLERANCES.support_rtol * max(float(mu.max()), 0.0))
+
+
+def _active_set(Ap, b, W, S, max_iter: int = 100):
+    """Primal–dual active set on ``min ½ v^T diag(W) v`` s.t. ``Ap v >= b`` from support ``S``;
+    returns ``(v, μ_S, S, converged)``."""
+    n, d = Ap.shape
+    eps = TOLERANCES.solver_eps
+    seen = set()
+    v = mu_S = S_v = None
+    for _ in range(max_iter):
+        if d + S.size > _KKT_MAX:
+            raise RuntimeError(f"support of {S.size} examples with d = {d}: the dense KKT "
+                               f"system exceeds {_KKT_MAX}")
+        key = S.tobytes()
+        if key in seen:
+            return v, mu_S, S_v, False  # cycling
+        seen.add(key)
+        v, mu_S = _kkt_solve(Ap[S], b[S], W)
+        S_v = S
+        m = Ap @ v
+        err = 4 * d * np.finfo(float).eps * (np.abs(Ap) @ np.abs(v))
+        inS = np.zeros(n, dtype=bool)
+        inS[S] = True
+        drop = np.zeros(n, dtype=bool)
+        drop[S] = mu_S < 0
+        add = ~inS & (m < b * (1.0 - eps) - err)
+        if not drop.any() and not add.any():
+            return v, mu_S, S_v, True
+        S = np.flatnonzero((inS & ~drop) | add)
+    return v, mu_S, S_v, False
+
+
+def _route_kkt_equilibrated(Gs: np.ndarray, seed: np.ndarray | None) -> RouteOutcome:
+    """ℓ2 max margin on row- and column-equilibrated data (docs/theory.md §5.9).
+
+    Rows: ``g_i w >= 1`` is ``a_i w >= b_i`` with unit ``a_i = g_i / ρ_i`` and ``b_i = 1/ρ_i``
+    (so each constraint keeps its own scale). Columns: columns of ``A`` larger than the median
+    column are divided by a power of two ``s_k >= 1``, ``v = s w`` (exact), which turns the
+    program into ``min ½ Σ v_k² / s_k²`` s.t. ``A' v >= b``: a weighted norm whose tiny weights
+    (nearly free coordinates) the saddle-point system ``[W, -A'_S^T; A'_S, 0]`` handles without
+    forming ``A' W^{-1} A'^T`` (which loses the small columns to rounding). A primal–dual active
+    set (Hintermüller, Ito & Kunisch 2002) on the support ``S``, started from ``seed`` (a failed
+    route's support) or from the ``d`` examples of smallest relative margin; violations are
+    measured relative to each ``b_i``. Finally ``w`` is pushed into the feasible set by the
+    minimum-weighted-norm ``δ`` with ``A'_S δ = τ 1``, ``τ`` a bound on the rounding error of
+    ``a_i v`` (representing ``w`` in float64 costs ``ε ||w||`` per constraint, which for
+    ``||w|| ~ 1e12`` exceeds the certificate's tolerance on a unit-scale constraint). The
+    multipliers map back as ``λ = μ / ρ`` (``w = A^T μ = G^T λ``).
+    """
+    n, d = Gs.shape
+    rho = np.sqrt(np.einsum("ij,ij->i", Gs, Gs))
+    colmax = np.max(np.abs(Gs / rho[:, None]), axis=0)
+    ref = float(np.median(colmax[colmax > 0]))
+    # column factors t_k >= t_min (powers of two): large columns to max ~1, the rest by t_min
+    t = np.ldexp(1.0, np.frexp(np.maximum(colmax, ref))[1])
+    t_min = float(t.min())
+    Gt = Gs / t  # exact
+    rho_t = np.sqrt(np.einsum("ij,ij->i", Gt, Gt))
+    Ap = Gt / rho_t[:, None]  # unit rows again
+    b = 1.0 / rho_t
+    W = (t_min / t) ** 2  # in (0, 1]: tiny weights = nearly free coordinates
+    seeds = [lambda: seed] if seed is not None and seed.size else []
+    seeds.append(lambda: _clarabel_seed(Ap, b, W))
+    found = None
+    for make_seed in seeds:
+        S0 = make_seed()
+        if S0 is None or S0.size == 0:
+            continue
+        found = _active_set(Ap, b, W, np.unique(S0))
+        if found[3]:  # converged
+            break
+    if found is None:
+        raise RuntimeError("no support guess for the equilibrated KKT route")
+    v, mu_S, S, _ = found
+    # push into the feasible set, relative to each constraint's own scale
+    tau = 16 * d * np.finfo(float).eps * float(np.max(np.abs(Ap[S]) @ np.abs(v)))
+    delta, dmu = _kkt_solve(Ap[S], np.full(S.size, tau), W)
+    v = v + delta
+    lam = np.zeros(n)
+    lam[S] = (mu_S + dmu) / (rho_t[S] * t_min**2)
+    return RouteOutcome(v / t, lam, "optimal")
 
 
 def _route_nnls(Gs: np.ndarray) -> RouteOutcome:
@@ -489,16 +625,25 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     G = np.ldexp(G, -e2, out=G)
     e = e1 + e2  # original G = 2^e * G (exactly, unless entries fall below 2^-1074)
 
-    routes, reason = _routes(G, p, method)
+    gmax = float(np.sqrt(np.max(np.einsum("ij,ij->i", G, G))))
+    seen_supports: list[np.ndarray] = []  # supports of rejected candidates seed later routes
+
+    def seed_support():
+        return seen_supports[-1] if seen_supports else None
+
+    routes, reason = _routes(G, p, method, seed_support)
 
     def certify(out: RouteOutcome) -> Certificate:
-        cert = margin_certificate(G, out.w, out.dual, p, rtol=rtol)
+        cert = margin_certificate(G, out.w, out.dual, p, rtol=rtol, row_norm_max=gmax)
+        if not cert.verified:
+            seen_supports.append(np.flatnonzero(
+                (out.dual > 0) | (G @ out.w - 1.0 <= support_rtol)))
         if cert.verified or p != 2.0 or cert.primal_infeasibility <= rtol:
             return cert  # polish only answers that fail feasibility (arithmetic, not choice)
         polished = _polish_l2(G, out, support_rtol)
         if polished is None:
             return cert
-        cert2 = margin_certificate(G, polished[0], polished[1], p, rtol=rtol)
+        cert2 = margin_certificate(G, polished[0], polished[1], p, rtol=rtol, row_norm_max=gmax)
         if cert2.verified:  # the route's support was right; its arithmetic was not
             out.w, out.dual = polished
             out.solver_status = "optimal (polished on its support)"
@@ -524,13 +669,14 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
                           status="optimal", attempts=tuple(attempts), route_reason=reason)
 
 
-def _routes(Gs: np.ndarray, p: float, method: str):
+def _routes(Gs: np.ndarray, p: float, method: str, seed_support=lambda: None):
     n, d = Gs.shape
     table = {
         "dual-gram": lambda: _route_dual_gram(Gs),
         "highs-colgen": lambda: _route_highs_colgen(Gs, p),
         "working-set-nnls": lambda: _route_working_set_nnls(Gs),
         "nnls": lambda: _route_nnls(Gs),
+        "kkt-equilibrated": lambda: _route_kkt_equilibrated(Gs, seed_support()),
         "highs-cg": lambda: _route_highs_cg(Gs, p),
         "highs": lambda: _route_highs(Gs, p),
         "working-set-clarabel": lambda: _route_working_set_cvxpy(Gs, p),
@@ -541,7 +687,8 @@ def _routes(Gs: np.ndarray, p: float, method: str):
     wide = d > n
     if method == "auto":
         if p == 2.0:
-            names = ["working-set-nnls", "nnls", "cvxpy-clarabel", "cvxpy-osqp", "cvxpy-scs"]
+            names = ["working-set-nnls", "nnls", "kkt-equilibrated", "cvxpy-clarabel",
+                     "cvxpy-osqp", "cvxpy-scs"]
             if wide:
                 names.insert(0, "dual-gram")
                 reason = (f"d = {d} > n = {n}: the n-dimensional dual on the Gram matrix first, "
@@ -571,6 +718,7 @@ def _routes(Gs: np.ndarray, p: float, method: str):
         names = [method]
         reason = f"method={method!r} requested"
         ok = {"working-set-nnls": p == 2.0, "nnls": p == 2.0, "cvxpy-osqp": p == 2.0,
+              "kkt-equilibrated": p == 2.0,
               "dual-gram": p == 2.0, "highs-colgen": p in (1.0, np.inf),
               "highs-cg": p in (1.0, np.inf), "highs": p in (1.0, np.inf),
               "working-set-clarabel": 1.0 < p < np.inf}
