@@ -306,6 +306,32 @@ def _route_kkt_equilibrated(Gs: np.ndarray, seed: np.ndarray | None) -> RouteOut
     return RouteOutcome(v / t, lam, "optimal")
 
 
+def _polish_l1_dual(G: np.ndarray, w: np.ndarray, lam: np.ndarray, support_rtol: float):
+    """Re-solve the ℓ1 multipliers on the support of a feasible ``w`` (docs/theory.md §5.9).
+
+    Stationarity of ``½||w||_1²`` at ``w`` needs ``z = G^T λ`` with ``z_k = ||w||_1 sign(w_k)``
+    on ``K = supp(w)`` (and ``|z_k| <= ||w||_1`` elsewhere, which the certificate checks), with
+    ``λ`` on the active rows ``S``. HiGHS's multipliers carry its absolute dual tolerance, which
+    columns of very different scales amplify; here ``λ_S`` solves ``G_{S,K}^T λ_S = ||w||_1
+    sign(w_K)`` by least squares with every equation (column ``k``) divided by its largest
+    entry. Returns ``λ`` or ``None`` (a negative multiplier: the support guess was wrong).
+    """
+    wn = float(np.sum(np.abs(w)))
+    K = np.flatnonzero(np.abs(w) > 1e-12 * wn)
+    S = np.flatnonzero((lam > 0) & (G @ w - 1.0 <= support_rtol))
+    if K.size == 0 or S.size == 0:
+        return None
+    M = G[np.ix_(S, K)].T
+    scale = np.max(np.abs(M), axis=1)
+    scale[scale == 0] = 1.0
+    lam_S = np.linalg.lstsq(M / scale[:, None], wn * np.sign(w[K]) / scale, rcond=None)[0]
+    if np.any(lam_S < 0):
+        return None
+    out = np.zeros_like(lam)
+    out[S] = lam_S
+    return out
+
+
 def _route_nnls(Gs: np.ndarray) -> RouteOutcome:
     w, lam = _ldp_nnls(Gs)
     return RouteOutcome(w, lam, "optimal")
@@ -363,6 +389,22 @@ def _route_working_set_nnls(Gs: np.ndarray) -> RouteOutcome:
 
 
 # ------------------------------------------------------------------ ℓ1 / ℓ∞: linear programs
+_COLUMN_SPREAD = 2.0**10  # column factors only when a column exceeds the median by this
+
+
+def column_factors(A: np.ndarray) -> np.ndarray:
+    """Powers of two ``t_j >= 1`` dividing the columns of ``A`` that exceed the median
+    column max-abs by more than ``2^10`` (to about the median); ``1`` elsewhere, and ``1``
+    everywhere for well-scaled data (docs/theory.md §5.9)."""
+    cmax = np.max(np.abs(A), axis=0)
+    pos = cmax[cmax > 0]
+    if pos.size == 0:
+        return np.ones(A.shape[1])
+    ref = float(np.median(pos))
+    if float(cmax.max()) <= _COLUMN_SPREAD * ref:
+        return np.ones(A.shape[1])
+    return np.ldexp(1.0, np.frexp(np.maximum(cmax, ref) / ref)[1] - 1)
+
 def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
     """LP :math:`\\max s` s.t. :math:`Gw \\ge s\\mathbf 1`, :math:`\\|w\\|_p \\le 1` (p = 1 or ∞).
 
@@ -375,6 +417,12 @@ def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
     # Row-equilibrated (docs/theory.md §5.9): row i divided by ρ_i = ||g_i||, so the LP reads
     # a_i w >= s' b_i with unit rows a_i and b_i = ρ_min / ρ_i (then s = ρ_min s' is the same
     # margin); its multipliers ν' give ν_i = ν'_i b_i for G w >= s 1 (still Σ ν = 1).
+    # Columns far above the median (by more than 2^10, measured on unit rows) are divided by
+    # powers of two t_j and the LP is solved in v = t w (bounds |v_j| <= t_j for ℓ∞, budget
+    # Σ |v_j| / t_j <= 1 for ℓ1): the same program, with the large columns no longer hiding
+    # the others from HiGHS's absolute tolerances (§5.9). Well-scaled data keep t = 1.
+    t = column_factors(G / np.sqrt(np.einsum("ij,ij->i", G, G))[:, None])
+    G = G / t
     rho = np.sqrt(np.einsum("ij,ij->i", G, G))
     bcol = (rho.min() / rho)[:, None]
     G = G / rho[:, None]
@@ -385,27 +433,44 @@ def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
         c = np.zeros(d + 1)
         c[-1] = -1.0
         A = np.hstack([-G, bcol])
-        bounds = [(-1.0, 1.0)] * d + [(None, None)]
+        bounds = [(-tj, tj) for tj in t.tolist()] + [(None, None)]
         res = so.linprog(c, A_ub=A, b_ub=np.zeros(m), bounds=bounds, method="highs",
                          options=opts)
-        sol = None if res.x is None else res.x[:d]
+        sol = None if res.x is None else res.x[:d] / t
     else:
         # variables [a (d), b (d), s], w = a - b;  -G a + G b + s <= 0;  sum(a + b) <= 1
         c = np.zeros(2 * d + 1)
         c[-1] = -1.0
         A = sp.vstack([sp.csr_matrix(np.hstack([-G, G, bcol])),
-                       sp.csr_matrix(np.concatenate([np.ones(2 * d), [0.0]])[None, :])])
+                       sp.csr_matrix(np.concatenate([1.0 / t, 1.0 / t, [0.0]])[None, :])])
         b = np.concatenate([np.zeros(m), [1.0]])
         bounds = [(0.0, None)] * (2 * d) + [(None, None)]
         res = so.linprog(c, A_ub=A, b_ub=b, bounds=bounds, method="highs", options=opts)
-        sol = None if res.x is None else res.x[:d] - res.x[d:2 * d]
+        sol = None if res.x is None else (res.x[:d] - res.x[d:2 * d]) / t
     if res.status != 0 or sol is None:
         raise RuntimeError(f"HiGHS: {res.message}")
     s = float(res.x[-1]) * float(rho.min())
     if s <= 0.0:
         raise Infeasible(f"LP margin s = {s:.2e} <= 0")
+    sol = _push_lp(G, sol * t, float(res.x[-1]) * bcol[:, 0]) / t
     nu = -np.asarray(res.ineqlin.marginals[:m]) * bcol[:, 0]
     return sol / s, nu / s**2
+
+
+def _push_lp(A: np.ndarray, v: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Move an LP answer ``v`` of ``A v >= rhs`` (unit rows) that HiGHS left infeasible by up to
+    its absolute tolerance into the feasible set: ``v + τ u`` with ``A_V u = 1`` (least squares)
+    on the rows ``V`` within ``1e-7`` of active and ``τ = 10 × max violation``. Rows whose
+    right-hand side is tiny (``b_i = ρ_min / ρ_i ~ 1e-12`` for one row scaled by 1e-12) are
+    otherwise violated *relative to their own scale* by HiGHS's 1e-9 (docs/theory.md §5.9);
+    the norm grows by ``τ ||u||`` (~1e-8 relative), which the certificate measures."""
+    slack = A @ v - rhs
+    viol = -float(slack.min())
+    if viol <= 0.0:
+        return v  # feasible as computed (the common path)
+    V = np.flatnonzero(slack <= 1e-7)
+    u = np.linalg.lstsq(A[V], np.ones(V.size), rcond=None)[0]
+    return v + 10.0 * viol * u
 
 
 def _route_highs(Gs: np.ndarray, p: float) -> RouteOutcome:
@@ -638,6 +703,13 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
         if not cert.verified:
             seen_supports.append(np.flatnonzero(
                 (out.dual > 0) | (G @ out.w - 1.0 <= support_rtol)))
+        if (not cert.verified and p == 1.0 and cert.primal_infeasibility <= rtol
+                and (lam1 := _polish_l1_dual(G, out.w, out.dual, support_rtol)) is not None):
+            cert2 = margin_certificate(G, out.w, lam1, p, rtol=rtol, row_norm_max=gmax)
+            if cert2.verified:  # the route's primal was right; its multipliers were not
+                out.dual = lam1
+                out.solver_status = "optimal (polished on its support)"
+                return cert2
         if cert.verified or p != 2.0 or cert.primal_infeasibility <= rtol:
             return cert  # polish only answers that fail feasibility (arithmetic, not choice)
         polished = _polish_l2(G, out, support_rtol)
