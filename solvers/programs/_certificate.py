@@ -232,3 +232,58 @@ def margins_with_bound(G: np.ndarray, w: np.ndarray, *, row_norm_max: float | No
         if rows.size:
             m[rows] = exact_row_dots(G[rows], w)
     return m
+
+
+def rounding_floors(A: np.ndarray, w: np.ndarray, lam: np.ndarray, p: float, *,
+                    primal_norm: float, primal_scale: float) -> dict:
+    """What rounding ``w`` and the multipliers to float64 alone can do to the residuals.
+
+    Each entry of ``w`` and ``λ`` carries a relative rounding error up to ``u = 2^-53``, so
+    ``A w`` moves by up to ``u |A| |w|`` and ``z = A^T λ`` by up to ``u |A|^T |λ|`` (exactly
+    evaluated products do not remove this: it is the representation, not the arithmetic).
+    Returns the floors of the primal infeasibility (``||u |A||w| ||`` in ``primal_norm`` over
+    ``primal_scale``), of the stationarity residual (``||u |A|^T|λ| ||_q / ||w||_p``) and of the
+    duality gap (twice the latter: ``½||z||_q²`` moves by ``||z||_q ||Δz||_q``).
+    """
+    from .._validation import dual_exponent
+
+    u = np.finfo(float).eps / 2
+    aA = np.abs(A)
+    primal = u * lp_norm(aA @ np.abs(w), primal_norm) / primal_scale
+    wn = lp_norm(w, p)
+    dual = u * lp_norm(aA.T @ np.abs(lam), dual_exponent(p)) / wn if wn > 0 else np.inf
+    return {"primal infeasibility": float(primal), "dual residual": float(dual),
+            "duality gap": float(2 * dual)}
+
+
+def precision_limited(cert: Certificate, floors: dict, factor: float = 64.0) -> dict | None:
+    """The failing residuals of ``cert`` with their floors if *every* failing residual is within
+    ``factor`` of its float64 floor (:func:`rounding_floors`); else ``None``."""
+    values = {"primal infeasibility": cert.primal_infeasibility,
+              "dual residual": cert.dual_residual, "duality gap": cert.duality_gap}
+    failing = {k: v for k, v in values.items() if not (np.isfinite(v) and v <= cert.rtol)}
+    if not failing or any(not (v <= factor * floors[k]) for k, v in failing.items()):
+        return None
+    return {k: {"residual": float(v), "float64 floor": floors[k]} for k, v in failing.items()}
+
+
+def raise_precision_limit(exc, limited: list, context: str, rtol: float) -> None:
+    """Re-raise the chain's :class:`~solvers.errors.SolverError` as a
+    :class:`~solvers.errors.PrecisionLimitError` when a candidate failed only at float64's
+    representation floor (``limited``: the outputs of :func:`precision_limited`)."""
+    from ..errors import PrecisionLimitError
+
+    found = [x for x in limited if x is not None]
+    if not found:
+        raise exc
+    best = min(found, key=lambda r: max(v["residual"] for v in r.values()))
+    what = "; ".join(f"{k} {v['residual']:.2e} (float64 floor {v['float64 floor']:.2e})"
+                     for k, v in best.items())
+    need = max(v["residual"] for v in best.values())
+    raise PrecisionLimitError(
+        f"{context}: not certified at rtol = {rtol:g}, and float64 resolution is the reason: "
+        f"the best candidate fails only by {what}, within 64x of what rounding its solution or "
+        f"its multipliers to float64 alone can cause on these data (a row or column scaled far "
+        f"from the others amplifies it; docs/theory.md §5.9). Nothing is claimed about the "
+        f"data. Standardise the features (or the rows), or pass rtol >= {2 * need:.1e}.",
+        attempts=exc.attempts, residuals=best) from exc

@@ -19,13 +19,16 @@ import scipy.optimize as so
 import scipy.sparse as sp
 
 from .._validation import check_labels, check_norm, check_rtol, check_X, dual_exponent
-from ..errors import MarginBelowResolutionError
+from ..errors import MarginBelowResolutionError, SolverError
 from ..tolerances import TOLERANCES
 from ._certificate import (
     Certificate,
     build_certificate,
     lp_norm,
     margins_with_bound,
+    precision_limited,
+    raise_precision_limit,
+    rounding_floors,
 )
 from ._chain import Infeasible, RouteOutcome, run_chain
 from ._farkas import raise_not_separable
@@ -201,6 +204,8 @@ def _kkt_solve(A_S: np.ndarray, rhs: np.ndarray, W: np.ndarray):
     return x[:d], x[d:]
 
 
+_KKT_FLOOR = 1e-12  # every column to max-abs ~1 (a floor for zero columns); measured: a
+# floor of 1 (only large columns scaled) failed 4 of 60 random data with a column x 1e-7..1e-9
 _KKT_MAX = 3000  # the dense saddle-point system of the equilibrated route is (d + |S|)^2
 
 
@@ -259,9 +264,10 @@ def _route_kkt_equilibrated(Gs: np.ndarray, seed: np.ndarray | None) -> RouteOut
     """ℓ2 max margin on row- and column-equilibrated data (docs/theory.md §5.9).
 
     Rows: ``g_i w >= 1`` is ``a_i w >= b_i`` with unit ``a_i = g_i / ρ_i`` and ``b_i = 1/ρ_i``
-    (so each constraint keeps its own scale). Columns: columns of ``A`` larger than the median
-    column are divided by a power of two ``s_k >= 1``, ``v = s w`` (exact), which turns the
-    program into ``min ½ Σ v_k² / s_k²`` s.t. ``A' v >= b``: a weighted norm whose tiny weights
+    (so each constraint keeps its own scale). Columns: every column is divided by a power of two
+    ``t_k`` near its max-abs, ``v = t w`` (exact), which turns the program into
+    ``min ½ Σ W_k v_k²`` (``W = (t_min / t)²``) s.t. ``A' v >= b``: a weighted norm whose tiny
+    weights
     (nearly free coordinates) the saddle-point system ``[W, -A'_S^T; A'_S, 0]`` handles without
     forming ``A' W^{-1} A'^T`` (which loses the small columns to rounding). A primal–dual active
     set (Hintermüller, Ito & Kunisch 2002) on the support ``S``, started from ``seed`` (a failed
@@ -276,8 +282,8 @@ def _route_kkt_equilibrated(Gs: np.ndarray, seed: np.ndarray | None) -> RouteOut
     rho = np.sqrt(np.einsum("ij,ij->i", Gs, Gs))
     colmax = np.max(np.abs(Gs / rho[:, None]), axis=0)
     ref = float(np.median(colmax[colmax > 0]))
-    # column factors t_k >= t_min (powers of two): large columns to max ~1, the rest by t_min
-    t = np.ldexp(1.0, np.frexp(np.maximum(colmax, ref))[1])
+    # column factors t_k (powers of two): every column to max-abs ~1 (zero columns: a floor)
+    t = np.ldexp(1.0, np.frexp(np.maximum(colmax, ref * _KKT_FLOOR))[1])
     t_min = float(t.min())
     Gt = Gs / t  # exact
     rho_t = np.sqrt(np.einsum("ij,ij->i", Gt, Gt))
@@ -698,11 +704,15 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
 
     routes, reason = _routes(G, p, method, seed_support)
 
+    limited: list = []  # candidates that failed only at float64's representation floor
+
     def certify(out: RouteOutcome) -> Certificate:
         cert = margin_certificate(G, out.w, out.dual, p, rtol=rtol, row_norm_max=gmax)
         if not cert.verified:
             seen_supports.append(np.flatnonzero(
                 (out.dual > 0) | (G @ out.w - 1.0 <= support_rtol)))
+            limited.append(precision_limited(cert, rounding_floors(
+                G, out.w, out.dual, p, primal_norm=np.inf, primal_scale=1.0)))
         if (not cert.verified and p == 1.0 and cert.primal_infeasibility <= rtol
                 and (lam1 := _polish_l1_dual(G, out.w, out.dual, support_rtol)) is not None):
             cert2 = margin_certificate(G, out.w, lam1, p, rtol=rtol, row_norm_max=gmax)
@@ -722,9 +732,12 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
             return cert2
         return cert
 
-    name, out, cert, attempts = run_chain(
-        routes, certify, on_infeasible=lambda: raise_not_separable(G, ctx, scale_exp=e, p=p),
-        program=ctx)
+    try:
+        name, out, cert, attempts = run_chain(
+            routes, certify, on_infeasible=lambda: raise_not_separable(G, ctx, scale_exp=e, p=p),
+            program=ctx)
+    except SolverError as exc:
+        raise_precision_limit(exc, limited, ctx, rtol)
     if out.solver_status.startswith("optimal (polished"):
         name += "+polish"
     # back to the original scale: w = 2^-e w_s, λ = 2^-2e λ_s, values ½||w||² scale by 2^-2e

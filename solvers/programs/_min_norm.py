@@ -10,9 +10,17 @@ import scipy.optimize as so
 import scipy.sparse as sp
 
 from .._validation import as_float_array, check_norm, check_rtol, check_X, dual_exponent
-from ..errors import InconsistentSystemError
+from ..errors import InconsistentSystemError, SolverError
 from ..tolerances import TOLERANCES
-from ._certificate import Certificate, build_certificate, lp_norm, zero_solution_certificate
+from ._certificate import (
+    Certificate,
+    build_certificate,
+    lp_norm,
+    precision_limited,
+    raise_precision_limit,
+    rounding_floors,
+    zero_solution_certificate,
+)
 from ._chain import Infeasible, RouteOutcome, run_chain
 from ._wide import basis_pursuit_colgen
 
@@ -326,11 +334,21 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     else:
         names = [method]
 
-    def certify(out: RouteOutcome) -> Certificate:
-        return min_norm_certificate(Xs, ys, out.w, out.dual, p, rtol=rtol)
+    limited: list = []  # candidates that failed only at float64's representation floor
 
-    name, out, cert, attempts = run_chain([(nm, table[nm]) for nm in names], certify,
-                                          on_infeasible=None, program=ctx)
+    def certify(out: RouteOutcome) -> Certificate:
+        cert = min_norm_certificate(Xs, ys, out.w, out.dual, p, rtol=rtol)
+        if not cert.verified:
+            limited.append(precision_limited(cert, rounding_floors(
+                Xs, out.w, out.dual, p, primal_norm=2.0,
+                primal_scale=float(np.linalg.norm(ys)))))
+        return cert
+
+    try:
+        name, out, cert, attempts = run_chain([(nm, table[nm]) for nm in names], certify,
+                                              on_infeasible=None, program=ctx)
+    except SolverError as exc:
+        raise_precision_limit(exc, limited, ctx, rtol)
     with np.errstate(over="ignore", under="ignore"):  # values beyond float64 become inf / 0
         cert = replace(cert, primal_value=float(np.ldexp(cert.primal_value, 2 * (ey - ex))),
                        dual_value=float(np.ldexp(cert.dual_value, 2 * (ey - ex))))
