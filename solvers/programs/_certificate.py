@@ -281,9 +281,40 @@ def raise_precision_limit(exc, limited: list, context: str, rtol: float) -> None
                      for k, v in best.items())
     need = max(v["residual"] for v in best.values())
     raise PrecisionLimitError(
-        f"{context}: not certified at rtol = {rtol:g}, and float64 resolution is the reason: "
+        f"{context}: no solver returned a verified solution at rtol = {rtol:g}, and float64 "
+        f"resolution is the reason: "
         f"the best candidate fails only by {what}, within 64x of what rounding its solution or "
         f"its multipliers to float64 alone can cause on these data (a row or column scaled far "
         f"from the others amplifies it; docs/theory.md §5.9). Nothing is claimed about the "
         f"data. Standardise the features (or the rows), or pass rtol >= {2 * need:.1e}.",
         attempts=exc.attempts, residuals=best) from exc
+
+
+def dual_image(A: np.ndarray, lam: np.ndarray, w_norm: float, *, tol: float,
+               frobenius: float | None = None) -> np.ndarray:
+    """``z = A^T λ``, computed exactly (:func:`exact_row_dots` on ``A^T``) when float64's error
+    bound ``d γ_n ||A||_F ||λ||_2`` (Higham 2002, eq. (3.5), with Cauchy–Schwarz; ``d`` for the
+    ℓ1 norm of the error vector) exceeds ``1e-3 tol ||w||`` — i.e. only when rounding could
+    decide the stationarity residual or the gap."""
+    z = A.T @ lam
+    n, d = A.shape
+    if frobenius is None:
+        frobenius = float(np.sqrt(np.einsum("ij,ij->", A, A)))
+    u = np.finfo(float).eps / 2
+    gam = n * u / (1.0 - n * u)
+    if d * gam * frobenius * lp_norm(lam, 2.0) > 1e-3 * tol * w_norm:
+        z = exact_row_dots(np.ascontiguousarray(A.T), lam)
+    return z
+
+
+def residual_rows(A: np.ndarray, w: np.ndarray, b: np.ndarray, *, tol: float,
+                  row_norm_max: float | None = None) -> np.ndarray:
+    """``A w - b`` with the dot products evaluated exactly wherever float64's error bound could
+    matter at ``1e-3 tol ||b||_2`` (the min-norm program's primal residual, §5.5)."""
+    r = A @ w - b
+    if row_norm_max is None:
+        row_norm_max = float(np.sqrt(np.max(np.einsum("ij,ij->i", A, A)))) if A.size else 0.0
+    bound = dot_error_bound(A.shape[1], row_norm_max, w) * np.sqrt(A.shape[0])
+    if bound > 1e-3 * tol * float(np.linalg.norm(b)):
+        r = exact_row_dots(A, w) - b
+    return r

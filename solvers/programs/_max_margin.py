@@ -24,6 +24,7 @@ from ..tolerances import TOLERANCES
 from ._certificate import (
     Certificate,
     build_certificate,
+    dual_image,
     lp_norm,
     margins_with_bound,
     precision_limited,
@@ -108,17 +109,19 @@ class MarginSolution:
 
 
 def margin_certificate(G: np.ndarray, w: np.ndarray, lam: np.ndarray, p: float, *,
-                       rtol: float | None = None,
-                       row_norm_max: float | None = None) -> Certificate:
+                       rtol: float | None = None, row_norm_max: float | None = None,
+                       frobenius: float | None = None) -> Certificate:
     """Certificate of ``(w, λ)`` for :math:`\\min\\tfrac12\\|w\\|_p^2` s.t. :math:`Gw \\ge 1`.
 
     The margins ``G w`` are evaluated exactly wherever float64's rounding error could decide
     primal feasibility (:func:`~solvers.programs._certificate.margins_with_bound`, docs/theory.md
-    §5.9); ``row_norm_max`` (``max_i ||g_i||_2``) is computed if not given.
+    §5.9), and so is ``z = G^T λ`` where its error bound could decide stationarity or the gap;
+    ``row_norm_max`` (``max_i ||g_i||_2``) and ``frobenius`` (``||G||_F``) are computed if not
+    given.
     """
     rtol = TOLERANCES.certificate_rtol if rtol is None else rtol
     q = dual_exponent(p)
-    z = G.T @ lam
+    z = dual_image(G, lam, lp_norm(w, p), tol=rtol, frobenius=frobenius)
     margins = margins_with_bound(G, w, row_norm_max=row_norm_max, tol=rtol)
     return build_certificate(
         primal_infeasibility=float(max(0.0, 1.0 - float(np.min(margins)))),
@@ -696,7 +699,8 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     G = np.ldexp(G, -e2, out=G)
     e = e1 + e2  # original G = 2^e * G (exactly, unless entries fall below 2^-1074)
 
-    gmax = float(np.sqrt(np.max(np.einsum("ij,ij->i", G, G))))
+    sq = np.einsum("ij,ij->i", G, G)
+    gmax, gfro = float(np.sqrt(sq.max())), float(np.sqrt(sq.sum()))
     seen_supports: list[np.ndarray] = []  # supports of rejected candidates seed later routes
 
     def seed_support():
@@ -707,7 +711,8 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     limited: list = []  # candidates that failed only at float64's representation floor
 
     def certify(out: RouteOutcome) -> Certificate:
-        cert = margin_certificate(G, out.w, out.dual, p, rtol=rtol, row_norm_max=gmax)
+        cert = margin_certificate(G, out.w, out.dual, p, rtol=rtol, row_norm_max=gmax,
+                                  frobenius=gfro)
         if not cert.verified:
             seen_supports.append(np.flatnonzero(
                 (out.dual > 0) | (G @ out.w - 1.0 <= support_rtol)))
@@ -715,7 +720,8 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
                 G, out.w, out.dual, p, primal_norm=np.inf, primal_scale=1.0)))
         if (not cert.verified and p == 1.0 and cert.primal_infeasibility <= rtol
                 and (lam1 := _polish_l1_dual(G, out.w, out.dual, support_rtol)) is not None):
-            cert2 = margin_certificate(G, out.w, lam1, p, rtol=rtol, row_norm_max=gmax)
+            cert2 = margin_certificate(G, out.w, lam1, p, rtol=rtol, row_norm_max=gmax,
+                                       frobenius=gfro)
             if cert2.verified:  # the route's primal was right; its multipliers were not
                 out.dual = lam1
                 out.solver_status = "optimal (polished on its support)"
@@ -725,7 +731,8 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
         polished = _polish_l2(G, out, support_rtol)
         if polished is None:
             return cert
-        cert2 = margin_certificate(G, polished[0], polished[1], p, rtol=rtol, row_norm_max=gmax)
+        cert2 = margin_certificate(G, polished[0], polished[1], p, rtol=rtol,
+                                   row_norm_max=gmax, frobenius=gfro)
         if cert2.verified:  # the route's support was right; its arithmetic was not
             out.w, out.dual = polished
             out.solver_status = "optimal (polished on its support)"

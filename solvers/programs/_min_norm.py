@@ -15,9 +15,11 @@ from ..tolerances import TOLERANCES
 from ._certificate import (
     Certificate,
     build_certificate,
+    dual_image,
     lp_norm,
     precision_limited,
     raise_precision_limit,
+    residual_rows,
     rounding_floors,
     zero_solution_certificate,
 )
@@ -85,9 +87,11 @@ def min_norm_certificate(X: np.ndarray, y: np.ndarray, w: np.ndarray, nu: np.nda
                          *, rtol: float | None = None) -> Certificate:
     """Certificate of ``(w, ν)`` for :math:`\\min\\tfrac12\\|w\\|_p^2` s.t. :math:`Xw = y`."""
     rtol = TOLERANCES.certificate_rtol if rtol is None else rtol
-    z = X.T @ nu
+    # rounding-aware: exact dot products where float64's error bound could decide (§5.9)
+    z = dual_image(X, nu, lp_norm(w, p), tol=rtol)
     return build_certificate(
-        primal_infeasibility=float(np.linalg.norm(X @ w - y) / np.linalg.norm(y)),
+        primal_infeasibility=float(np.linalg.norm(residual_rows(X, w, y, tol=rtol))
+                                   / np.linalg.norm(y)),
         w_norm=lp_norm(w, p), z_dual_norm=lp_norm(z, dual_exponent(p)), z_dot_w=float(z @ w),
         b_dot_lam=float(y @ nu), lam=nu, inequality=False, rtol=rtol)
 
