@@ -266,20 +266,20 @@ def _active_set(Ap, b, W, S, max_iter: int = 100):
 def _route_kkt_equilibrated(Gs: np.ndarray, seed: np.ndarray | None) -> RouteOutcome:
     """ℓ2 max margin on row- and column-equilibrated data (docs/theory.md §5.9).
 
-    Rows: ``g_i w >= 1`` is ``a_i w >= b_i`` with unit ``a_i = g_i / ρ_i`` and ``b_i = 1/ρ_i``
-    (so each constraint keeps its own scale). Columns: every column is divided by a power of two
+    Rows: ``g_i w >= 1`` is ``a_i w >= b_i`` with unit ``a_i`` and ``b_i = 1/||row||`` (so
+    each constraint keeps its own scale). Columns: every column is divided by a power of two
     ``t_k`` near its max-abs, ``v = t w`` (exact), which turns the program into
     ``min ½ Σ W_k v_k²`` (``W = (t_min / t)²``) s.t. ``A' v >= b``: a weighted norm whose tiny
-    weights
-    (nearly free coordinates) the saddle-point system ``[W, -A'_S^T; A'_S, 0]`` handles without
-    forming ``A' W^{-1} A'^T`` (which loses the small columns to rounding). A primal–dual active
-    set (Hintermüller, Ito & Kunisch 2002) on the support ``S``, started from ``seed`` (a failed
-    route's support) or from the ``d`` examples of smallest relative margin; violations are
-    measured relative to each ``b_i``. Finally ``w`` is pushed into the feasible set by the
-    minimum-weighted-norm ``δ`` with ``A'_S δ = τ 1``, ``τ`` a bound on the rounding error of
-    ``a_i v`` (representing ``w`` in float64 costs ``ε ||w||`` per constraint, which for
-    ``||w|| ~ 1e12`` exceeds the certificate's tolerance on a unit-scale constraint). The
-    multipliers map back as ``λ = μ / ρ`` (``w = A^T μ = G^T λ``).
+    weights (nearly free coordinates) the saddle-point system ``[W, -A'_S^T; A'_S, 0]``
+    handles without forming ``A' W^{-1} A'^T`` (which loses the small columns to rounding).
+    A primal–dual active set (Hintermüller, Ito & Kunisch 2002) on the support ``S``, first
+    guessed from ``seed`` (a failed route's support), else from Clarabel's multipliers on the
+    equilibrated program; violations are measured relative to each ``b_i``. Finally ``w`` is
+    pushed into the feasible set by the minimum-weighted-norm ``δ`` with ``A'_S δ = τ 1``,
+    ``τ`` a bound on the rounding error of ``a_i v`` (representing ``w`` in float64 costs
+    ``ε ||w||`` per constraint, which for ``||w|| ~ 1e12`` exceeds the certificate's tolerance
+    on a unit-scale constraint). The multipliers map back as ``λ = μ / (ρ'_i t_min²)``, ``ρ'``
+    the row norms after the column factors (so that ``w = G^T λ``).
     """
     n, d = Gs.shape
     rho = np.sqrt(np.einsum("ij,ij->i", Gs, Gs))
@@ -607,7 +607,9 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
         The exponent ``p`` (``"inf"``, ``"l1"``, ``"l2"`` accepted).
     method : str, keyword-only
         ``"auto"`` (default): the fastest verified route, then fallbacks — ℓ2:
-        ``working-set-nnls → nnls → cvxpy-clarabel → cvxpy-osqp → cvxpy-scs``, preceded by
+        ``working-set-nnls → nnls → kkt-equilibrated → cvxpy-clarabel → cvxpy-osqp →
+        cvxpy-scs`` (``kkt-equilibrated``: rows and columns equilibrated, a weighted norm,
+        docs/theory.md §5.9), preceded by
         ``dual-gram`` when ``d > n``; ℓ1/ℓ∞: ``highs-cg → highs → cvxpy-clarabel →
         cvxpy-scs``, with ``highs-colgen`` first (ℓ1) or second (ℓ∞) when ``d > n``; other
         ``p``:
@@ -632,6 +634,10 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     MarginBelowResolutionError
         Separable or not is undecided at this tolerance: a Gordan ``μ`` is small but not at
         rounding level; ``.upper_bound`` is a certified upper bound on the margin.
+    PrecisionLimitError
+        A :class:`SolverError` whose best candidate failed only by residuals within 64x of what
+        rounding ``w`` or ``λ`` to float64 causes on these data (e.g. ℓ∞ with a column x 1e12,
+        docs/theory.md §5.9); ``.residuals`` holds them with their floors.
     SolverError
         No route produced a solution whose certificate verified; ``.attempts`` says why.
     ValueError, TypeError

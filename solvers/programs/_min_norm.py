@@ -211,9 +211,9 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
         Real targets (for ``(n, k)`` targets, solve one column at a time).
     norm : {1, 2, inf} or float >= 1, keyword-only
     method : str, keyword-only
-        ``"auto"`` (ℓ2: ``lstsq → cvxpy-clarabel``; ℓ1/ℓ∞: ``highs → cvxpy-clarabel →
-        cvxpy-scs``, ℓ1 with ``d > 2n`` preceded by ``highs-colgen``, basis pursuit by column
-        generation, docs/theory.md §5.8; other p: ``cvxpy-clarabel → cvxpy-scs``) or one name of
+        ``"auto"`` (ℓ2: ``lstsq → kkt-equilibrated → cvxpy-clarabel``; ℓ1/ℓ∞: ``highs →
+        cvxpy-clarabel → cvxpy-scs``, ℓ1 with ``d > 2n`` preceded by ``highs-colgen``, basis
+        pursuit by column generation, docs/theory.md §5.8; other p: ``cvxpy-clarabel → cvxpy-scs``) or one name of
         :data:`MIN_NORM_METHODS`.
     rtol : float, optional
         Certificate tolerance in ``(0, 1)`` (default ``TOLERANCES.certificate_rtol``). ``X`` and
@@ -232,6 +232,9 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     InconsistentSystemError
         ``X w = y`` has no solution: ``min ||Xw - y||_2 > consistency_rtol ||y||_2``;
         ``.residual`` holds it.
+    PrecisionLimitError
+        A :class:`SolverError`: the best candidate failed only at float64's representation floor
+        (e.g. one row of ``X`` x 1e12 without its ``y_i``, docs/theory.md §5.9).
     SolverError
         No route verified.
     ValueError, TypeError
