@@ -213,8 +213,8 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     method : str, keyword-only
         ``"auto"`` (ℓ2: ``lstsq → kkt-equilibrated → cvxpy-clarabel``; ℓ1/ℓ∞: ``highs →
         cvxpy-clarabel → cvxpy-scs``, ℓ1 with ``d > 2n`` preceded by ``highs-colgen``, basis
-        pursuit by column generation, docs/theory.md §5.8; other p: ``cvxpy-clarabel → cvxpy-scs``) or one name of
-        :data:`MIN_NORM_METHODS`.
+        pursuit by column generation, docs/theory.md §5.8; other p: ``cvxpy-clarabel →
+        cvxpy-scs``) or one name of :data:`MIN_NORM_METHODS`.
     rtol : float, optional
         Certificate tolerance in ``(0, 1)`` (default ``TOLERANCES.certificate_rtol``). ``X`` and
         ``y`` are scaled by exact powers of two before solving (docs/theory.md §5.9), so data of
