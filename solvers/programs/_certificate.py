@@ -292,18 +292,21 @@ def raise_precision_limit(exc, limited: list, context: str, rtol: float) -> None
 
 def dual_image(A: np.ndarray, lam: np.ndarray, w_norm: float, *, tol: float,
                frobenius: float | None = None) -> np.ndarray:
-    """``z = A^T λ``, computed exactly (:func:`exact_row_dots` on ``A^T``) when float64's error
-    bound ``d γ_n ||A||_F ||λ||_2`` (Higham 2002, eq. (3.5), with Cauchy–Schwarz; ``d`` for the
-    ℓ1 norm of the error vector) exceeds ``1e-3 tol ||w||`` — i.e. only when rounding could
-    decide the stationarity residual or the gap."""
+    """``z = A^T λ``, computed exactly (:func:`exact_row_dots`) over the rows with ``λ_i != 0``
+    when float64's error bound ``γ_n ||(|A_S|^T |λ_S|)||_1`` (Higham 2002, eq. (3.5); the ℓ1
+    norm bounds the error in every dual norm) exceeds ``1e-3 tol ||w||`` — i.e. only when
+    rounding could decide the stationarity residual or the gap. ``frobenius`` is unused (kept
+    for callers that pass it)."""
     z = A.T @ lam
-    n, d = A.shape
-    if frobenius is None:
-        frobenius = float(np.sqrt(np.einsum("ij,ij->", A, A)))
+    S = np.flatnonzero(lam)
+    if S.size == 0:
+        return z
     u = np.finfo(float).eps / 2
-    gam = n * u / (1.0 - n * u)
-    if d * gam * frobenius * lp_norm(lam, 2.0) > 1e-3 * tol * w_norm:
-        z = exact_row_dots(np.ascontiguousarray(A.T), lam)
+    gam = S.size * u / (1.0 - S.size * u)
+    AS = A[S]
+    bound = gam * float(np.sum(np.abs(AS).T @ np.abs(lam[S])))
+    if bound > 1e-3 * tol * w_norm:
+        z = exact_row_dots(np.ascontiguousarray(AS.T), lam[S])
     return z
 
 
