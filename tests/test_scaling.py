@@ -209,6 +209,17 @@ def test_min_norm_row_or_column_of_X_scaled(p, kind, k):
     _check_min_norm_exactly(Xs, y, sol, p)
 
 
+@pytest.mark.parametrize("p", NORMS, ids=["l2", "l1", "linf"])
+@given(seed=seeds, n=st.integers(2, 6), extra=st.integers(1, 6), k=st.integers(-9, 9),
+       kind=st.sampled_from(["row", "col"]), which=st.integers(0, 11))
+def test_min_norm_any_row_or_column_of_X_scaled(p, seed, n, extra, k, kind, which):
+    rng = np.random.default_rng(seed)
+    X, y = rng.standard_normal((n, n + extra)), rng.standard_normal(n)
+    Xs = _scaled(X, kind, k, which % (n if kind == "row" else n + extra))
+    sol = solve_min_norm(Xs, y, norm=p)
+    _check_min_norm_exactly(Xs, y, sol, p)
+
+
 # ----------------------------------------------------------------- breast cancer, raw features
 @pytest.fixture(scope="module")
 def breast_cancer():
