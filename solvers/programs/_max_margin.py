@@ -402,14 +402,14 @@ _COLUMN_SPREAD = 2.0**10  # column factors only when a column exceeds the median
 
 
 def column_factors(A: np.ndarray) -> np.ndarray:
-    """Powers of two ``t_j >= 1`` dividing the columns of ``A`` that exceed the median
+    """Powers of two ``t_j >= 1`` dividing the columns of ``A`` that exceed the (lower) median
     column max-abs by more than ``2^10`` (to about the median); ``1`` elsewhere, and ``1``
     everywhere for well-scaled data (docs/theory.md §5.9)."""
     cmax = np.max(np.abs(A), axis=0)
     pos = cmax[cmax > 0]
     if pos.size == 0:
         return np.ones(A.shape[1])
-    ref = float(np.median(pos))
+    ref = float(np.sort(pos)[(pos.size - 1) // 2])  # the lower median (d = 2: the smaller)
     if float(cmax.max()) <= _COLUMN_SPREAD * ref:
         return np.ones(A.shape[1])
     return np.ldexp(1.0, np.frexp(np.maximum(cmax, ref) / ref)[1] - 1)
