@@ -435,13 +435,50 @@ def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
     rho = np.sqrt(np.einsum("ij,ij->i", G, G))
     bcol = (rho.min() / rho)[:, None]
     G = G / rho[:, None]
+    res, sol, sig = _margin_lp_highs(G, bcol, t, p, 1.0)
+    s1 = float(res.x[-1])
+    if abs(s1) < _SMALL_MARGIN:
+        # A margin ~1e-9 of the unit rows (a column x 1e-9 carrying the separation) is at
+        # HiGHS's absolute tolerances: it stopped up to ~30% short, or at s = 0 (measured).
+        # Solve again with the margin variable s = σ s'' (σ a power of two near the first s,
+        # else 2^-30, 2^-40, 2^-50), i.e. every row divided by σ: the same LP with the same
+        # multipliers, in which s'' ~ 1 is far above the tolerances (docs/theory.md §5.9).
+        ladder = [2.0**-30, 2.0**-40, 2.0**-50]
+        if s1 > 0.0:
+            ladder = [float(np.ldexp(1.0, int(np.frexp(s1)[1])))] + ladder
+        for sig_try in ladder:
+            try:
+                res2, sol2, _ = _margin_lp_highs(G, bcol, t, p, sig_try)
+            except RuntimeError:
+                continue
+            if float(res2.x[-1]) > 0.0:  # the rescaled solve replaces the first (measured:
+                res, sol, sig = res2, sol2, sig_try  # the first may overshoot, rows violated)
+                if float(res2.x[-1]) > 2.0**-4:
+                    break
+    s_unit = float(res.x[-1]) * sig
+    s = s_unit * float(rho.min())
+    if s <= 0.0:
+        raise Infeasible(f"LP margin s = {s:.2e} <= 0")
+    sol = _push_lp(G, sol * t, s_unit * bcol[:, 0]) / t
+    nu = -np.asarray(res.ineqlin.marginals[:m]) * bcol[:, 0]
+    return sol / s, nu / s**2
+
+
+_SMALL_MARGIN = 2.0**-20  # unit-row margins below this are re-solved with s rescaled (§5.9)
+
+
+def _margin_lp_highs(G, bcol, t, p, sig):
+    """One HiGHS solve of the row-equilibrated margin LP with rows ``(−G w + σ b s'')/σ <= 0``;
+    returns ``(res, w)`` (``w`` in the original variables) and ``σ``."""
+    m, d = G.shape
+    Gs = G / sig if sig != 1.0 else G
     eps = TOLERANCES.solver_eps
     opts = {"primal_feasibility_tolerance": eps, "dual_feasibility_tolerance": eps}
     if np.isinf(p):
         # variables [w (d), s];  -G w + s <= 0;  -1 <= w <= 1
         c = np.zeros(d + 1)
         c[-1] = -1.0
-        A = np.hstack([-G, bcol])
+        A = np.hstack([-Gs, bcol])
         bounds = [(-tj, tj) for tj in t.tolist()] + [(None, None)]
         res = so.linprog(c, A_ub=A, b_ub=np.zeros(m), bounds=bounds, method="highs",
                          options=opts)
@@ -450,7 +487,7 @@ def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
         # variables [a (d), b (d), s], w = a - b;  -G a + G b + s <= 0;  sum(a + b) <= 1
         c = np.zeros(2 * d + 1)
         c[-1] = -1.0
-        A = sp.vstack([sp.csr_matrix(np.hstack([-G, G, bcol])),
+        A = sp.vstack([sp.csr_matrix(np.hstack([-Gs, Gs, bcol])),
                        sp.csr_matrix(np.concatenate([1.0 / t, 1.0 / t, [0.0]])[None, :])])
         b = np.concatenate([np.zeros(m), [1.0]])
         bounds = [(0.0, None)] * (2 * d) + [(None, None)]
@@ -458,12 +495,7 @@ def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
         sol = None if res.x is None else (res.x[:d] - res.x[d:2 * d]) / t
     if res.status != 0 or sol is None:
         raise RuntimeError(f"HiGHS: {res.message}")
-    s = float(res.x[-1]) * float(rho.min())
-    if s <= 0.0:
-        raise Infeasible(f"LP margin s = {s:.2e} <= 0")
-    sol = _push_lp(G, sol * t, float(res.x[-1]) * bcol[:, 0]) / t
-    nu = -np.asarray(res.ineqlin.marginals[:m]) * bcol[:, 0]
-    return sol / s, nu / s**2
+    return res, sol, sig
 
 
 def _push_lp(A: np.ndarray, v: np.ndarray, rhs: np.ndarray) -> np.ndarray:
