@@ -18,6 +18,7 @@ __all__ = [
     "NotHomogeneousError",
     "NotFeasibleError",
     "SolverError",
+    "PrecisionLimitError",
     "IntegrationError",
 ]
 
@@ -107,6 +108,26 @@ class SolverError(MarginflowError):
     def __init__(self, message: str, *, attempts: list | None = None):
         super().__init__(message)
         self.attempts = list(attempts or [])
+
+
+class PrecisionLimitError(SolverError):
+    """No float64 answer can meet the certificate's tolerance on these data (docs/theory.md §5.9).
+
+    Raised instead of a bare :class:`SolverError` when the best candidate fails only by residuals
+    within a small factor of what rounding its ``w`` or its multipliers to float64 alone causes
+    (e.g. a column scaled by 1e12: the multipliers' rounding error, amplified by the column's
+    scale, moves an ℓ1/ℓ∞ stationarity residual by ~1e-4). Nothing is claimed about the data.
+
+    Attributes
+    ----------
+    residuals : dict
+        The failing residuals of the best candidate and their float64 floors.
+    """
+
+    def __init__(self, message: str, *, attempts: list | None = None,
+                 residuals: dict | None = None):
+        super().__init__(message, attempts=attempts)
+        self.residuals = dict(residuals or {})
 
 
 class IntegrationError(MarginflowError):

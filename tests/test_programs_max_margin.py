@@ -315,7 +315,8 @@ def test_unverifiable_raises_solver_error():
     with pytest.raises(SolverError, match="no solver returned a verified solution") as ei:
         solve_max_margin([[1.0, 2.0], [0.5, -1.0]], [1.0, -1.0], rtol=1e-30)
     assert [a["solver"] for a in ei.value.attempts] == [
-        "working-set-nnls", "nnls", "cvxpy-clarabel", "cvxpy-osqp", "cvxpy-scs"]
+        "working-set-nnls", "nnls", "kkt-equilibrated", "cvxpy-clarabel", "cvxpy-osqp",
+        "cvxpy-scs"]
     assert all("certificate failed" in a["rejected"] or "status" in a["rejected"]
                for a in ei.value.attempts)
 

@@ -21,6 +21,7 @@ between the two values non-negative for every feasible pair, so a feasible ``w``
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -168,3 +169,155 @@ def lp_norm(v: np.ndarray, p: float) -> float:
     if m == 0.0:
         return 0.0
     return float(m * np.sum((v / m) ** p) ** (1.0 / p))
+
+
+# ------------------------------------------------- dot products without cancellation error
+_VELTKAMP = 134217729.0  # 2^27 + 1: splits a float64 into two 26-bit halves
+
+
+def _split(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    c = _VELTKAMP * a
+    hi = c - (c - a)
+    return hi, a - hi
+
+
+def exact_row_dots(G: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``G @ w`` with every row's dot product correctly rounded (no cancellation error).
+
+    Each product ``G_ij w_j`` is split exactly into ``p + e`` (Dekker 1971, *A floating-point
+    technique for extending the available precision*, Numer. Math. 18, TwoProduct with Veltkamp's
+    split), and each row's ``2d`` exact terms are summed with :func:`math.fsum` (Shewchuk 1997,
+    correctly rounded). Exact barring overflow of ``2^27 |G_ij|``, ``2^27 |w_j|`` and underflow of
+    the products' low parts below ``2^-1022`` (callers scale ``G`` to ``max |G_ij| < 1``).
+    Cost: one Python ``fsum`` per row — call it on the few rows where the float64 error bound
+    is inconclusive, not on the common path.
+    """
+    G = np.atleast_2d(G)
+    p = G * w
+    gh, gl = _split(G)
+    wh, wl = _split(np.asarray(w, dtype=float))
+    e = ((gh * wh - p) + gh * wl + gl * wh) + gl * wl
+    return np.array([math.fsum(np.concatenate([p[i], e[i]])) for i in range(G.shape[0])])
+
+
+def dot_error_bound(d: int, row_norm_max: float, w: np.ndarray) -> float:
+    """Bound on ``|fl(g . w) - g . w|`` for every row ``g`` with ``||g||_2 <= row_norm_max``.
+
+    Higham (2002), *Accuracy and Stability of Numerical Algorithms*, 2nd ed., eq. (3.5):
+    ``|fl(g . w) - g . w| <= γ_d |g| . |w|`` with ``γ_d = d u / (1 - d u)``, ``u = 2^-53``; and
+    ``|g| . |w| <= ||g||_2 ||w||_2`` (Cauchy–Schwarz). BLAS may block the sum differently, which
+    the same bound covers (any summation order).
+    """
+    u = np.finfo(float).eps / 2
+    gam = d * u / (1.0 - d * u)
+    return float(gam * row_norm_max * lp_norm(w, 2.0))
+
+
+def margins_with_bound(G: np.ndarray, w: np.ndarray, *, row_norm_max: float | None = None,
+                       tol: float) -> np.ndarray:
+    """``G @ w``, re-evaluated exactly (:func:`exact_row_dots`) wherever float64's error bound
+    could move a margin across ``1 - tol``.
+
+    With ``||w||`` of order ``1 / angular margin`` the float64 error of ``g_i . w`` is below
+    ``1e-3 tol`` on the common path and nothing extra is computed; data with rows or columns of
+    very different scales (docs/theory.md §5.9) need ``||w|| ~ 1e12`` and the rounding error of
+    a dot product (``~1e-4``) then exceeds ``tol``: those rows are evaluated exactly.
+    """
+    m = G @ w
+    if row_norm_max is None:
+        row_norm_max = float(np.sqrt(np.max(np.einsum("ij,ij->i", G, G)))) if G.size else 0.0
+    bound = dot_error_bound(G.shape[1], row_norm_max, w)
+    if bound > 1e-3 * tol:
+        rows = np.flatnonzero(m < 1.0 + bound)
+        if rows.size:
+            m[rows] = exact_row_dots(G[rows], w)
+    return m
+
+
+def rounding_floors(A: np.ndarray, w: np.ndarray, lam: np.ndarray, p: float, *,
+                    primal_norm: float, primal_scale: float) -> dict:
+    """What rounding ``w`` and the multipliers to float64 alone can do to the residuals.
+
+    Each entry of ``w`` and ``λ`` carries a relative rounding error up to ``u = 2^-53``, so
+    ``A w`` moves by up to ``u |A| |w|`` and ``z = A^T λ`` by up to ``u |A|^T |λ|`` (exactly
+    evaluated products do not remove this: it is the representation, not the arithmetic).
+    Returns the floors of the primal infeasibility (``||u |A||w| ||`` in ``primal_norm`` over
+    ``primal_scale``), of the stationarity residual (``||u |A|^T|λ| ||_q / ||w||_p``) and of the
+    duality gap (twice the latter: ``½||z||_q²`` moves by ``||z||_q ||Δz||_q``).
+    """
+    from .._validation import dual_exponent
+
+    u = np.finfo(float).eps / 2
+    aA = np.abs(A)
+    primal = u * lp_norm(aA @ np.abs(w), primal_norm) / primal_scale
+    wn = lp_norm(w, p)
+    dual = u * lp_norm(aA.T @ np.abs(lam), dual_exponent(p)) / wn if wn > 0 else np.inf
+    return {"primal infeasibility": float(primal), "dual residual": float(dual),
+            "duality gap": float(2 * dual)}
+
+
+def precision_limited(cert: Certificate, floors: dict, factor: float = 64.0) -> dict | None:
+    """The failing residuals of ``cert`` with their floors if *every* failing residual is within
+    ``factor`` of its float64 floor (:func:`rounding_floors`); else ``None``."""
+    values = {"primal infeasibility": cert.primal_infeasibility,
+              "dual residual": cert.dual_residual, "duality gap": cert.duality_gap}
+    failing = {k: v for k, v in values.items() if not (np.isfinite(v) and v <= cert.rtol)}
+    if not failing or any(not (v <= factor * floors[k]) for k, v in failing.items()):
+        return None
+    return {k: {"residual": float(v), "float64 floor": floors[k]} for k, v in failing.items()}
+
+
+def raise_precision_limit(exc, limited: list, context: str, rtol: float) -> None:
+    """Re-raise the chain's :class:`~solvers.errors.SolverError` as a
+    :class:`~solvers.errors.PrecisionLimitError` when a candidate failed only at float64's
+    representation floor (``limited``: the outputs of :func:`precision_limited`)."""
+    from ..errors import PrecisionLimitError
+
+    found = [x for x in limited if x is not None]
+    if not found:
+        raise exc
+    best = min(found, key=lambda r: max(v["residual"] for v in r.values()))
+    what = "; ".join(f"{k} {v['residual']:.2e} (float64 floor {v['float64 floor']:.2e})"
+                     for k, v in best.items())
+    need = max(v["residual"] for v in best.values())
+    raise PrecisionLimitError(
+        f"{context}: no solver returned a verified solution at rtol = {rtol:g}, and float64 "
+        f"resolution is the reason: "
+        f"the best candidate fails only by {what}, within 64x of what rounding its solution or "
+        f"its multipliers to float64 alone can cause on these data (a row or column scaled far "
+        f"from the others amplifies it; docs/theory.md §5.9). Nothing is claimed about the "
+        f"data. Standardise the features (or the rows), or pass rtol >= {2 * need:.1e}.",
+        attempts=exc.attempts, residuals=best) from exc
+
+
+def dual_image(A: np.ndarray, lam: np.ndarray, w_norm: float, *, tol: float,
+               frobenius: float | None = None) -> np.ndarray:
+    """``z = A^T λ``, computed exactly (:func:`exact_row_dots`) over the rows with ``λ_i != 0``
+    when float64's error bound ``γ_n ||(|A_S|^T |λ_S|)||_1`` (Higham 2002, eq. (3.5); the ℓ1
+    norm bounds the error in every dual norm) exceeds ``1e-3 tol ||w||`` — i.e. only when
+    rounding could decide the stationarity residual or the gap. ``frobenius`` is unused (kept
+    for callers that pass it)."""
+    z = A.T @ lam
+    S = np.flatnonzero(lam)
+    if S.size == 0:
+        return z
+    u = np.finfo(float).eps / 2
+    gam = S.size * u / (1.0 - S.size * u)
+    AS = A[S]
+    bound = gam * float(np.sum(np.abs(AS).T @ np.abs(lam[S])))
+    if bound > 1e-3 * tol * w_norm:
+        z = exact_row_dots(np.ascontiguousarray(AS.T), lam[S])
+    return z
+
+
+def residual_rows(A: np.ndarray, w: np.ndarray, b: np.ndarray, *, tol: float,
+                  row_norm_max: float | None = None) -> np.ndarray:
+    """``A w - b`` with the dot products evaluated exactly wherever float64's error bound could
+    matter at ``1e-3 tol ||b||_2`` (the min-norm program's primal residual, §5.5)."""
+    r = A @ w - b
+    if row_norm_max is None:
+        row_norm_max = float(np.sqrt(np.max(np.einsum("ij,ij->i", A, A)))) if A.size else 0.0
+    bound = dot_error_bound(A.shape[1], row_norm_max, w) * np.sqrt(A.shape[0])
+    if bound > 1e-3 * tol * float(np.linalg.norm(b)):
+        r = exact_row_dots(A, w) - b
+    return r

@@ -19,17 +19,26 @@ import scipy.optimize as so
 import scipy.sparse as sp
 
 from .._validation import check_labels, check_norm, check_rtol, check_X, dual_exponent
-from ..errors import MarginBelowResolutionError
+from ..errors import MarginBelowResolutionError, SolverError
 from ..tolerances import TOLERANCES
-from ._certificate import Certificate, build_certificate, lp_norm
+from ._certificate import (
+    Certificate,
+    build_certificate,
+    dual_image,
+    lp_norm,
+    margins_with_bound,
+    precision_limited,
+    raise_precision_limit,
+    rounding_floors,
+)
 from ._chain import Infeasible, RouteOutcome, run_chain
 from ._farkas import raise_not_separable
 from ._wide import ldp_gram, margin_lp_colgen
 
 __all__ = ["MarginSolution", "solve_max_margin", "MAX_MARGIN_METHODS"]
 
-MAX_MARGIN_METHODS = ("auto", "working-set-nnls", "nnls", "dual-gram", "highs-cg",
-                      "highs-colgen", "highs", "working-set-clarabel", "cvxpy-clarabel",
+MAX_MARGIN_METHODS = ("auto", "working-set-nnls", "nnls", "kkt-equilibrated", "dual-gram",
+                      "highs-cg", "highs-colgen", "highs", "working-set-clarabel", "cvxpy-clarabel",
                       "cvxpy-osqp", "cvxpy-scs")
 """Accepted values of ``method=`` in :func:`solve_max_margin`."""
 
@@ -100,13 +109,22 @@ class MarginSolution:
 
 
 def margin_certificate(G: np.ndarray, w: np.ndarray, lam: np.ndarray, p: float, *,
-                       rtol: float | None = None) -> Certificate:
-    """Certificate of ``(w, λ)`` for :math:`\\min\\tfrac12\\|w\\|_p^2` s.t. :math:`Gw \\ge 1`."""
+                       rtol: float | None = None, row_norm_max: float | None = None,
+                       frobenius: float | None = None) -> Certificate:
+    """Certificate of ``(w, λ)`` for :math:`\\min\\tfrac12\\|w\\|_p^2` s.t. :math:`Gw \\ge 1`.
+
+    The margins ``G w`` are evaluated exactly wherever float64's rounding error could decide
+    primal feasibility (:func:`~solvers.programs._certificate.margins_with_bound`, docs/theory.md
+    §5.9), and so is ``z = G^T λ`` where its error bound could decide stationarity or the gap;
+    ``row_norm_max`` (``max_i ||g_i||_2``) and ``frobenius`` (``||G||_F``) are computed if not
+    given.
+    """
     rtol = TOLERANCES.certificate_rtol if rtol is None else rtol
     q = dual_exponent(p)
-    z = G.T @ lam
+    z = dual_image(G, lam, lp_norm(w, p), tol=rtol, frobenius=frobenius)
+    margins = margins_with_bound(G, w, row_norm_max=row_norm_max, tol=rtol)
     return build_certificate(
-        primal_infeasibility=float(max(0.0, 1.0 - float(np.min(G @ w)))),
+        primal_infeasibility=float(max(0.0, 1.0 - float(np.min(margins)))),
         w_norm=lp_norm(w, p), z_dual_norm=lp_norm(z, q), z_dot_w=float(z @ w),
         b_dot_lam=float(np.sum(lam)), lam=lam, inequality=True, rtol=rtol)
 
@@ -170,6 +188,159 @@ def _polish_l2(G: np.ndarray, out: RouteOutcome, support_rtol: float):
     return None
 
 
+def _kkt_solve(A_S: np.ndarray, rhs: np.ndarray, W: np.ndarray):
+    """Solve ``W v = A_S^T μ``, ``A_S v = rhs`` (the KKT system of ``min ½ v^T diag(W) v``
+    s.t. ``A_S v = rhs``) as one saddle-point system, by LU with partial pivoting; least squares
+    (minimum norm) when it is singular. Returns ``(v, μ)``."""
+    k, d = A_S.shape
+    M = np.zeros((d + k, d + k))
+    M[np.arange(d), np.arange(d)] = W
+    M[:d, d:] = -A_S.T
+    M[d:, :d] = A_S
+    f = np.concatenate([np.zeros(d), rhs])
+    try:
+        x = np.linalg.solve(M, f)
+        if not np.all(np.isfinite(x)):
+            raise np.linalg.LinAlgError("non-finite")
+    except np.linalg.LinAlgError:
+        x = np.linalg.lstsq(M, f, rcond=None)[0]
+    return x[:d], x[d:]
+
+
+_KKT_FLOOR = 1e-12  # every column to max-abs ~1 (a floor for zero columns); measured: a
+# floor of 1 (only large columns scaled) failed 4 of 60 random data with a column x 1e-7..1e-9
+_KKT_MAX = 3000  # the dense saddle-point system of the equilibrated route is (d + |S|)^2
+
+
+def _clarabel_seed(Ap: np.ndarray, b: np.ndarray, W: np.ndarray):
+    """Support guess for :func:`_route_kkt_equilibrated`: the multipliers of the equilibrated,
+    weighted program solved by Clarabel (an interior-point method is indifferent to the tiny
+    weights); ``None`` if it fails. Only a guess: the active set and the certificate decide."""
+    import cvxpy as cp
+
+    v = cp.Variable(Ap.shape[1])
+    con = Ap @ v >= b
+    prob = cp.Problem(cp.Minimize(0.5 * cp.sum(cp.multiply(W, cp.square(v)))), [con])
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Solution may be inaccurate")
+            prob.solve(solver="CLARABEL", **_cvxpy_options("CLARABEL"))
+    except Exception:  # a failed guess is not an answer; the caller tries without it
+        return None
+    if con.dual_value is None:
+        return None
+    mu = np.asarray(con.dual_value, dtype=float)
+    return np.flatnonzero(mu > TOLERANCES.support_rtol * max(float(mu.max()), 0.0))
+
+
+def _active_set(Ap, b, W, S, max_iter: int = 100):
+    """Primal–dual active set on ``min ½ v^T diag(W) v`` s.t. ``Ap v >= b`` from support ``S``;
+    returns ``(v, μ_S, S, converged)``."""
+    n, d = Ap.shape
+    eps = TOLERANCES.solver_eps
+    seen = set()
+    v = mu_S = S_v = None
+    for _ in range(max_iter):
+        if d + S.size > _KKT_MAX:
+            raise RuntimeError(f"support of {S.size} examples with d = {d}: the dense KKT "
+                               f"system exceeds {_KKT_MAX}")
+        key = S.tobytes()
+        if key in seen:
+            return v, mu_S, S_v, False  # cycling
+        seen.add(key)
+        v, mu_S = _kkt_solve(Ap[S], b[S], W)
+        S_v = S
+        m = Ap @ v
+        err = 4 * d * np.finfo(float).eps * (np.abs(Ap) @ np.abs(v))
+        inS = np.zeros(n, dtype=bool)
+        inS[S] = True
+        drop = np.zeros(n, dtype=bool)
+        drop[S] = mu_S < 0
+        add = ~inS & (m < b * (1.0 - eps) - err)
+        if not drop.any() and not add.any():
+            return v, mu_S, S_v, True
+        S = np.flatnonzero((inS & ~drop) | add)
+    return v, mu_S, S_v, False
+
+
+def _route_kkt_equilibrated(Gs: np.ndarray, seed: np.ndarray | None) -> RouteOutcome:
+    """ℓ2 max margin on row- and column-equilibrated data (docs/theory.md §5.9).
+
+    Rows: ``g_i w >= 1`` is ``a_i w >= b_i`` with unit ``a_i`` and ``b_i = 1/||row||`` (so
+    each constraint keeps its own scale). Columns: every column is divided by a power of two
+    ``t_k`` near its max-abs, ``v = t w`` (exact), which turns the program into
+    ``min ½ Σ W_k v_k²`` (``W = (t_min / t)²``) s.t. ``A' v >= b``: a weighted norm whose tiny
+    weights (nearly free coordinates) the saddle-point system ``[W, -A'_S^T; A'_S, 0]``
+    handles without forming ``A' W^{-1} A'^T`` (which loses the small columns to rounding).
+    A primal–dual active set (Hintermüller, Ito & Kunisch 2002) on the support ``S``, first
+    guessed from ``seed`` (a failed route's support), else from Clarabel's multipliers on the
+    equilibrated program; violations are measured relative to each ``b_i``. Finally ``w`` is
+    pushed into the feasible set by the minimum-weighted-norm ``δ`` with ``A'_S δ = τ 1``,
+    ``τ`` a bound on the rounding error of ``a_i v`` (representing ``w`` in float64 costs
+    ``ε ||w||`` per constraint, which for ``||w|| ~ 1e12`` exceeds the certificate's tolerance
+    on a unit-scale constraint). The multipliers map back as ``λ = μ / (ρ'_i t_min²)``, ``ρ'``
+    the row norms after the column factors (so that ``w = G^T λ``).
+    """
+    n, d = Gs.shape
+    rho = np.sqrt(np.einsum("ij,ij->i", Gs, Gs))
+    colmax = np.max(np.abs(Gs / rho[:, None]), axis=0)
+    ref = float(np.median(colmax[colmax > 0]))
+    # column factors t_k (powers of two): every column to max-abs ~1 (zero columns: a floor)
+    t = np.ldexp(1.0, np.frexp(np.maximum(colmax, ref * _KKT_FLOOR))[1])
+    t_min = float(t.min())
+    Gt = Gs / t  # exact
+    rho_t = np.sqrt(np.einsum("ij,ij->i", Gt, Gt))
+    Ap = Gt / rho_t[:, None]  # unit rows again
+    b = 1.0 / rho_t
+    W = (t_min / t) ** 2  # in (0, 1]: tiny weights = nearly free coordinates
+    seeds = [lambda: seed] if seed is not None and seed.size else []
+    seeds.append(lambda: _clarabel_seed(Ap, b, W))
+    found = None
+    for make_seed in seeds:
+        S0 = make_seed()
+        if S0 is None or S0.size == 0:
+            continue
+        found = _active_set(Ap, b, W, np.unique(S0))
+        if found[3]:  # converged
+            break
+    if found is None:
+        raise RuntimeError("no support guess for the equilibrated KKT route")
+    v, mu_S, S, _ = found
+    # push into the feasible set, relative to each constraint's own scale
+    tau = 16 * d * np.finfo(float).eps * float(np.max(np.abs(Ap[S]) @ np.abs(v)))
+    delta, dmu = _kkt_solve(Ap[S], np.full(S.size, tau), W)
+    v = v + delta
+    lam = np.zeros(n)
+    lam[S] = (mu_S + dmu) / (rho_t[S] * t_min**2)
+    return RouteOutcome(v / t, lam, "optimal")
+
+
+def _polish_l1_dual(G: np.ndarray, w: np.ndarray, lam: np.ndarray, support_rtol: float):
+    """Re-solve the ℓ1 multipliers on the support of a feasible ``w`` (docs/theory.md §5.9).
+
+    Stationarity of ``½||w||_1²`` at ``w`` needs ``z = G^T λ`` with ``z_k = ||w||_1 sign(w_k)``
+    on ``K = supp(w)`` (and ``|z_k| <= ||w||_1`` elsewhere, which the certificate checks), with
+    ``λ`` on the active rows ``S``. HiGHS's multipliers carry its absolute dual tolerance, which
+    columns of very different scales amplify; here ``λ_S`` solves ``G_{S,K}^T λ_S = ||w||_1
+    sign(w_K)`` by least squares with every equation (column ``k``) divided by its largest
+    entry. Returns ``λ`` or ``None`` (a negative multiplier: the support guess was wrong).
+    """
+    wn = float(np.sum(np.abs(w)))
+    K = np.flatnonzero(np.abs(w) > 1e-12 * wn)
+    S = np.flatnonzero((lam > 0) & (G @ w - 1.0 <= support_rtol))
+    if K.size == 0 or S.size == 0:
+        return None
+    M = G[np.ix_(S, K)].T
+    scale = np.max(np.abs(M), axis=1)
+    scale[scale == 0] = 1.0
+    lam_S = np.linalg.lstsq(M / scale[:, None], wn * np.sign(w[K]) / scale, rcond=None)[0]
+    if np.any(lam_S < 0):
+        return None
+    out = np.zeros_like(lam)
+    out[S] = lam_S
+    return out
+
+
 def _route_nnls(Gs: np.ndarray) -> RouteOutcome:
     w, lam = _ldp_nnls(Gs)
     return RouteOutcome(w, lam, "optimal")
@@ -227,6 +398,22 @@ def _route_working_set_nnls(Gs: np.ndarray) -> RouteOutcome:
 
 
 # ------------------------------------------------------------------ ℓ1 / ℓ∞: linear programs
+_COLUMN_SPREAD = 2.0**10  # column factors only when a column exceeds the median by this
+
+
+def column_factors(A: np.ndarray) -> np.ndarray:
+    """Powers of two ``t_j >= 1`` dividing the columns of ``A`` that exceed the (lower) median
+    column max-abs by more than ``2^10`` (to about the median); ``1`` elsewhere, and ``1``
+    everywhere for well-scaled data (docs/theory.md §5.9)."""
+    cmax = np.max(np.abs(A), axis=0)
+    pos = cmax[cmax > 0]
+    if pos.size == 0:
+        return np.ones(A.shape[1])
+    ref = float(np.sort(pos)[(pos.size - 1) // 2])  # the lower median (d = 2: the smaller)
+    if float(cmax.max()) <= _COLUMN_SPREAD * ref:
+        return np.ones(A.shape[1])
+    return np.ldexp(1.0, np.frexp(np.maximum(cmax, ref) / ref)[1] - 1)
+
 def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
     """LP :math:`\\max s` s.t. :math:`Gw \\ge s\\mathbf 1`, :math:`\\|w\\|_p \\le 1` (p = 1 or ∞).
 
@@ -239,37 +426,93 @@ def _margin_lp(G: np.ndarray, p: float) -> tuple[np.ndarray, np.ndarray]:
     # Row-equilibrated (docs/theory.md §5.9): row i divided by ρ_i = ||g_i||, so the LP reads
     # a_i w >= s' b_i with unit rows a_i and b_i = ρ_min / ρ_i (then s = ρ_min s' is the same
     # margin); its multipliers ν' give ν_i = ν'_i b_i for G w >= s 1 (still Σ ν = 1).
+    # Columns far above the median (by more than 2^10, measured on unit rows) are divided by
+    # powers of two t_j and the LP is solved in v = t w (bounds |v_j| <= t_j for ℓ∞, budget
+    # Σ |v_j| / t_j <= 1 for ℓ1): the same program, with the large columns no longer hiding
+    # the others from HiGHS's absolute tolerances (§5.9). Well-scaled data keep t = 1.
+    t = column_factors(G / np.sqrt(np.einsum("ij,ij->i", G, G))[:, None])
+    G = G / t
     rho = np.sqrt(np.einsum("ij,ij->i", G, G))
     bcol = (rho.min() / rho)[:, None]
     G = G / rho[:, None]
+    res, sol, sig = _margin_lp_highs(G, bcol, t, p, 1.0)
+    s1 = float(res.x[-1])
+    if abs(s1) < _SMALL_MARGIN:
+        # A margin ~1e-9 of the unit rows (a column x 1e-9 carrying the separation) is at
+        # HiGHS's absolute tolerances: it stopped up to ~30% short, or at s = 0 (measured).
+        # Solve again with the margin variable s = σ s'' (σ a power of two near the first s,
+        # else 2^-30, 2^-40, 2^-50), i.e. every row divided by σ: the same LP with the same
+        # multipliers, in which s'' ~ 1 is far above the tolerances (docs/theory.md §5.9).
+        ladder = [2.0**-30, 2.0**-40, 2.0**-50]
+        if s1 > 0.0:
+            ladder = [float(np.ldexp(1.0, int(np.frexp(s1)[1])))] + ladder
+        for sig_try in ladder:
+            try:
+                res2, sol2, _ = _margin_lp_highs(G, bcol, t, p, sig_try)
+            except RuntimeError:
+                continue
+            if float(res2.x[-1]) > 0.0:  # the rescaled solve replaces the first (measured:
+                res, sol, sig = res2, sol2, sig_try  # the first may overshoot, rows violated)
+                if float(res2.x[-1]) > 2.0**-4:
+                    break
+    s_unit = float(res.x[-1]) * sig
+    s = s_unit * float(rho.min())
+    if s <= 0.0:
+        raise Infeasible(f"LP margin s = {s:.2e} <= 0")
+    sol = _push_lp(G, sol * t, s_unit * bcol[:, 0]) / t
+    nu = -np.asarray(res.ineqlin.marginals[:m]) * bcol[:, 0]
+    return sol / s, nu / s**2
+
+
+_SMALL_MARGIN = 2.0**-20  # unit-row margins below this are re-solved with s rescaled (§5.9);
+# empirical: with a column x 1e-6 (s' ~ 1e-6) all 60 sweep problems certify without the re-solve
+
+
+def _margin_lp_highs(G, bcol, t, p, sig):
+    """One HiGHS solve of the row-equilibrated margin LP with rows ``(−G w + σ b s'')/σ <= 0``;
+    returns ``(res, w)`` (``w`` in the original variables) and ``σ``."""
+    m, d = G.shape
+    Gs = G / sig if sig != 1.0 else G
     eps = TOLERANCES.solver_eps
     opts = {"primal_feasibility_tolerance": eps, "dual_feasibility_tolerance": eps}
     if np.isinf(p):
         # variables [w (d), s];  -G w + s <= 0;  -1 <= w <= 1
         c = np.zeros(d + 1)
         c[-1] = -1.0
-        A = np.hstack([-G, bcol])
-        bounds = [(-1.0, 1.0)] * d + [(None, None)]
+        A = np.hstack([-Gs, bcol])
+        bounds = [(-tj, tj) for tj in t.tolist()] + [(None, None)]
         res = so.linprog(c, A_ub=A, b_ub=np.zeros(m), bounds=bounds, method="highs",
                          options=opts)
-        sol = None if res.x is None else res.x[:d]
+        sol = None if res.x is None else res.x[:d] / t
     else:
         # variables [a (d), b (d), s], w = a - b;  -G a + G b + s <= 0;  sum(a + b) <= 1
         c = np.zeros(2 * d + 1)
         c[-1] = -1.0
-        A = sp.vstack([sp.csr_matrix(np.hstack([-G, G, bcol])),
-                       sp.csr_matrix(np.concatenate([np.ones(2 * d), [0.0]])[None, :])])
+        A = sp.vstack([sp.csr_matrix(np.hstack([-Gs, Gs, bcol])),
+                       sp.csr_matrix(np.concatenate([1.0 / t, 1.0 / t, [0.0]])[None, :])])
         b = np.concatenate([np.zeros(m), [1.0]])
         bounds = [(0.0, None)] * (2 * d) + [(None, None)]
         res = so.linprog(c, A_ub=A, b_ub=b, bounds=bounds, method="highs", options=opts)
-        sol = None if res.x is None else res.x[:d] - res.x[d:2 * d]
+        sol = None if res.x is None else (res.x[:d] - res.x[d:2 * d]) / t
     if res.status != 0 or sol is None:
         raise RuntimeError(f"HiGHS: {res.message}")
-    s = float(res.x[-1]) * float(rho.min())
-    if s <= 0.0:
-        raise Infeasible(f"LP margin s = {s:.2e} <= 0")
-    nu = -np.asarray(res.ineqlin.marginals[:m]) * bcol[:, 0]
-    return sol / s, nu / s**2
+    return res, sol, sig
+
+
+def _push_lp(A: np.ndarray, v: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+    """Move an LP answer ``v`` of ``A v >= rhs`` (unit rows) that HiGHS left infeasible by up to
+    its absolute tolerance into the feasible set: ``v + τ u`` with ``A_V u = 1`` (least squares)
+    on the rows ``V`` within ``1e-7`` of active and ``τ = 10 × max violation``. Rows whose
+    right-hand side is tiny (``b_i = ρ_min / ρ_i ~ 1e-12`` for one row scaled by 1e-12) are
+    otherwise violated *relative to their own scale* by HiGHS's 1e-9 (docs/theory.md §5.9);
+    the norm grows by ``τ ||u||`` (~1e-8 relative), which the certificate measures."""
+    slack = A @ v - rhs
+    viol = -float(slack.min())
+    if viol <= 0.0:
+        return v  # feasible as computed (the common path)
+    V = np.flatnonzero(slack <= 1e-7)
+    u = np.linalg.lstsq(A[V], np.ones(V.size), rcond=None)[0]
+    return v + 10.0 * viol * u
 
 
 def _route_highs(Gs: np.ndarray, p: float) -> RouteOutcome:
@@ -397,7 +640,9 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
         The exponent ``p`` (``"inf"``, ``"l1"``, ``"l2"`` accepted).
     method : str, keyword-only
         ``"auto"`` (default): the fastest verified route, then fallbacks — ℓ2:
-        ``working-set-nnls → nnls → cvxpy-clarabel → cvxpy-osqp → cvxpy-scs``, preceded by
+        ``working-set-nnls → nnls → kkt-equilibrated → cvxpy-clarabel → cvxpy-osqp →
+        cvxpy-scs`` (``kkt-equilibrated``: rows and columns equilibrated, a weighted norm,
+        docs/theory.md §5.9), preceded by
         ``dual-gram`` when ``d > n``; ℓ1/ℓ∞: ``highs-cg → highs → cvxpy-clarabel →
         cvxpy-scs``, with ``highs-colgen`` first (ℓ1) or second (ℓ∞) when ``d > n``; other
         ``p``:
@@ -422,6 +667,10 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     MarginBelowResolutionError
         Separable or not is undecided at this tolerance: a Gordan ``μ`` is small but not at
         rounding level; ``.upper_bound`` is a certified upper bound on the margin.
+    PrecisionLimitError
+        A :class:`SolverError` whose best candidate failed only by residuals within 64x of what
+        rounding ``w`` or ``λ`` to float64 causes on these data (e.g. ℓ∞ with a column x 1e12,
+        docs/theory.md §5.9); ``.residuals`` holds them with their floors.
     SolverError
         No route produced a solution whose certificate verified; ``.attempts`` says why.
     ValueError, TypeError
@@ -489,25 +738,52 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
     G = np.ldexp(G, -e2, out=G)
     e = e1 + e2  # original G = 2^e * G (exactly, unless entries fall below 2^-1074)
 
-    routes, reason = _routes(G, p, method)
+    sq = np.einsum("ij,ij->i", G, G)
+    gmax, gfro = float(np.sqrt(sq.max())), float(np.sqrt(sq.sum()))
+    seen_supports: list[np.ndarray] = []  # supports of rejected candidates seed later routes
+
+    def seed_support():
+        return seen_supports[-1] if seen_supports else None
+
+    routes, reason = _routes(G, p, method, seed_support)
+
+    limited: list = []  # candidates that failed only at float64's representation floor
 
     def certify(out: RouteOutcome) -> Certificate:
-        cert = margin_certificate(G, out.w, out.dual, p, rtol=rtol)
+        cert = margin_certificate(G, out.w, out.dual, p, rtol=rtol, row_norm_max=gmax,
+                                  frobenius=gfro)
+        if not cert.verified:
+            seen_supports.append(np.flatnonzero(
+                (out.dual > 0) | (G @ out.w - 1.0 <= support_rtol)))
+            limited.append(precision_limited(cert, rounding_floors(
+                G, out.w, out.dual, p, primal_norm=np.inf, primal_scale=1.0)))
+        if (not cert.verified and p == 1.0 and cert.primal_infeasibility <= rtol
+                and (lam1 := _polish_l1_dual(G, out.w, out.dual, support_rtol)) is not None):
+            cert2 = margin_certificate(G, out.w, lam1, p, rtol=rtol, row_norm_max=gmax,
+                                       frobenius=gfro)
+            if cert2.verified:  # the route's primal was right; its multipliers were not
+                out.dual = lam1
+                out.solver_status = "optimal (polished on its support)"
+                return cert2
         if cert.verified or p != 2.0 or cert.primal_infeasibility <= rtol:
             return cert  # polish only answers that fail feasibility (arithmetic, not choice)
         polished = _polish_l2(G, out, support_rtol)
         if polished is None:
             return cert
-        cert2 = margin_certificate(G, polished[0], polished[1], p, rtol=rtol)
+        cert2 = margin_certificate(G, polished[0], polished[1], p, rtol=rtol,
+                                   row_norm_max=gmax, frobenius=gfro)
         if cert2.verified:  # the route's support was right; its arithmetic was not
             out.w, out.dual = polished
             out.solver_status = "optimal (polished on its support)"
             return cert2
         return cert
 
-    name, out, cert, attempts = run_chain(
-        routes, certify, on_infeasible=lambda: raise_not_separable(G, ctx, scale_exp=e, p=p),
-        program=ctx)
+    try:
+        name, out, cert, attempts = run_chain(
+            routes, certify, on_infeasible=lambda: raise_not_separable(G, ctx, scale_exp=e, p=p),
+            program=ctx)
+    except SolverError as exc:
+        raise_precision_limit(exc, limited, ctx, rtol)
     if out.solver_status.startswith("optimal (polished"):
         name += "+polish"
     # back to the original scale: w = 2^-e w_s, λ = 2^-2e λ_s, values ½||w||² scale by 2^-2e
@@ -524,13 +800,14 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
                           status="optimal", attempts=tuple(attempts), route_reason=reason)
 
 
-def _routes(Gs: np.ndarray, p: float, method: str):
+def _routes(Gs: np.ndarray, p: float, method: str, seed_support=lambda: None):
     n, d = Gs.shape
     table = {
         "dual-gram": lambda: _route_dual_gram(Gs),
         "highs-colgen": lambda: _route_highs_colgen(Gs, p),
         "working-set-nnls": lambda: _route_working_set_nnls(Gs),
         "nnls": lambda: _route_nnls(Gs),
+        "kkt-equilibrated": lambda: _route_kkt_equilibrated(Gs, seed_support()),
         "highs-cg": lambda: _route_highs_cg(Gs, p),
         "highs": lambda: _route_highs(Gs, p),
         "working-set-clarabel": lambda: _route_working_set_cvxpy(Gs, p),
@@ -541,7 +818,8 @@ def _routes(Gs: np.ndarray, p: float, method: str):
     wide = d > n
     if method == "auto":
         if p == 2.0:
-            names = ["working-set-nnls", "nnls", "cvxpy-clarabel", "cvxpy-osqp", "cvxpy-scs"]
+            names = ["working-set-nnls", "nnls", "kkt-equilibrated", "cvxpy-clarabel",
+                     "cvxpy-osqp", "cvxpy-scs"]
             if wide:
                 names.insert(0, "dual-gram")
                 reason = (f"d = {d} > n = {n}: the n-dimensional dual on the Gram matrix first, "
@@ -571,6 +849,7 @@ def _routes(Gs: np.ndarray, p: float, method: str):
         names = [method]
         reason = f"method={method!r} requested"
         ok = {"working-set-nnls": p == 2.0, "nnls": p == 2.0, "cvxpy-osqp": p == 2.0,
+              "kkt-equilibrated": p == 2.0,
               "dual-gram": p == 2.0, "highs-colgen": p in (1.0, np.inf),
               "highs-cg": p in (1.0, np.inf), "highs": p in (1.0, np.inf),
               "working-set-clarabel": 1.0 < p < np.inf}

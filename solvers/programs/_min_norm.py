@@ -10,16 +10,27 @@ import scipy.optimize as so
 import scipy.sparse as sp
 
 from .._validation import as_float_array, check_norm, check_rtol, check_X, dual_exponent
-from ..errors import InconsistentSystemError
+from ..errors import InconsistentSystemError, SolverError
 from ..tolerances import TOLERANCES
-from ._certificate import Certificate, build_certificate, lp_norm, zero_solution_certificate
+from ._certificate import (
+    Certificate,
+    build_certificate,
+    dual_image,
+    lp_norm,
+    precision_limited,
+    raise_precision_limit,
+    residual_rows,
+    rounding_floors,
+    zero_solution_certificate,
+)
 from ._chain import Infeasible, RouteOutcome, run_chain
 from ._minnorm_inf import min_norm_inf_colgen
 from ._wide import basis_pursuit_colgen
 
 __all__ = ["MinNormSolution", "solve_min_norm", "MIN_NORM_METHODS"]
 
-MIN_NORM_METHODS = ("auto", "lstsq", "highs-colgen", "highs", "cvxpy-clarabel", "cvxpy-scs")
+MIN_NORM_METHODS = ("auto", "lstsq", "kkt-equilibrated", "highs-colgen", "highs",
+                    "cvxpy-clarabel", "cvxpy-scs")
 """Accepted values of ``method=`` in :func:`solve_min_norm`."""
 
 
@@ -82,9 +93,11 @@ def min_norm_certificate(X: np.ndarray, y: np.ndarray, w: np.ndarray, nu: np.nda
                          *, rtol: float | None = None) -> Certificate:
     """Certificate of ``(w, ν)`` for :math:`\\min\\tfrac12\\|w\\|_p^2` s.t. :math:`Xw = y`."""
     rtol = TOLERANCES.certificate_rtol if rtol is None else rtol
-    z = X.T @ nu
+    # rounding-aware: exact dot products where float64's error bound could decide (§5.9)
+    z = dual_image(X, nu, lp_norm(w, p), tol=rtol)
     return build_certificate(
-        primal_infeasibility=float(np.linalg.norm(X @ w - y) / np.linalg.norm(y)),
+        primal_infeasibility=float(np.linalg.norm(residual_rows(X, w, y, tol=rtol))
+                                   / np.linalg.norm(y)),
         w_norm=lp_norm(w, p), z_dual_norm=lp_norm(z, dual_exponent(p)), z_dot_w=float(z @ w),
         b_dot_lam=float(y @ nu), lam=nu, inequality=False, rtol=rtol)
 
@@ -101,36 +114,57 @@ def _route_lstsq(X: np.ndarray, y: np.ndarray) -> RouteOutcome:
     return RouteOutcome(w, nu, "optimal")
 
 
-def _route_highs(X: np.ndarray, y: np.ndarray, p: float) -> RouteOutcome:
+def _route_highs(X: np.ndarray, y: np.ndarray, p: float,
+                 t: np.ndarray | None = None) -> RouteOutcome:
     """LP for ``p = 1`` (``w = a - b``) or ``p = ∞`` (epigraph ``|w_j| <= t``).
 
     The equality multipliers ``ν'`` of :math:`\\min\\|w\\|_p` (``dual = max y^T ν'`` s.t.
     ``||X^T ν'||_q <= 1``) rescale to ``ν = ||w||_p ν'`` for the half-squared program.
+    With column factors ``t`` (powers of two, docs/theory.md §5.9) ``X`` holds the columns
+    ``x_j / t_j`` and the LP is solved in ``v = t w``: costs ``1/t_j`` (ℓ1) or bounds
+    ``|v_j| <= t_j τ`` (ℓ∞); the equations, hence ``ν``, are the same; ``w = v / t``.
     """
     n, d = X.shape
+    t = np.ones(d) if t is None else t
     eps = TOLERANCES.solver_eps
     opts = {"primal_feasibility_tolerance": eps, "dual_feasibility_tolerance": eps}
     if p == 1.0:
-        c = np.ones(2 * d)
+        c = np.concatenate([1.0 / t, 1.0 / t])
         res = so.linprog(c, A_eq=np.hstack([X, -X]), b_eq=y, bounds=(0, None), method="highs",
                          options=opts)
-        w = None if res.x is None else res.x[:d] - res.x[d:]
+        w = None if res.x is None else (res.x[:d] - res.x[d:]) / t
     else:
         c = np.zeros(d + 1)
         c[-1] = 1.0
         eye = sp.identity(d, format="csr")
-        one = sp.csr_matrix(np.ones((d, 1)))
+        one = sp.csr_matrix(t[:, None])
         A_ub = sp.vstack([sp.hstack([eye, -one]), sp.hstack([-eye, -one])])
         A_eq = np.hstack([X, np.zeros((n, 1))])
         res = so.linprog(c, A_ub=A_ub, b_ub=np.zeros(2 * d), A_eq=A_eq, b_eq=y,
                          bounds=[(None, None)] * d + [(0, None)], method="highs", options=opts)
-        w = None if res.x is None else res.x[:d]
+        w = None if res.x is None else res.x[:d] / t
     if res.status == 2:
         raise Infeasible(res.message)
     if res.status != 0 or w is None:
         raise RuntimeError(f"HiGHS: {res.message}")
     nu = np.asarray(res.eqlin.marginals, dtype=float) * lp_norm(w, p)
     return RouteOutcome(w, nu, "optimal")
+
+
+def _route_kkt_equilibrated(A: np.ndarray, b: np.ndarray, t: np.ndarray) -> RouteOutcome:
+    """ℓ2 on equilibrated data (docs/theory.md §5.9): ``A`` holds ``x_j / t_j`` (large columns
+    divided by powers of two ``t_j``), so ``min ||w||`` is ``min ½ Σ v_j² W_j`` in ``v = t w``,
+    ``W = (t_min / t)²``; one saddle-point solve ``[W, -A^T; A, 0]`` (no Gram matrix, which
+    would lose the small columns to rounding). Returns ``w = v / t`` and ``ν = μ / t_min²``
+    (``w = A_t^T ν`` for the unscaled columns)."""
+    from ._max_margin import _KKT_MAX, _kkt_solve  # noqa: I001 (circular at import time)
+
+    n, d = A.shape
+    if n + d > _KKT_MAX:
+        raise RuntimeError(f"n + d = {n + d} exceeds the dense KKT limit {_KKT_MAX}")
+    t_min = float(t.min())
+    v, mu = _kkt_solve(A, b, (t_min / t) ** 2)
+    return RouteOutcome(v / t, mu / t_min**2, "optimal")
 
 
 def _route_cvxpy(X: np.ndarray, y: np.ndarray, p: float, solver: str) -> RouteOutcome:
@@ -183,9 +217,9 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
         Real targets (for ``(n, k)`` targets, solve one column at a time).
     norm : {1, 2, inf} or float >= 1, keyword-only
     method : str, keyword-only
-        ``"auto"`` (ℓ2: ``lstsq → cvxpy-clarabel``; ℓ1/ℓ∞: ``highs → cvxpy-clarabel →
-        cvxpy-scs``, ℓ1 and ℓ∞ with ``d > 2n`` preceded by ``highs-colgen``, column
-        generation, docs/theory.md §5.8 (ℓ1, basis pursuit) and §5.12 (ℓ∞); other p:
+        ``"auto"`` (ℓ2: ``lstsq → kkt-equilibrated → cvxpy-clarabel``; ℓ1/ℓ∞: ``highs →
+        cvxpy-clarabel → cvxpy-scs``, ℓ1 and ℓ∞ with ``d > 2n`` preceded by ``highs-colgen``,
+        column generation, docs/theory.md §5.8 (ℓ1, basis pursuit) and §5.12 (ℓ∞); other p:
         ``cvxpy-clarabel → cvxpy-scs``) or one name of :data:`MIN_NORM_METHODS`.
     rtol : float, optional
         Certificate tolerance in ``(0, 1)`` (default ``TOLERANCES.certificate_rtol``). ``X`` and
@@ -204,6 +238,9 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     InconsistentSystemError
         ``X w = y`` has no solution: ``min ||Xw - y||_2 > consistency_rtol ||y||_2``;
         ``.residual`` holds it.
+    PrecisionLimitError
+        A :class:`SolverError`: the best candidate failed only at float64's representation floor
+        (e.g. one row of ``X`` x 1e12 without its ``y_i``, docs/theory.md §5.9).
     SolverError
         No route verified.
     ValueError, TypeError
@@ -237,6 +274,8 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
         raise ValueError(f"method='highs' solves norm=1 or 'inf' only; got norm={norm!r}. "
                          f"Use method='auto'.")
     rtol = check_rtol(rtol, "rtol", TOLERANCES.certificate_rtol)
+    from ._max_margin import column_factors
+
     n, d = X.shape
     ctx = f"solve_min_norm(norm={norm!r})"
     if not np.any(y):  # not ||y|| == 0: the norm underflows to 0 for y ~ 1e-170
@@ -257,29 +296,52 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     ey = int(np.frexp(max(float(y.max()), -float(y.min())))[1])
     Xs = np.ldexp(X, -ex)
     ys = np.ldexp(y, -ey)
-    ynorm = float(np.linalg.norm(ys))
 
-    # consistency first, independently of the route: the least-squares residual
-    ls = np.linalg.lstsq(Xs, ys, rcond=TOLERANCES.rank_rtol)[0]
-    r = float(np.linalg.norm(Xs @ ls - ys))
-    if r > TOLERANCES.consistency_rtol * ynorm:
+    # Equilibrate by powers of two (exact, docs/theory.md §5.9): row i by 2^-er_i (the same
+    # equations; multipliers ν_i = 2^-er_i ν'_i), then every column to max-abs in [1/2, 1)
+    # (the same column space; for the consistency test) and, for the routes, only the columns
+    # above the median by t_j >= 1 (the norm becomes a weighted norm in v = t w).
+    er = np.frexp(np.max(np.abs(Xs), axis=1))[1]
+    Xr = np.ldexp(Xs, -er[:, None])
+    yr = np.ldexp(ys, -er)
+    cmax = np.max(np.abs(Xr), axis=0)
+    Xrc = np.ldexp(Xr, -np.frexp(cmax)[1][None, :])
+    yrnorm = float(np.linalg.norm(yr))
+
+    # consistency first, independently of the route: the least-squares residual of the
+    # equilibrated system (consistent iff the original is)
+    ls = np.linalg.lstsq(Xrc, yr, rcond=TOLERANCES.rank_rtol)[0]
+    r = float(np.linalg.norm(Xrc @ ls - yr))
+    if r > TOLERANCES.consistency_rtol * yrnorm:
         raise InconsistentSystemError(
-            f"{ctx}: X w = y has no solution: the least-squares residual is {r / ynorm:.2e} "
-            f"of ||y||_2 (> consistency_rtol {TOLERANCES.consistency_rtol:.0e}); X has rank "
-            f"{np.linalg.matrix_rank(Xs)} < n = {n} and y leaves its column space. Drop "
+            f"{ctx}: X w = y has no solution: the least-squares residual is {r / yrnorm:.2e} "
+            f"of ||y||_2 (> consistency_rtol {TOLERANCES.consistency_rtol:.0e}; rows and "
+            f"columns scaled by powers of two to unit max-abs); X has rank "
+            f"{np.linalg.matrix_rank(Xrc)} < n = {n} and y leaves its column space. Drop "
             f"redundant rows, or fit least squares instead.",
-            residual=float(np.ldexp(r, ey)))
+            residual=float(np.ldexp(
+                np.linalg.norm(Xs @ np.ldexp(ls, -np.frexp(cmax)[1]) - ys), ey)))
+    t = column_factors(Xr)  # >= 1, powers of two; 1 for well-scaled data
+    Xt = Xr / t  # exact
+    et = np.frexp(np.max(np.abs(Xt), axis=1))[1]
+    Xt = np.ldexp(Xt, -et[:, None])
+    yt = np.ldexp(yr, -et)
+
+    def rows_back(out: RouteOutcome, e: np.ndarray) -> RouteOutcome:
+        return RouteOutcome(out.w, np.ldexp(out.dual, -e), out.solver_status)
 
     table = {
-        "lstsq": lambda: _route_lstsq(Xs, ys),
-        "highs": lambda: _route_highs(Xs, ys, p),
-        "highs-colgen": lambda: RouteOutcome(*(basis_pursuit_colgen(Xs, ys) if p == 1.0 else
-                                               min_norm_inf_colgen(Xs, ys)), "optimal"),
+        "lstsq": lambda: rows_back(_route_lstsq(Xr, yr), er),
+        "kkt-equilibrated": lambda: rows_back(_route_kkt_equilibrated(Xt, yt, t), er + et),
+        "highs": lambda: rows_back(_route_highs(Xt, yt, p, t), er + et),
+        "highs-colgen": lambda: rows_back(
+            RouteOutcome(*(basis_pursuit_colgen(Xr, yr) if p == 1.0 else
+                           min_norm_inf_colgen(Xr, yr)), "optimal"), er),
         "cvxpy-clarabel": lambda: _route_cvxpy(Xs, ys, p, "CLARABEL"),
         "cvxpy-scs": lambda: _route_cvxpy(Xs, ys, p, "SCS"),
     }
     if method == "auto":
-        names = (["lstsq", "cvxpy-clarabel"] if p == 2.0 else
+        names = (["lstsq", "kkt-equilibrated", "cvxpy-clarabel"] if p == 2.0 else
                  ["highs", "cvxpy-clarabel", "cvxpy-scs"] if p in (1.0, np.inf) else
                  ["cvxpy-clarabel", "cvxpy-scs"])
         reason = f"n = {n}, d = {d}: the full program"
@@ -291,11 +353,21 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
         names = [method]
         reason = f"method={method!r} requested"
 
-    def certify(out: RouteOutcome) -> Certificate:
-        return min_norm_certificate(Xs, ys, out.w, out.dual, p, rtol=rtol)
+    limited: list = []  # candidates that failed only at float64's representation floor
 
-    name, out, cert, attempts = run_chain([(nm, table[nm]) for nm in names], certify,
-                                          on_infeasible=None, program=ctx)
+    def certify(out: RouteOutcome) -> Certificate:
+        cert = min_norm_certificate(Xs, ys, out.w, out.dual, p, rtol=rtol)
+        if not cert.verified:
+            limited.append(precision_limited(cert, rounding_floors(
+                Xs, out.w, out.dual, p, primal_norm=2.0,
+                primal_scale=float(np.linalg.norm(ys)))))
+        return cert
+
+    try:
+        name, out, cert, attempts = run_chain([(nm, table[nm]) for nm in names], certify,
+                                              on_infeasible=None, program=ctx)
+    except SolverError as exc:
+        raise_precision_limit(exc, limited, ctx, rtol)
     with np.errstate(over="ignore", under="ignore"):  # values beyond float64 become inf / 0
         cert = replace(cert, primal_value=float(np.ldexp(cert.primal_value, 2 * (ey - ex))),
                        dual_value=float(np.ldexp(cert.dual_value, 2 * (ey - ex))))
