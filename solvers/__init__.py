@@ -19,6 +19,7 @@ from .errors import (
     NotFeasibleError,
     NotHomogeneousError,
     NotSeparableError,
+    PrecisionLimitError,
     SolverError,
 )
 from .tolerances import TOLERANCES, Tolerances
@@ -69,6 +70,7 @@ __all__ = [
     "NotHomogeneousError",
     "NotFeasibleError",
     "SolverError",
+    "PrecisionLimitError",
     "IntegrationError",
     "TOLERANCES",
     "Tolerances",

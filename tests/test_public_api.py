@@ -48,7 +48,7 @@ _CLASSES = {
                 "Potential", "PotentialSolution", "TorchNet", "TorchTrainingResult",
                 "MarginflowError", "NotSeparableError", "InconsistentSystemError",
                 "NotHomogeneousError", "NotFeasibleError", "SolverError", "IntegrationError",
-                "MarginBelowResolutionError"},
+                "MarginBelowResolutionError", "PrecisionLimitError"},
     "theory": {"Model", "Loss", "GradientFlow", "ConservationProof", "CompiledFlow",
                "BoundFlow", "Theorem", "Source", "Verdict", "Comparison", "FigureData", "Series",
                "Report", "DerivationSpec", "SweepResult",
