@@ -217,8 +217,8 @@ def test_scale_invariance_down_to_1e300():
 
 def test_bad_input():
     tn, X, y = _trained_mlp(3)
-    with pytest.raises(ValueError, match="ℓ2 geometry only"):
-        check_kkt(tn, X, y, norm=1)
+    with pytest.raises(ValueError, match="norm must be 1, 2 or 'inf'"):
+        check_kkt(tn, X, y, norm=3)
     with pytest.raises(NotFeasibleError, match="margin <= 0"):
         check_kkt(tn, X, (y + 1) % 3)
     with pytest.raises(ValueError, match="class indices"):

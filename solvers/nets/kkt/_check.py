@@ -117,6 +117,7 @@ import numpy as np
 from ..._validation import check_labels, check_norm, check_X
 from ...tolerances import TOLERANCES
 from .._margins import check_class_labels
+from ._lp_colgen import ColgenPrograms
 from ._problem import build_problem
 from ._report import NORM_NAMES, KKTReport, decide
 from ._solve import KKTConfig, Programs
@@ -163,13 +164,13 @@ def _is_torch(net) -> bool:
 
 
 def _check_torch(net, X, y, *, norm, loss, eps_tol, delta_tol, support_factor, kink_rtol,
-                 max_dense_entries):
+                 max_dense_entries, norm_rtol):
     from .._torch_net import TorchNet
     from ._torch import check_kkt_torch
 
-    if check_norm(norm) != 2.0:
-        raise ValueError(f"norm={norm!r}: PyTorch networks are checked in the ℓ2 geometry only "
-                         f"(the ℓ1/ℓ∞ programs need the explicit (pairs × P) matrix); use norm=2.")
+    p = check_norm(norm)
+    if p not in NORM_NAMES:
+        raise ValueError(f"norm must be 1, 2 or 'inf' for the KKT check; got {norm!r}.")
     for name, v in (("eps_tol", eps_tol), ("delta_tol", delta_tol)):
         if not (np.isfinite(v) and v > 0):
             raise ValueError(f"{name} must be a positive finite float; got {v!r}.")
@@ -178,6 +179,11 @@ def _check_torch(net, X, y, *, norm, loss, eps_tol, delta_tol, support_factor, k
     if loss not in ("logistic", "exp"):
         raise ValueError(f"loss must be 'logistic' or 'exp'; got {loss!r}.")
     tn = net if isinstance(net, TorchNet) else TorchNet(net)
+    if p != 2.0:  # ℓ1/ℓ∞: constraint generation over coordinates (._torch_lp)
+        from ._torch_lp import check_kkt_torch_lp
+        return check_kkt_torch_lp(tn, X, y, p=p, loss=loss, eps_tol=eps_tol, delta_tol=delta_tol,
+                                  support_factor=support_factor, kink_rtol=kink_rtol,
+                                  norm_rtol=norm_rtol)
     return check_kkt_torch(tn, X, y, loss=loss, eps_tol=eps_tol, delta_tol=delta_tol,
                            support_factor=support_factor, kink_rtol=kink_rtol,
                            max_dense_entries=max_dense_entries)
@@ -292,7 +298,7 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
     if _is_torch(net):
         return _check_torch(net, X, y, norm=norm, loss=loss, eps_tol=eps_tol, delta_tol=delta_tol,
                             support_factor=support_factor, kink_rtol=kink_rtol,
-                            max_dense_entries=max_dense_entries)
+                            max_dense_entries=max_dense_entries, norm_rtol=norm_rtol)
     net = _as_network(net, activation, alpha)
     L = net.degree
     X = check_X(X)
@@ -338,19 +344,15 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
             f"the Gram matrix would have ({nc} + {n_kinks})² entries, above max_dense_entries="
             f"{max_dense_entries}; lower support_factor or raise max_dense_entries."
         )
-    if not structured and (nc + n_kinks) * P > max_dense_entries:
-        raise ValueError(
-            f"the explicit program needs ({nc} candidates + {n_kinks} kinks) × {P} parameters = "
-            f"{(nc + n_kinks) * P} entries, above max_dense_entries={max_dense_entries}; use "
-            f"norm=2 (layered Gram matrix, never P wide), lower support_factor, or raise "
-            f"max_dense_entries."
-        )
+    # ℓ1/ℓ∞ above max_dense_entries: constraint generation over coordinates (._lp_colgen)
+    colgen = not structured and (nc + n_kinks) * P > max_dense_entries
 
     theta = prob.theta
     R = float(np.linalg.norm(theta, ord=p))
     budget = delta_tol * R**2
-    progs = Programs(prob, p, norm_rtol=norm_rtol, budget=budget, config=config,
-                     max_dense_entries=max_dense_entries, use_structured=structured)
+    progs = (ColgenPrograms if colgen else Programs)(
+        prob, p, norm_rtol=norm_rtol, budget=budget, config=config,
+        max_dense_entries=max_dense_entries, use_structured=structured or colgen)
     kink_layers = [t for t in range(len(prob.kinks)) if prob.layers_of[:, t].any()]
     first_layer = None if prob.exact else (kink_layers[-1] if kink_layers else None)
     first = progs.build(prob.slopes, prob.free_pairs(first_layer), gram=not use_ws)
