@@ -18,7 +18,7 @@ from ._wide import basis_pursuit_colgen
 
 __all__ = ["MinNormSolution", "solve_min_norm", "MIN_NORM_METHODS"]
 
-MIN_NORM_METHODS = ("auto", "lstsq", "highs-colgen", "highs", "cvxpy-clarabel", "cvxpy-scs")
+MIN_NORM_METHODS = ("auto", "lstsq", "colgen-ipm", "highs", "cvxpy-clarabel", "cvxpy-scs")
 """Accepted values of ``method=`` in :func:`solve_min_norm`."""
 
 
@@ -178,7 +178,7 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     norm : {1, 2, inf} or float >= 1, keyword-only
     method : str, keyword-only
         ``"auto"`` (ℓ2: ``lstsq → cvxpy-clarabel``; ℓ1/ℓ∞: ``highs → cvxpy-clarabel →
-        cvxpy-scs``, ℓ1 with ``d > 2n`` preceded by ``highs-colgen``, basis pursuit by column
+        cvxpy-scs``, ℓ1 with ``d > 2n`` preceded by ``colgen-ipm``, basis pursuit by column
         generation, docs/theory.md §5.8; other p: ``cvxpy-clarabel → cvxpy-scs``) or one name of
         :data:`MIN_NORM_METHODS`.
     rtol : float, optional
@@ -224,8 +224,8 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     if method == "lstsq" and p != 2.0:
         raise ValueError(f"method='lstsq' solves norm=2 only; got norm={norm!r}. "
                          f"Use method='auto'.")
-    if method == "highs-colgen" and p != 1.0:
-        raise ValueError(f"method='highs-colgen' solves norm=1 only; got norm={norm!r}. "
+    if method == "colgen-ipm" and p != 1.0:
+        raise ValueError(f"method='colgen-ipm' solves norm=1 only; got norm={norm!r}. "
                          f"Use method='auto'.")
     if method == "highs" and p not in (1.0, np.inf):
         raise ValueError(f"method='highs' solves norm=1 or 'inf' only; got norm={norm!r}. "
@@ -266,7 +266,7 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     table = {
         "lstsq": lambda: _route_lstsq(Xs, ys),
         "highs": lambda: _route_highs(Xs, ys, p),
-        "highs-colgen": lambda: RouteOutcome(*basis_pursuit_colgen(Xs, ys), "optimal"),
+        "colgen-ipm": lambda: RouteOutcome(*basis_pursuit_colgen(Xs, ys), "optimal"),
         "cvxpy-clarabel": lambda: _route_cvxpy(Xs, ys, p, "CLARABEL"),
         "cvxpy-scs": lambda: _route_cvxpy(Xs, ys, p, "SCS"),
     }
@@ -275,7 +275,7 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
                  ["highs", "cvxpy-clarabel", "cvxpy-scs"] if p in (1.0, np.inf) else
                  ["cvxpy-clarabel", "cvxpy-scs"])
         if p == 1.0 and d > 2 * n:  # basis pursuit at d >> n: column generation first
-            names = ["highs-colgen"] + names
+            names = ["colgen-ipm"] + names
     else:
         names = [method]
 
