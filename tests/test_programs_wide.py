@@ -254,3 +254,19 @@ def test_colgen_reports_non_separable_data():
     for p in (1.0, np.inf):
         with pytest.raises(NotSeparableError):
             solve_max_margin(X, y, norm=p, method="colgen-ipm")
+
+
+def test_normal_matrix_by_blocks_matches_the_dense_product(monkeypatch):
+    # the normal matrix is accumulated over column blocks: 7 columns in blocks of 2 must give
+    # the Cholesky factor of Ad diag(θ') Ad^T + diag(θ'') (computed here densely)
+    from solvers.programs import _colgen
+
+    rng = np.random.default_rng(8)
+    Ad = rng.standard_normal((5, 7))
+    lp = _colgen._DenseLP(Ad, np.arange(7), np.ones(7), np.arange(5), np.ones(5),
+                          np.ones(12), np.full(12, np.inf), np.ones(5))
+    theta = rng.random(12) + 0.1
+    monkeypatch.setattr(_colgen, "_BLOCK", 2)
+    U = np.triu(lp._factor(theta)[0])
+    N = Ad @ np.diag(theta[:7]) @ Ad.T + np.diag(theta[7:])
+    np.testing.assert_allclose(U.T @ U, N, rtol=1e-10, atol=1e-10 * np.abs(N).max())

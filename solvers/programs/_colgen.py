@@ -71,7 +71,11 @@ class _DenseLP:
         # Woessner 2006)
         keep = np.flatnonzero(td > _REDUCE_RTOL * float(td.max()))
         self.kept = keep.size
-        N = dsyrk(1.0, self.Ad[:, keep] * np.sqrt(td[keep]), lower=0)  # upper of Ad Θ Ad^T
+        N = np.zeros((self.m, self.m), order="F")  # upper triangle of Ad Θ Ad^T, by blocks
+        for i in range(0, keep.size, _BLOCK):  # (a block-sized temporary, not a copy of Ad)
+            kb = keep[i:i + _BLOCK]
+            N = dsyrk(1.0, self.Ad[:, kb] * np.sqrt(td[kb]), beta=1.0, c=N, lower=0,
+                      overwrite_c=1)
         di = np.diag_indices(self.m)
         N[di] += tu
         diag = N.diagonal().copy()
@@ -194,6 +198,7 @@ _M0, _M_MAX = 1e3, 1e9  # elastic penalty: first value and the value at which we
 # constraint reduction: a column enters the normal matrix while its weight θ_j exceeds 1e-12 of
 # the largest (a pinned column's θ falls like μ², so it drops out only in the last iterations)
 _REDUCE_RTOL = 1e-12
+_BLOCK = 2048  # columns per syrk call
 _BOUND_ATOL = 1e-6  # u_j within this of 0 or 2 counts as at its bound (ℓ∞ bookkeeping only)
 
 
