@@ -1,5 +1,5 @@
 """Tests of the overparameterized (d > n) routes of solvers.programs: the ℓ2 Gram dual
-(``dual-gram``) and ℓ1/ℓ∞ column generation (``highs-colgen``), cross-checked against the
+(``dual-gram``) and ℓ1/ℓ∞ column generation (``colgen-ipm``), cross-checked against the
 existing primal routes on random and degenerate instances, and the shape rule that picks them."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ TEST_RTOL = 10 * TOLERANCES.certificate_rtol
 
 # the independent route for each norm: the primal program, never the route under test
 REFERENCE = {2.0: "nnls", 1.0: "highs", np.inf: "highs"}
-WIDE = {2.0: "dual-gram", 1.0: "highs-colgen", np.inf: "highs-colgen"}
+WIDE = {2.0: "dual-gram", 1.0: "colgen-ipm", np.inf: "colgen-ipm"}
 
 
 def _wide_separable(rng, n, d, gap=0.2):
@@ -76,7 +76,7 @@ def test_ties_in_linf():
     X = np.array([[1.0, 1.0, 0.0, 0.2], [0.5, 0.5, 1.0, -0.3], [-0.2, -0.2, 0.4, 1.0]])
     y = np.array([1.0, -1.0, 1.0])
     for p in (1.0, np.inf):
-        a = solve_max_margin(X, y, norm=p, method="highs-colgen")
+        a = solve_max_margin(X, y, norm=p, method="colgen-ipm")
         b = solve_max_margin(X, y, norm=p, method="highs")
         np.testing.assert_allclose(a.margin, b.margin, rtol=TEST_RTOL)
 
@@ -91,7 +91,7 @@ def test_shape_rule_is_visible():
     Xt, yt = _wide_separable(rng, 40, 10)
     sol = solve_max_margin(Xt, yt)
     assert sol.solver == "working-set-nnls" and "n = 40 >= d = 10" in sol.route_reason
-    assert solve_max_margin(X, y, norm=1).solver == "highs-colgen"
+    assert solve_max_margin(X, y, norm=1).solver == "colgen-ipm"
     assert solve_max_margin(X, y, norm=np.inf).route_reason.startswith("d = 40 > n = 10, ℓ∞")
     assert "requested" in solve_max_margin(X, y, method="nnls").route_reason
 
@@ -157,9 +157,9 @@ def test_basis_pursuit_colgen_matches_the_full_lp(seed, n, extra, kind):
     w0[rng.choice(X.shape[1], size=min(2, X.shape[1]), replace=False)] = rng.standard_normal(2)
     y = X @ w0  # consistent by construction, also for rank-deficient X
     assume(np.linalg.norm(y) > 1e-3)
-    a = solve_min_norm(X, y, norm=1, method="highs-colgen")
+    a = solve_min_norm(X, y, norm=1, method="colgen-ipm")
     b = solve_min_norm(X, y, norm=1, method="highs")
-    assert a.solver == "highs-colgen" and a.certificate.verified
+    assert a.solver == "colgen-ipm" and a.certificate.verified
     np.testing.assert_allclose(a.value, b.value, rtol=TEST_RTOL)
     np.testing.assert_allclose(X @ a.w, y, rtol=0, atol=TEST_RTOL * np.linalg.norm(y))
 
@@ -172,5 +172,101 @@ def test_basis_pursuit_recovers_a_sparse_vector_and_is_the_default_when_wide():
     w0 = np.zeros(600)
     w0[[3, 70, 200, 333, 599]] = [1.0, -2.0, 0.5, 3.0, -1.0]
     sol = solve_min_norm(X, X @ w0, norm=1)
-    assert sol.solver == "highs-colgen"
+    assert sol.solver == "colgen-ipm"
     np.testing.assert_allclose(sol.w, w0, rtol=0, atol=1e-6)
+
+
+# ------------------------------------------- the dense interior point and the elastic start
+@given(seed=seeds, m=st.integers(1, 6), k=st.integers(1, 12), boxed=st.booleans())
+def test_dense_interior_point_matches_highs(seed, m, k, boxed):
+    # min c^T x s.t. A x = b, 0 <= x <= u, with A = [Ad[:, jd] * sd, units]: the optimal value
+    # must equal HiGHS's (simplex, an independent method) on the same LP written out densely.
+    import scipy.optimize as so
+
+    from solvers.programs import _colgen
+
+    rng = np.random.default_rng(seed)
+    Ad = rng.standard_normal((m, k))
+    jd = np.concatenate([np.arange(k), np.arange(k)])
+    sd = np.concatenate([np.ones(k), -np.ones(k)])
+    iu, su = np.arange(m), np.ones(m)
+    c = np.concatenate([rng.random(2 * k) + 0.1, np.full(m, 5.0)])
+    u = np.concatenate([np.full(2 * k, 1.0 if boxed else np.inf), np.full(m, np.inf)])
+    b = Ad @ rng.uniform(-0.4, 0.4, k)  # feasible (|x| <= 0.4 < 1 on the a - b split)
+    lp = _colgen._DenseLP(Ad, jd, sd, iu, su, c, u, b)
+    x, y = lp.solve(tol=TOLERANCES.solver_eps, accept=TOLERANCES.solver_eps)
+    A = np.hstack([Ad[:, jd] * sd, np.eye(m)[:, iu] * su])
+    bounds = [(0.0, None if np.isinf(ui) else ui) for ui in u]
+    ref = so.linprog(c, A_eq=A, b_eq=b, bounds=bounds, method="highs")
+    assert ref.status == 0
+    np.testing.assert_allclose(c @ x, ref.fun, rtol=TEST_RTOL, atol=TEST_RTOL)
+    np.testing.assert_allclose(A @ x, b, rtol=0, atol=TEST_RTOL * (1 + np.abs(b).max()))
+    assert x.min() >= 0 and (x <= u).all()
+    # y is dual feasible for the unbounded columns (reduced costs >= 0 up to the tolerance)
+    rc = c - A.T @ y
+    assert rc[~np.isfinite(u)].min() >= -TEST_RTOL * (1 + np.abs(c).max())
+
+
+@pytest.mark.parametrize("scale", [1.0, 1e-6])
+def test_basis_pursuit_elastic_start_from_one_column(scale):
+    # initial=1: the first restricted LP cannot fit y and lives on its artificials. scale=1e-6
+    # makes ||ν*||_∞ ~ 1e6 above the first penalty M = 1e3, so the penalty must grow before
+    # the artificials leave; without that step the route raises Infeasible.
+    from solvers.programs import _colgen
+
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((30, 300)) * scale
+    w0 = np.zeros(300)
+    w0[[2, 50, 120]] = [1.0, -2.0, 0.5]
+    y = X @ w0
+    w, nu = _colgen.basis_pursuit_colgen(X, y, initial=1)
+    ref = solve_min_norm(X, y, norm=1, method="highs")
+    np.testing.assert_allclose(np.abs(w).sum(), ref.value, rtol=TEST_RTOL)
+    np.testing.assert_allclose(X @ w, y, rtol=0, atol=TEST_RTOL * np.linalg.norm(y))
+    # dual feasibility of the LP multipliers on every feature (the pricing condition)
+    assert np.abs(X.T @ nu).max() <= np.abs(w).sum() * (1 + TEST_RTOL)
+
+
+@pytest.mark.parametrize("p", [1.0, np.inf])
+def test_margin_colgen_from_a_small_feature_set(p):
+    # initial=2: the ℓ1 restricted LP needs its artificials (two features do not separate 12
+    # examples), the ℓ∞ one grows F by pricing and lets pinned features leave it; both must
+    # end at the full LP's margin.
+    from solvers.programs import _colgen
+
+    rng = np.random.default_rng(6)
+    X, y = _wide_separable(rng, 12, 80)
+    G = y[:, None] * X
+    w, lam = _colgen.margin_lp_colgen(G, p, initial=2)
+    ref = solve_max_margin(X, y, norm=p, method="highs")
+    margin = np.min(G @ w) / np.linalg.norm(w, ord=p)
+    np.testing.assert_allclose(margin, ref.margin, rtol=TEST_RTOL)
+    assert lam.min() >= 0
+
+
+def test_colgen_reports_non_separable_data():
+    from solvers.errors import NotSeparableError
+
+    rng = np.random.default_rng(7)
+    X, y = _wide_separable(rng, 6, 40)
+    X = np.vstack([X, X[0]])
+    y = np.concatenate([y, [-y[0]]])  # the same point with both labels
+    for p in (1.0, np.inf):
+        with pytest.raises(NotSeparableError):
+            solve_max_margin(X, y, norm=p, method="colgen-ipm")
+
+
+def test_normal_matrix_by_blocks_matches_the_dense_product(monkeypatch):
+    # the normal matrix is accumulated over column blocks: 7 columns in blocks of 2 must give
+    # the Cholesky factor of Ad diag(θ') Ad^T + diag(θ'') (computed here densely)
+    from solvers.programs import _colgen
+
+    rng = np.random.default_rng(8)
+    Ad = rng.standard_normal((5, 7))
+    lp = _colgen._DenseLP(Ad, np.arange(7), np.ones(7), np.arange(5), np.ones(5),
+                          np.ones(12), np.full(12, np.inf), np.ones(5))
+    theta = rng.random(12) + 0.1
+    monkeypatch.setattr(_colgen, "_BLOCK", 2)
+    U = np.triu(lp._factor(theta)[0])
+    N = Ad @ np.diag(theta[:7]) @ Ad.T + np.diag(theta[7:])
+    np.testing.assert_allclose(U.T @ U, N, rtol=1e-10, atol=1e-10 * np.abs(N).max())

@@ -38,7 +38,7 @@ from ._wide import ldp_gram, margin_lp_colgen
 __all__ = ["MarginSolution", "solve_max_margin", "MAX_MARGIN_METHODS"]
 
 MAX_MARGIN_METHODS = ("auto", "working-set-nnls", "nnls", "kkt-equilibrated", "dual-gram",
-                      "highs-cg", "highs-colgen", "highs", "working-set-clarabel", "cvxpy-clarabel",
+                      "highs-cg", "colgen-ipm", "highs", "working-set-clarabel", "cvxpy-clarabel",
                       "cvxpy-osqp", "cvxpy-scs")
 """Accepted values of ``method=`` in :func:`solve_max_margin`."""
 
@@ -73,7 +73,7 @@ class MarginSolution:
         Primal infeasibility, dual residual and duality gap, computed in numpy.
     solver : str
         The route whose answer verified (e.g. ``"working-set-nnls"``, ``"dual-gram"``,
-        ``"highs-cg"``, ``"highs-colgen"``).
+        ``"highs-cg"``, ``"colgen-ipm"``).
     status : str
         ``"optimal"`` (only certified solutions are ever returned).
     attempts : tuple of dict
@@ -542,8 +542,9 @@ def _route_dual_gram(Gs: np.ndarray) -> RouteOutcome:
 _GRAM_MAX = 6000  # K = G G^T of 6000 examples is 288 MB
 
 
-def _route_highs_colgen(Gs: np.ndarray, p: float) -> RouteOutcome:
-    """ℓ1/ℓ∞ margin LP with column (feature) generation on all rows (``d > n``)."""
+def _route_colgen_ipm(Gs: np.ndarray, p: float) -> RouteOutcome:
+    """ℓ1/ℓ∞ margin LP by column (feature) generation and a dense interior point (``d > n``,
+    docs/theory.md §5.8)."""
     w, lam = margin_lp_colgen(Gs, p)
     return RouteOutcome(w, lam, "optimal")
 
@@ -644,7 +645,7 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
         cvxpy-scs`` (``kkt-equilibrated``: rows and columns equilibrated, a weighted norm,
         docs/theory.md §5.9), preceded by
         ``dual-gram`` when ``d > n``; ℓ1/ℓ∞: ``highs-cg → highs → cvxpy-clarabel →
-        cvxpy-scs``, with ``highs-colgen`` first (ℓ1) or second (ℓ∞) when ``d > n``; other
+        cvxpy-scs``, preceded by ``colgen-ipm`` when ``d > n`` (docs/theory.md §5.8); other
         ``p``:
         ``cvxpy-clarabel → cvxpy-scs``, preceded by ``working-set-clarabel`` when
         ``n > max(4d, 200)``. Any single name of :data:`MAX_MARGIN_METHODS` runs
@@ -804,7 +805,7 @@ def _routes(Gs: np.ndarray, p: float, method: str, seed_support=lambda: None):
     n, d = Gs.shape
     table = {
         "dual-gram": lambda: _route_dual_gram(Gs),
-        "highs-colgen": lambda: _route_highs_colgen(Gs, p),
+        "colgen-ipm": lambda: _route_colgen_ipm(Gs, p),
         "working-set-nnls": lambda: _route_working_set_nnls(Gs),
         "nnls": lambda: _route_nnls(Gs),
         "kkt-equilibrated": lambda: _route_kkt_equilibrated(Gs, seed_support()),
@@ -829,13 +830,15 @@ def _routes(Gs: np.ndarray, p: float, method: str, seed_support=lambda: None):
         elif p == 1.0 or np.isinf(p):
             names = ["highs-cg", "highs", "cvxpy-clarabel", "cvxpy-scs"]
             if wide and p == 1.0:
-                names = ["highs-colgen"] + names
-                reason = (f"d = {d} > n = {n}: column (feature) generation first (never the "
-                          f"n x 2d LP), then row generation and the full LP")
-            elif wide:  # ℓ∞: column generation measured 1.5x slower at (200, 2000): fallback
-                names.insert(1, "highs-colgen")
-                reason = (f"d = {d} > n = {n}, ℓ∞: row generation first, then column "
-                          f"generation, then the full LP")
+                names = ["colgen-ipm"] + names
+                reason = (f"d = {d} > n = {n}: column (feature) generation with a dense "
+                          f"interior point first (never the n x 2d LP), then row generation "
+                          f"and the full LP")
+            elif wide:  # ℓ∞: the dense interior point on all d columns, docs/benchmarks.md
+                names = ["colgen-ipm"] + names
+                reason = (f"d = {d} > n = {n}, ℓ∞: dense interior point on the n x d LP "
+                          f"(priced like column generation) first, then row generation and "
+                          f"the full LP")
             else:
                 reason = f"n = {n} >= d = {d}: row (constraint) generation first"
         else:
@@ -850,7 +853,7 @@ def _routes(Gs: np.ndarray, p: float, method: str, seed_support=lambda: None):
         reason = f"method={method!r} requested"
         ok = {"working-set-nnls": p == 2.0, "nnls": p == 2.0, "cvxpy-osqp": p == 2.0,
               "kkt-equilibrated": p == 2.0,
-              "dual-gram": p == 2.0, "highs-colgen": p in (1.0, np.inf),
+              "dual-gram": p == 2.0, "colgen-ipm": p in (1.0, np.inf),
               "highs-cg": p in (1.0, np.inf), "highs": p in (1.0, np.inf),
               "working-set-clarabel": 1.0 < p < np.inf}
         if not ok.get(method, True):

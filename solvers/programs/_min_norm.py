@@ -29,7 +29,7 @@ from ._wide import basis_pursuit_colgen
 
 __all__ = ["MinNormSolution", "solve_min_norm", "MIN_NORM_METHODS"]
 
-MIN_NORM_METHODS = ("auto", "lstsq", "kkt-equilibrated", "highs-colgen", "highs",
+MIN_NORM_METHODS = ("auto", "lstsq", "kkt-equilibrated", "colgen-ipm", "highs-colgen", "highs",
                     "cvxpy-clarabel", "cvxpy-scs")
 """Accepted values of ``method=`` in :func:`solve_min_norm`."""
 
@@ -218,9 +218,10 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     norm : {1, 2, inf} or float >= 1, keyword-only
     method : str, keyword-only
         ``"auto"`` (ℓ2: ``lstsq → kkt-equilibrated → cvxpy-clarabel``; ℓ1/ℓ∞: ``highs →
-        cvxpy-clarabel → cvxpy-scs``, ℓ1 and ℓ∞ with ``d > 2n`` preceded by ``highs-colgen``,
-        column generation, docs/theory.md §5.8 (ℓ1, basis pursuit) and §5.12 (ℓ∞); other p:
-        ``cvxpy-clarabel → cvxpy-scs``) or one name of :data:`MIN_NORM_METHODS`.
+        cvxpy-clarabel → cvxpy-scs``, with ``d > 2n`` preceded by column generation:
+        ``colgen-ipm`` for ℓ1 (basis pursuit, docs/theory.md §5.8) and ``highs-colgen`` for ℓ∞
+        (§5.12); other p: ``cvxpy-clarabel → cvxpy-scs``) or one name of
+        :data:`MIN_NORM_METHODS`.
     rtol : float, optional
         Certificate tolerance in ``(0, 1)`` (default ``TOLERANCES.certificate_rtol``). ``X`` and
         ``y`` are scaled by exact powers of two before solving (docs/theory.md §5.9), so data of
@@ -267,8 +268,11 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
     if method == "lstsq" and p != 2.0:
         raise ValueError(f"method='lstsq' solves norm=2 only; got norm={norm!r}. "
                          f"Use method='auto'.")
-    if method == "highs-colgen" and p not in (1.0, np.inf):
-        raise ValueError(f"method='highs-colgen' solves norm=1 or 'inf' only; got norm={norm!r}. "
+    if method == "colgen-ipm" and p != 1.0:
+        raise ValueError(f"method='colgen-ipm' solves norm=1 only; got norm={norm!r}. "
+                         f"Use method='auto'.")
+    if method == "highs-colgen" and p != np.inf:
+        raise ValueError(f"method='highs-colgen' solves norm='inf' only; got norm={norm!r}. "
                          f"Use method='auto'.")
     if method == "highs" and p not in (1.0, np.inf):
         raise ValueError(f"method='highs' solves norm=1 or 'inf' only; got norm={norm!r}. "
@@ -334,9 +338,10 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
         "lstsq": lambda: rows_back(_route_lstsq(Xr, yr), er),
         "kkt-equilibrated": lambda: rows_back(_route_kkt_equilibrated(Xt, yt, t), er + et),
         "highs": lambda: rows_back(_route_highs(Xt, yt, p, t), er + et),
+        "colgen-ipm": lambda: rows_back(
+            RouteOutcome(*basis_pursuit_colgen(Xr, yr), "optimal"), er),
         "highs-colgen": lambda: rows_back(
-            RouteOutcome(*(basis_pursuit_colgen(Xr, yr) if p == 1.0 else
-                           min_norm_inf_colgen(Xr, yr)), "optimal"), er),
+            RouteOutcome(*min_norm_inf_colgen(Xr, yr), "optimal"), er),
         "cvxpy-clarabel": lambda: _route_cvxpy(Xs, ys, p, "CLARABEL"),
         "cvxpy-scs": lambda: _route_cvxpy(Xs, ys, p, "SCS"),
     }
@@ -346,7 +351,7 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
                  ["cvxpy-clarabel", "cvxpy-scs"])
         reason = f"n = {n}, d = {d}: the full program"
         if p in (1.0, np.inf) and d > 2 * n:  # d >> n: column generation first (§5.8, §5.12)
-            names = ["highs-colgen"] + names
+            names = ["colgen-ipm" if p == 1.0 else "highs-colgen"] + names
             reason = (f"d = {d} > 2n = {2 * n}: column (feature) generation first (never the "
                       f"full {'2d' if p == 1.0 else 'd + 1'}-column LP), then the full LP")
     else:

@@ -5,14 +5,17 @@ Run from the repository root::
     python tests/benchmarks/bench_programs_wide.py              # every group (long: see timeouts)
     python tests/benchmarks/bench_programs_wide.py --quick      # small sizes only
     python tests/benchmarks/bench_programs_wide.py --groups l2,p3 --timeout 300
+    python tests/benchmarks/bench_programs_wide.py --groups l1l_inf,bp --timeout 300  # issue 9
 
 Every measurement runs in its own subprocess (one BLAS thread; a route suffixed ``@2`` runs
-with two, the machine's cores), so a competitor that runs away
-is stopped at ``--timeout`` seconds and reported as such, and each row's peak RSS is that
-process's own (data included). The baseline ``main`` rows run the same call with
-``PYTHONPATH`` set to ``--baseline`` (default ``/work/main``, the code before these routes), in
-the same run, on the same data. Margins are recomputed here from each route's ``w`` as
-``min_i y_i <w, x_i> / ||w||_p`` and compared with the best in the group. Not part of the tests.
+with two, the machine's cores), so a competitor that runs away is stopped at ``--timeout``
+seconds (or fails at the ``--mem-gib`` address-space cap) and is reported as such, and each
+row's peak RSS is that process's own (data included). "CPU s" is the process's CPU time, which a
+loaded machine inflates less than the wall-clock "seconds". The baseline ``main`` rows run the
+same call with ``PYTHONPATH`` set to ``--baseline`` (default ``/work/main``, the code before
+these routes), in the same run, on the same data. Margins are recomputed here from each route's
+``w`` as ``min_i y_i <w, x_i> / ||w||_p`` and compared with the best in the group. Not part of
+the tests.
 """
 
 from __future__ import annotations
@@ -59,8 +62,7 @@ def run_one(route: str, n: int, d: int, p: float) -> dict:
     X, y = separable_data(n, d, 0)
     G = None
     with threadpool_limits(threads):
-        c0 = time.process_time()  # CPU seconds (all threads): comparable under load
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()  # CPU: all threads, comparable under load
         if route.startswith("solve_max_margin"):
             method = route.split(":", 1)[1] if ":" in route else "auto"
             sol = solve_max_margin(X, y, norm=p, method=method)
@@ -107,12 +109,11 @@ def run_one(route: str, n: int, d: int, p: float) -> dict:
             label = res.message[:30]
         else:
             raise ValueError(route)
-        dt = time.perf_counter() - t0
-        label = f"{label}; cpu {time.process_time() - c0:.1f} s"
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     G = y[:, None] * X if G is None else G
     margin = float(np.min(G @ w) / _pnorm(w, p))
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB -> GiB
-    return {"seconds": dt, "margin": margin, "label": label, "rss_gib": rss}
+    return {"seconds": dt, "cpu": cpu, "margin": margin, "label": label, "rss_gib": rss}
 
 
 def run_basis_pursuit(route: str, n: int, d: int) -> dict:
@@ -128,20 +129,27 @@ def run_basis_pursuit(route: str, n: int, d: int) -> dict:
     w0[rng.choice(d, 20, replace=False)] = rng.standard_normal(20)
     y = X @ w0
     with threadpool_limits(1):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         if route == "solve_min_norm-bp":
             sol = solve_min_norm(X, y, norm=1)
             w, label = sol.w, sol.solver
+        elif route == "linprog-full-bp":  # w = a - b, min 1^T(a + b), [X, -X][a; b] = y
+            import scipy.optimize as so
+
+            opts = {"primal_feasibility_tolerance": 1e-9, "dual_feasibility_tolerance": 1e-9}
+            res = so.linprog(np.ones(2 * d), A_eq=np.hstack([X, -X]), b_eq=y, bounds=(0, None),
+                             method="highs", options=opts)
+            w, label = res.x[:d] - res.x[d:], res.message[:30]
         else:  # cvxpy-clarabel-bp
             wv = cp.Variable(d)
             prob = cp.Problem(cp.Minimize(cp.norm1(wv)), [X @ wv == y])
             prob.solve(solver="CLARABEL", tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9)
             w, label = np.asarray(wv.value), f"status {prob.status}"
-        dt = time.perf_counter() - t0
+        dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     # "margin" column: ||w0||_1 / ||w||_1 (1 when w0 is recovered; the larger the better)
-    return {"seconds": dt, "margin": float(np.abs(w0).sum() / np.abs(w).sum()), "label": label,
-            "rss_gib": rss, "err": float(np.abs(w - w0).max())}
+    return {"seconds": dt, "cpu": cpu, "margin": float(np.abs(w0).sum() / np.abs(w).sum()),
+            "label": label, "rss_gib": rss, "err": float(np.abs(w - w0).max())}
 
 
 def run_min_norm_inf(route: str, n: int, d: int) -> dict:
@@ -172,8 +180,8 @@ def run_min_norm_inf(route: str, n: int, d: int) -> dict:
         cpu = time.process_time() - c0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     res = float(np.linalg.norm(X @ w - y) / np.linalg.norm(y))
-    return {"seconds": dt, "margin": float(1.0 / np.abs(w).max()), "label": f"{label}; cpu "
-            f"{cpu:.1f} s; rel. residual {res:.0e}", "rss_gib": rss}
+    return {"seconds": dt, "cpu": cpu, "margin": float(1.0 / np.abs(w).max()),
+            "label": f"{label}; rel. residual {res:.0e}", "rss_gib": rss}
 
 
 # ----------------------------------------------------------------------------- the driver
@@ -182,39 +190,42 @@ GROUPS = {
     "l2": ("ℓ2 SVM", 2.0, [(2000, 20000), (500, 100000)],
            ["solve_max_margin", "solve_max_margin@2", "main:solve_max_margin", "svc-mirrored",
             "cvxpy-clarabel"]),
-    "l1l_inf": ("ℓ1/ℓ∞ margin", None, [(200, 2000), (2000, 20000)],
+    "l1l_inf": ("ℓ1/ℓ∞ margin", None, [(5000, 100), (200, 2000), (2000, 20000)],
                 ["solve_max_margin", "main:solve_max_margin", "linprog-full"]),
     "p3": ("p = 3 margin", 3.0, [(200000, 50)],
            ["solve_max_margin", "main:solve_max_margin", "cvxpy-clarabel"]),
     "tall": ("n ≫ d (regression)", None, [(5000, 100)],
              ["solve_max_margin", "main:solve_max_margin"]),
     "bp": ("basis pursuit", 1.0, [(1000, 20000)],
-           ["solve_min_norm-bp", "main:solve_min_norm-bp", "cvxpy-clarabel-bp"]),
+           ["solve_min_norm-bp", "main:solve_min_norm-bp", "linprog-full-bp",
+            "cvxpy-clarabel-bp"]),
     "inf_minnorm": ("ℓ∞ min norm", np.inf, [(100, 3000), (300, 6000)],
                     ["solve_min_norm-inf", "full-lp-inf", "cvxpy-clarabel-inf"]),
 }
-QUICK = {"l2": [(300, 3000)], "l1l_inf": [(100, 1000)], "p3": [(20000, 20)],
-         "tall": [(1000, 50)], "bp": [(100, 2000)],
-         "inf_minnorm": [(50, 1000)]}
+QUICK = {"l2": [(300, 3000)], "l1l_inf": [(500, 50), (100, 1000)], "p3": [(20000, 20)],
+         "tall": [(1000, 50)], "bp": [(100, 2000)], "inf_minnorm": [(50, 1000)]}
 
 
-def measure(route, n, d, p, timeout, baseline):
+def measure(route, n, d, p, timeout, baseline, mem_gib):
     env = dict(os.environ)
     if route.startswith("main:"):
         env["PYTHONPATH"] = baseline
         route = route[5:]
     else:
         env["PYTHONPATH"] = ROOT
-    cmd = [sys.executable, os.path.abspath(__file__), "--one", route, str(n), str(d), str(p)]
+    cmd = [sys.executable, os.path.abspath(__file__), "--one", route, str(n), str(d), str(p),
+           "--mem-gib", str(mem_gib)]
     try:
         out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         return {"seconds": float("inf"), "margin": float("nan"), "label": "timed out",
-                "rss_gib": float("nan")}
+                "rss_gib": float("nan"), "cpu": float("nan")}
     if out.returncode != 0:
         last = (out.stderr.strip().splitlines() or ["?"])[-1]
+        if "MemoryError" in out.stderr or "Unable to allocate" in out.stderr:
+            last = f"MemoryError at the {mem_gib:g} GiB cap"
         return {"seconds": float("nan"), "margin": float("nan"), "label": f"error: {last[:80]}",
-                "rss_gib": float("nan")}
+                "rss_gib": float("nan"), "cpu": float("nan")}
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
@@ -225,31 +236,45 @@ def main():
     ap.add_argument("--groups", default=",".join(GROUPS))
     ap.add_argument("--timeout", type=float, default=300.0)
     ap.add_argument("--baseline", default="/work/main")
+    ap.add_argument("--sizes", default="",
+                    help="override the groups' sizes, e.g. 5000x100,200x2000")
+    ap.add_argument("--mem-gib", type=float, default=6.0,
+                    help="address-space limit of each measurement (GiB; 0 = none)")
     args = ap.parse_args()
     if args.one:
+        if args.mem_gib:  # address-space cap: a runaway competitor fails instead of swapping
+            lim = int(args.mem_gib * 2**30)
+            resource.setrlimit(resource.RLIMIT_AS, (lim, lim))
         route, n, d, p = args.one
         print(json.dumps(run_one(route, int(n), int(d), float(p))))
         return
     import numpy
     import scipy
     load = os.getloadavg()[0]
-    base = subprocess.run(["git", "-C", args.baseline, "rev-parse", "--short", "HEAD"],
-                          capture_output=True, text=True).stdout.strip() or args.baseline
+    try:
+        base = subprocess.run(["git", "-C", args.baseline, "rev-parse", "--short", "HEAD"],
+                              capture_output=True, text=True, timeout=10).stdout.strip() or "?"
+    except (OSError, subprocess.SubprocessError):
+        base = "?"
+
     print(f"Run: `bench_programs_wide  {datetime.date.today()}  python "
           f"{platform.python_version()}  numpy {numpy.__version__}  scipy {scipy.__version__}` "
           f"(BLAS threads: 1; timeout {args.timeout:g} s; load average at start {load:.1f} "
           f"on {os.cpu_count()} cores)\n")
-    print("| program | (n, d) | route | seconds | × ours | peak RSS GiB "
+    print("| program | (n, d) | route | seconds | CPU s | × ours | peak RSS GiB "
           "| rel. margin diff vs best |")
-    print("|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|")
     for g in args.groups.split(","):
         prog, p0, sizes, routes = GROUPS[g]
         if args.quick:
             sizes = QUICK[g]
+        if args.sizes:
+            sizes = [tuple(int(v) for v in sz.split("x")) for sz in args.sizes.split(",")]
         norms = [p0] if p0 is not None else [2.0, np.inf, 1.0] if g == "tall" else [np.inf, 1.0]
         for n, d in sizes:
             for p in norms:
-                rows = [(r, measure(r, n, d, p, args.timeout, args.baseline)) for r in routes]
+                rows = [(r, measure(r, n, d, p, args.timeout, args.baseline, args.mem_gib))
+                        for r in routes]
                 best = max((m["margin"] for _, m in rows if np.isfinite(m["margin"])),
                            default=float("nan"))
                 ours = rows[0][1]["seconds"]
@@ -261,7 +286,9 @@ def main():
                     ratio = "" if not np.isfinite(sec) else f"{sec / ours:.1f}x"
                     diff = abs(m["margin"] - best) / best if np.isfinite(m["margin"]) else None
                     name = r.replace("main:", f"main {base}: ").replace("@2", " (2 threads)")
-                    print(f"| {pname} | ({n}, {d}) | {name} [{m['label']}] | {ts} | {ratio} | "
+                    cpu = m.get("cpu", float("nan"))
+                    print(f"| {pname} | ({n}, {d}) | {name} [{m['label']}] | {ts} | "
+                          f"{'' if not np.isfinite(cpu) else f'{cpu:.2f}'} | {ratio} | "
                           f"{m['rss_gib']:.2f} | {'n/a' if diff is None else f'{diff:.1e}'} |",
                           flush=True)
 
