@@ -109,6 +109,7 @@ F. H. Clarke. Optimization and Nonsmooth Analysis. Wiley, 1983.
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 from collections.abc import Sequence
 
@@ -334,9 +335,13 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
             f"working_set=True needs norm=2 (the layered Gram matrix); got norm={norm!r}. "
             f"Omit working_set.")
 
+    t_start = time.perf_counter()
     prob = build_problem(net, X, y, p=p, loss=loss, support_factor=support_factor,
                          kink_rtol=kink_rtol)
     nc, n_kinks, P, qc = prob.nc, prob.n_kinks, prob.P, prob.qc
+    # one stage line each (issue 14.13): a CLI run off a terminal is never silent for long
+    logger.info("check_kkt: margins done, %d candidates, %d kink pairs, P = %d (%.1f s)",
+                nc, n_kinks, P, time.perf_counter() - t_start)
     use_ws = structured and prob.exact and (
         nc > config.working_set_min_candidates if working_set is None else bool(working_set))
     if structured and not use_ws and (nc + n_kinks) ** 2 > max_dense_entries:
@@ -362,6 +367,8 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
     b_l = (first.b if first.b is not None else first.M.T @ theta)[:nc]
     euler = float(np.max(np.abs(b_l - L * qc)) / (L * float(qc.max())))
     nat_delta = float(nat_scale * (prob.nat_lam @ (qc - 1.0)))
+    logger.info("check_kkt: natural multipliers done, ε/||θ̃|| ≤ %.3g; solving the program "
+                "(%.1f s)", nat_eps / R, time.perf_counter() - t_start)
 
     ws_extra = {}
     best = None
@@ -378,6 +385,7 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
     if best is None:
         best, history = progs.run(prob.slopes, max_sweeps=max_sweeps, first=first)
     del first  # release the Gram matrix
+    logger.info("check_kkt: program solved (%.1f s)", time.perf_counter() - t_start)
     nu, eps, opt_res, meth = best.nu, best.eps, best.opt_res, best.method
     if working_set and not use_ws:
         meth += "; working set not used (kinks in several layers: block-coordinate steps)"
