@@ -534,7 +534,7 @@ def build_problem(net, X: np.ndarray, y: np.ndarray, *, p: float, loss: str,
 
     zs = tnet.preactivations(Xc)
     lo = tnet.clarke_interval[0] if tnet.activation != "linear" else 0.0  # no kinks if linear
-    slopes = tnet.activation_slopes(Xc)
+    slopes = [tnet._dsigma(z) for z in zs]  # = tnet.activation_slopes(Xc), without a forward pass
     hs = [Xc] + [s * z for s, z in zip(slopes, zs, strict=True)]  # σ(z) = σ'(z) z (σ homog.)
     kinks = tnet.kinks(Xc, rtol=kink_rtol)
     # dead units: incoming weights negligible against the layer (row norm <= kink_rtol · largest

