@@ -259,7 +259,8 @@ class KKTProblem:
         hs = [h[r] for h in self.hs]
         # example columns: δ_l of q = uᵀf with the zeroed slopes: the backward pass of
         # HomogeneousMLP.deltas (δ_L = u, δ_l = (δ_{l+1} W_{l+1}) ∘ σ'_l), without its forward pass
-        # (the activations are stored; tests/test_kkt_problem.py checks it against net.deltas)
+        # (the activations are stored; tests/test_kkt_problem.py checks the resulting Gram matrix
+        # and products against the network's own per-example gradients)
         D = [None] * len(Ws)
         D[-1] = U
         for l in range(len(Ws) - 1, 0, -1):
