@@ -276,23 +276,3 @@ def test_exact_projection_against_a_conic_solver():
             assert prob.status == "optimal"
             np.testing.assert_allclose(project_cone(a, cone, w), v.value, rtol=0,
                                        atol=CVX_ATOL * np.abs(a).max())
-
-
-@pytest.mark.parametrize("seed", [0, 1])
-def test_loose_early_rounds_end_with_a_tight_solve(seed):
-    # early rounds solved only to 0.5 relative optimality: stopping after them (no tight
-    # re-solve) leaves ε off by far more than RTOL and a subproblem residual above the tight
-    # tolerance
-    net, X, y = _kinked_instance(np.random.default_rng(seed), 40, 8, 12, 3, 2.0)
-    ref = check_kkt(net, X, y, working_set=False, config=IP, support_factor=1e9)
-    loose = KKTConfig(working_set_initial=2, working_set_batch=1, first_order_min_variables=0,
-                      working_set_early_rtol=0.5)
-    new = check_kkt(net, X, y, working_set=True, config=loose, support_factor=1e9)
-    assert new.solver_status == "optimal" == ref.solver_status
-    assert abs(new.epsilon_relative - ref.epsilon_relative) <= RTOL
-    assert new.extra["working_set_subproblem_residual"] <= TOLERANCES.kkt_working_set_rtol
-
-
-def test_working_set_early_rtol_is_validated():
-    with pytest.raises(ValueError, match="working_set_early_rtol"):
-        KKTConfig(working_set_early_rtol=0.0)

@@ -65,13 +65,6 @@ class KKTConfig:
         has at most ``4 ·`` this many variables. Measured in ``bench_kkt.py`` (docs/benchmarks.md).
     first_order_max_iter : int
         ℓ2 GPCG: outer iterations per value of the budget multiplier.
-    working_set_early_rtol : float
-        ℓ2 working set: the rounds before the last solve their program only to this relative
-        optimality and add only candidates violating the full program's conditions by more;
-        once none does, the same set is solved to ``TOLERANCES.kkt_working_set_rtol`` and the
-        rounds continue at that tolerance, so the certificate is that of a tight solve. (The
-        early rounds only choose the next columns; bench_kkt.py: see docs/benchmarks.md.)
-        Set it to ``TOLERANCES.kkt_working_set_rtol`` or below to solve every round tightly.
     """
 
     working_set_min_candidates: int = 2000
@@ -83,7 +76,6 @@ class KKTConfig:
     phase2_max_variables: int = 1500
     first_order_min_variables: int = 1000
     first_order_max_iter: int = 300
-    working_set_early_rtol: float = 1e-4
 
     def __post_init__(self):
         for name in ("working_set_min_candidates", "working_set_initial", "working_set_batch",
@@ -97,9 +89,6 @@ class KKTConfig:
         if not (0.0 < self.working_set_max_share <= 1.0):
             raise ValueError(f"KKTConfig.working_set_max_share must be in (0, 1]; got "
                              f"{self.working_set_max_share!r}.")
-        if not (0.0 < self.working_set_early_rtol < 1.0):
-            raise ValueError(f"KKTConfig.working_set_early_rtol must be in (0, 1); got "
-                             f"{self.working_set_early_rtol!r}.")
         if not (0.0 <= self.phase2_slack < 1e-3):
             raise ValueError(f"KKTConfig.phase2_slack must be in [0, 1e-3); got "
                              f"{self.phase2_slack!r}.")
@@ -190,12 +179,10 @@ class Programs:
         return best_residual(self.prob.theta, v, self.p, self.norm_rtol)[0]
 
     # ------------------------------------------------------------------ one program
-    def solve(self, bld: Build, r=None, x0=None, x0_name="natural multipliers",
-              tol=None) -> Step:
+    def solve(self, bld: Build, r=None, x0=None, x0_name="natural multipliers") -> Step:
         """Optimal ν for one program under the δ budget (row ``r``, default all candidates);
         ``x0`` an optional warm start for the first-order solver (named ``x0_name`` in the
-        method text); ``tol`` its relative optimality (default
-        ``TOLERANCES.kkt_working_set_rtol``)."""
+        method text)."""
         prob, cfg = self.prob, self.config
         qc = prob.qc
         r = qc - 1.0 if r is None else r
@@ -207,9 +194,7 @@ class Programs:
                 x0 = x0 if x0 is not None and x0.shape == (cone.N,) else None
                 fo = solve_cone_qp_gpcg(_symmetric_product(G), np.diag(G), b, cone,
                                         col_scale=colscale,
-                                        obj_scale=self.R2,
-                                        tol=TOLERANCES.kkt_working_set_rtol if tol is None
-                                        else tol,
+                                        obj_scale=self.R2, tol=TOLERANCES.kkt_working_set_rtol,
                                         budget_row=r, budget=self.budget, x0=x0,
                                         max_iter=cfg.first_order_max_iter)
                 meth = (f"gradient projection + CG on the {cone.N}x{cone.N} Gram matrix "
@@ -338,8 +323,6 @@ class Programs:
         add = order[:min(nc, cfg.working_set_initial)]
         rounds, sizes, st = 0, [], None
         cache = {}
-        tight = TOLERANCES.kkt_working_set_rtol
-        tol = max(cfg.working_set_early_rtol, tight)  # early rounds; then ``tight``
 
         def combine(nu_w):  # Aᵀν on the working set's columns; the last result is reused below
             v = g2f.combination(nu_w, ws.columns)
@@ -359,16 +342,15 @@ class Programs:
                     f"max_dense_entries={self.max_dense_entries} (the support is large); raise "
                     f"max_dense_entries or lower support_factor.")
             n_old, k_old = ws.examples.size, ws.kinks.size
-            if add.size or st is None:
-                ws.add(add)
-                in_w[add] = True
+            ws.add(add)
+            in_w[add] = True
             idx = ws.examples
             sizes.append(int(ws.G.shape[0]))
             cone = ConeStructure(idx.size, ws.kink_example, prob.clarke_low)
             # warm start: the previous round's multipliers (zero on the added columns)
             x0 = ws.extend(st.nu, n_old, k_old) if st is not None else None
             st = self.solve(Build(ws.G, ws.b, combine, None, cone, ()), r=qc[idx] - 1.0, x0=x0,
-                            x0_name="the previous round's multipliers", tol=tol)
+                            x0_name="the previous round's multipliers")
             logger.info("working set round %d: %d columns; %s", rounds, ws.G.shape[0], st.method)
             nu_f = np.zeros(cone_f.N)
             nu_f[ws.columns] = st.nu
@@ -381,14 +363,9 @@ class Programs:
             g[:nc] += st.eta * (qc - 1.0)
             viol = np.maximum(-cone_f.vertex_min(g), 0.0) / (colscale * self.R2)
             viol_out = np.where(in_w, 0.0, viol)
-            add = np.flatnonzero(viol_out > tol)
-            if rounds >= cfg.working_set_max_rounds:
+            add = np.flatnonzero(viol_out > TOLERANCES.kkt_working_set_rtol)
+            if add.size == 0 or rounds >= cfg.working_set_max_rounds:
                 break
-            if add.size == 0:
-                if tol <= tight:
-                    break
-                tol = tight  # the same set again, solved tightly (warm start), then on
-                continue
             add = add[np.argsort(-viol_out[add], kind="stable")]
             add = add[:max(cfg.working_set_batch, idx.size // 2)]
         # certificate of the full program: g̃ = A(Aᵀν − θ̃) + η (q − 1, 0) from the final
