@@ -81,6 +81,10 @@ def main(argv=None):
                     help="also run the same net with this many dead hidden units appended "
                          "(incoming weights 1e-9 of the layer's, outgoing weights random) and "
                          "compare times")
+    ap.add_argument("--dead-out", choices=["random", "zero"], default="random",
+                    help="outgoing weights of the dead units: random (their incoming weights "
+                         "then have gradients a_j x_i where z > 0: a different program) or zero "
+                         "(the same program as without them, up to 1e-9)")
     ap.add_argument("--max-dense", type=float, default=None,
                     help="check_kkt's max_dense_entries (default 6e7; 1.1e8 admits the full "
                          "10,128² Gram matrix, 0.8 GiB)")
@@ -115,7 +119,8 @@ def main(argv=None):
     print(f"   support {rep.support.size}; optimality residual {rep.optimality_residual:.2e}; "
           f"working set sizes {rep.extra.get('working_set_sizes')}")
     if args.dead:
-        bench_dead(net, X, y, args.dead, ws, cfg, sf)
+        bench_dead(net, X, y, args.dead, ws, cfg, sf, out=args.dead_out,
+                   without=(rep, dt, dc, peak))
     if args.scale_only:
         return
 
@@ -145,28 +150,36 @@ def main(argv=None):
     print(f"   |eps difference| / eps = {abs(rep2.epsilon_relative - eps_nnls) / eps_nnls:.2e}")
 
 
-def bench_dead(net, X, y, n_dead, ws, cfg, sf, seed=3):
+def bench_dead(net, X, y, n_dead, ws, cfg, sf, seed=3, out="random", without=None):
     """The same net with ``n_dead`` dead hidden units appended (incoming rows 1e-9 of the largest
     row norm, so they are recognised as dead, not exactly zero) against the net without them:
-    same data, same margins up to 1e-9 relative; times and ε side by side."""
+    same data, same margins up to 1e-9 relative; times and ε side by side. ``out``: the dead
+    units' outgoing weights, random or zero (see --dead-out). ``without``: the measured run of
+    the net without them, ``(report, wall, cpu, traced MiB)``, reused instead of a second run."""
     rng = np.random.default_rng(seed)
     W1, W2 = net.weights
     rows = rng.standard_normal((n_dead, W1.shape[1]))
     rows *= 1e-9 * np.linalg.norm(W1, axis=1).max() / np.linalg.norm(rows, axis=1)[:, None]
-    dead = HomogeneousMLP((np.vstack([W1, rows]),
-                           np.hstack([W2, rng.standard_normal((W2.shape[0], n_dead))])))
-    print(f"\n== dead units: {n_dead} appended to the hidden layer vs the net without them")
+    a = (rng.standard_normal((W2.shape[0], n_dead)) if out == "random"
+         else np.zeros((W2.shape[0], n_dead)))
+    dead = HomogeneousMLP((np.vstack([W1, rows]), np.hstack([W2, a])))
+    print(f"\n== dead units: {n_dead} appended to the hidden layer ({out} outgoing weights) vs "
+          f"the net without them")
     print(f"{'net':<14} {'P':>8} {'cand':>6} {'kinks':>6} {'dead':>5} {'wall s':>8} {'cpu s':>8} "
-          f"{'traced MiB':>11} {'eps_rel':>12} status")
-    out = []
+          f"{'traced MiB':>11} {'eps_rel':>12} {'support':>8} {'ws sizes':>9} status")
+    res = []
     for name, nn in (("without", net), ("with dead", dead)):
-        rep, dt, dc, peak = measure(lambda nn=nn: check_kkt(nn, X, y, working_set=ws, config=cfg,
-                                                            **sf))
-        out.append(dc)
+        if name == "without" and without is not None:
+            rep, dt, dc, peak = without
+        else:
+            rep, dt, dc, peak = measure(lambda nn=nn: check_kkt(nn, X, y, working_set=ws,
+                                                                config=cfg, **sf))
+        res.append(dc)
         print(f"{name:<14} {nn.n_params:>8} {rep.n_candidates:>6} {rep.n_kink_pairs:>6} "
               f"{rep.extra['n_dead_units']:>5} {dt:>8.2f} {dc:>8.2f} {peak:>11.0f} "
-              f"{rep.epsilon_relative:>12.6e} {rep.solver_status}")
-    print(f"   cpu ratio with/without = {out[1] / out[0]:.2f}")
+              f"{rep.epsilon_relative:>12.6e} {rep.support.size:>8} "
+              f"{str(rep.extra.get('working_set_sizes', [])[-1:]):>9} {rep.solver_status}")
+    print(f"   cpu ratio with/without = {res[1] / res[0]:.2f}")
 
 
 def bench_gram(n=600, sizes=(784, 200, 200, 1), seed=2):

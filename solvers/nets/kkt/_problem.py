@@ -257,8 +257,14 @@ class KKTProblem:
             sl[t][ke[sel], ku[sel]] = 0.0
         U = self.U[r]
         hs = [h[r] for h in self.hs]
-        # example columns: δ_l of q = uᵀf with the zeroed slopes (the network's backward pass)
-        D = net.deltas(self.Xc[r], slopes=sl, cotangent=U)
+        # example columns: δ_l of q = uᵀf with the zeroed slopes: the backward pass of
+        # HomogeneousMLP.deltas (δ_L = u, δ_l = (δ_{l+1} W_{l+1}) ∘ σ'_l), without its forward pass
+        # (the activations are stored; tests/test_kkt_problem.py checks the resulting Gram matrix
+        # and products against the network's own per-example gradients)
+        D = [None] * len(Ws)
+        D[-1] = U
+        for l in range(len(Ws) - 1, 0, -1):
+            D[l - 1] = (D[l] @ Ws[l]) * sl[l - 1]
         # kink columns (e, t, j): δ_t = (∂q_e/∂h_t)[j] e_j, then back through layers < t
         Dk = [np.zeros((ke.size, W.shape[0])) for W in Ws]
         for t in np.unique(kl):
@@ -307,27 +313,49 @@ class LayeredGram:
         if not gram:
             return
         N = b.size
-        G = np.zeros((N, N))
+        G = np.empty((N, N))
+        # upper block triangle by row blocks (BLAS-3), mirrored: half the products of the full
+        # matrix; each diagonal block is symmetrised so G is exactly symmetric
         for s0 in range(0, N, block):
             s1 = min(N, s0 + block)
-            for Dl, Hl in zip(Ds, Hs, strict=True):
-                blk = Dl[s0:s1] @ Dl.T
-                blk *= Hl[s0:s1] @ Hl.T
-                G[s0:s1] += blk
+            blk = self.block(np.arange(s0, s1), np.arange(s0, N))
+            d = blk[:, :s1 - s0]
+            d += d.T.copy()
+            d *= 0.5
+            G[s0:s1, s0:] = blk
+            G[s1:, s0:s1] = blk[:, s1 - s0:].T
         self.G = G
 
-    def combination(self, nu):
-        """``Aᵀν = Σ_c ν_c (column c)`` as a flat ``(P,)`` vector (one backward pass)."""
-        return np.concatenate([((nu[:, None] * Dl).T @ Hl).ravel()
+    def block(self, rows, cols):
+        """``G[rows, cols] = Σ_l (D_l[rows] D_l[cols]ᵀ) ∘ (H_{l−1}[rows] H_{l−1}[cols]ᵀ)``, shape
+        ``(rows.size, cols.size)``: two matrix products per layer (BLAS-3), no ``P``-wide array."""
+        out = np.zeros((len(rows), len(cols)))
+        for Dl, Hl in zip(self.Ds, self.Hs, strict=True):
+            dd = Dl[rows] @ Dl[cols].T
+            dd *= Hl[rows] @ Hl[cols].T
+            out += dd
+        return out
+
+    def combination(self, nu, cols=None):
+        """``Aᵀν = Σ_c ν_c (column c)`` as a flat ``(P,)`` vector (one backward pass); with
+        ``cols``, ``ν`` holds the multipliers of those columns only. Columns with ``ν_c = 0`` are
+        skipped (they add exactly zero)."""
+        cols = np.arange(self.b.size) if cols is None else np.asarray(cols)
+        nz = np.flatnonzero(nu)
+        c, w = cols[nz], nu[nz]
+        return np.concatenate([((w[:, None] * Dl[c]).T @ Hl[c]).ravel()
                                for Dl, Hl in zip(self.Ds, self.Hs, strict=True)])
 
-    def apply(self, r):
-        """``A r``: ``⟨column c, r⟩`` for every column, shape ``(N,)``, without the Gram matrix."""
-        out = np.zeros(self.b.size)
+    def apply(self, r, cols=None):
+        """``A r``: ``⟨column c, r⟩`` for every column (or for ``cols`` only), shape ``(N,)``
+        (``(cols.size,)``), without the Gram matrix."""
+        out = np.zeros(self.b.size if cols is None else len(cols))
         off = 0
         for W, Dl, Hl in zip(self.Ws, self.Ds, self.Hs, strict=True):
             R = r[off:off + W.size].reshape(W.shape)
             off += W.size
+            if cols is not None:
+                Dl, Hl = Dl[cols], Hl[cols]
             out += np.einsum("ij,ij->i", Hl @ R.T, Dl)
         return out
 
@@ -338,6 +366,86 @@ class LayeredGram:
         g = sum(np.einsum("ij,ij->i", Dl[:n], Dl[:n]) * np.einsum("ij,ij->i", Hl[:n], Hl[:n])
                 for Dl, Hl in zip(self.Ds, self.Hs, strict=True))
         return np.sqrt(g)
+
+
+class IncrementalGram:
+    """The Gram matrix of a growing set of a :class:`LayeredGram`'s columns (the ℓ2 working set).
+
+    The set holds examples (in the order added) and, with each example, its kink columns; the
+    matrix is ordered as the cone expects, examples first, then kinks. :meth:`add` computes only
+    the new rows ``G[new, S ∪ new]`` (:meth:`LayeredGram.block`, BLAS-3) and copies the old
+    block; nothing is recomputed, so all rounds together cost one Gram matrix of the final set
+    (its off-diagonal blocks once, not twice). Its entries equal :class:`LayeredGram`'s of the
+    same columns to rounding (tests/test_kkt_problem.py).
+
+    Attributes
+    ----------
+    examples : ndarray of int
+        The examples of the set, indices into the full problem's ``0..n−1``, in order.
+    kinks : ndarray of int
+        Their kink columns, indices into the full problem's ``0..K−1``, in order.
+    G : ndarray of shape (N, N)
+        ``N = examples.size + kinks.size``.
+    """
+
+    def __init__(self, full: LayeredGram):
+        self.full = full
+        self.examples = np.zeros(0, dtype=int)
+        self.kinks = np.zeros(0, dtype=int)
+        self.G = np.zeros((0, 0))
+
+    @property
+    def columns(self) -> np.ndarray:
+        """The set's columns as indices into the full matrix (examples, then ``n + kink``)."""
+        return np.concatenate([self.examples, self.full.n + self.kinks])
+
+    @property
+    def kink_example(self) -> np.ndarray:
+        """For each kink column, the position of its example in ``examples``."""
+        pos = np.empty(self.full.n, dtype=int)
+        pos[self.examples] = np.arange(self.examples.size)
+        return pos[self.full.kinfo[1][self.kinks]] if self.kinks.size else np.zeros(0, int)
+
+    @property
+    def b(self) -> np.ndarray:
+        return self.full.b[self.columns]
+
+    def extend(self, nu: np.ndarray, n_old: int, k_old: int) -> np.ndarray:
+        """Multipliers ``nu`` of the set before the last :meth:`add` (``n_old`` examples,
+        ``k_old`` kinks) in the current order, zero on the added columns."""
+        out = np.zeros(self.examples.size + self.kinks.size)
+        out[:n_old] = nu[:n_old]
+        out[self.examples.size:self.examples.size + k_old] = nu[n_old:n_old + k_old]
+        return out
+
+    def add(self, new_examples: np.ndarray) -> None:
+        """Add examples (not yet in the set) with their kink columns."""
+        new_examples = np.asarray(new_examples, dtype=int)
+        ke = self.full.kinfo[1]
+        new_k = np.flatnonzero(np.isin(ke, new_examples))
+        n0, k0 = self.examples.size, self.kinks.size
+        n1, k1 = n0 + new_examples.size, k0 + new_k.size
+        self.examples = np.concatenate([self.examples, new_examples])
+        self.kinks = np.concatenate([self.kinks, new_k])
+        cols = self.columns
+        new = np.r_[n0:n1, n1 + k0:n1 + k1]
+        G = np.empty((n1 + k1, n1 + k1))
+        Go = self.G  # old order: examples 0..n0-1, kinks n0..n0+k0-1
+        G[:n0, :n0] = Go[:n0, :n0]
+        G[:n0, n1:n1 + k0] = Go[:n0, n0:]
+        G[n1:n1 + k0, :n0] = Go[n0:, :n0]
+        G[n1:n1 + k0, n1:n1 + k0] = Go[n0:, n0:]
+        self.G = None
+        del Go
+        B = self.full.block(cols[new], cols)  # (new, all), BLAS-3
+        nn = B[:, new]
+        nn = 0.5 * (nn + nn.T)  # the new diagonal block, exactly symmetric
+        B[:, new] = nn
+        for (a0, a1), (b0, b1) in (((0, n1 - n0), (n0, n1)),
+                                   ((n1 - n0, new.size), (n1 + k0, n1 + k1))):
+            G[b0:b1, :] = B[a0:a1]
+            G[:, b0:b1] = B[a0:a1].T
+        self.G = G
 
 
 def _pair_weights(Q: np.ndarray, log_q_min: float, q_hat_min: float, loss: str) -> np.ndarray:
@@ -427,7 +535,7 @@ def build_problem(net, X: np.ndarray, y: np.ndarray, *, p: float, loss: str,
 
     zs = tnet.preactivations(Xc)
     lo = tnet.clarke_interval[0] if tnet.activation != "linear" else 0.0  # no kinks if linear
-    slopes = tnet.activation_slopes(Xc)
+    slopes = [tnet._dsigma(z) for z in zs]  # = tnet.activation_slopes(Xc), without a forward pass
     hs = [Xc] + [s * z for s, z in zip(slopes, zs, strict=True)]  # σ(z) = σ'(z) z (σ homog.)
     kinks = tnet.kinks(Xc, rtol=kink_rtol)
     # dead units: incoming weights negligible against the layer (row norm <= kink_rtol · largest
