@@ -276,3 +276,21 @@ def test_exact_projection_against_a_conic_solver():
             assert prob.status == "optimal"
             np.testing.assert_allclose(project_cone(a, cone, w), v.value, rtol=0,
                                        atol=CVX_ATOL * np.abs(a).max())
+
+
+def test_exact_projection_with_groups_of_very_different_magnitude():
+    # found by hypothesis: example 1 (values ~1e-100, a kink at 2.2e-308) follows examples of
+    # magnitude ~1; one shared cumulative sum lost its increments to cancellation and put its
+    # λ on the wrong piece (residual 0.96). Each group is now summed at its own scale.
+    from solvers.nets.kkt._gpcg import project_cone
+    from solvers.nets.kkt._qp import ConeStructure
+    a = np.array([1.0917108781585387, 6.920097509365189e-100, 2.0, 1.5, 2.0, 6.983597359850222,
+                  2.0, 0.5, 0.0, 2.2250738585072014e-308, -1.0])
+    w = np.array([1.1, 0.2735693369480849, 0.6, 3.493831623703886, 9.0, 6.152532397514517, 1.0,
+                  8.736755542671206, 8.735041642150815, 8.296725177542212, 1.2308611463799397])
+    cone = ConeStructure(4, np.array([2, 0, 2, 3, 2, 1, 0]), 0.1)
+    x = project_cone(a, cone, w)
+    assert _projection_residual(x, a, cone, w) <= PROJ_RTOL
+    # example 1 alone, in closed form: μ = αλ is active, so λ = (w_e a_e + α w_k a_k)/(w_e + α² w_k)
+    lam1 = (w[1] * a[1] + 0.1 * w[9] * a[9]) / (w[1] + 0.01 * w[9])
+    assert x[1] == pytest.approx(lam1, rel=1e-12)

@@ -106,13 +106,18 @@ def project_cone(a: np.ndarray, cone: ConeStructure, w: np.ndarray) -> np.ndarra
     eg, ex_, eds, edt = (np.concatenate(v) for v in (ev_g, ev_x, ev_ds, ev_dt))
     order = np.lexsort((ex_, eg))
     eg, ex_, eds, edt = eg[order], ex_[order], eds[order], edt[order]
-    # cumulative Δs, Δt of the breakpoints before each one, within its group
+    # cumulative Δs, Δt of the breakpoints before each one, within its group. One cumulative
+    # sum serves every group, so each group's increments are first divided by that group's own
+    # scale (s0 >= |Δs|; Σ|w a| >= |Δt|): otherwise a group of magnitude 1e-100 after one of
+    # magnitude 1 is lost to cancellation in the differences and lands on the wrong piece
+    t_sc = np.abs(we * ae) + np.bincount(grp, weights=np.abs(wk * c), minlength=ne)
+    t_sc = np.where(t_sc > 0.0, t_sc, 1.0)
     start = np.searchsorted(eg, np.arange(ne))
-    cs_ = np.concatenate(([0.0], np.cumsum(eds)))
-    ct_ = np.concatenate(([0.0], np.cumsum(edt)))
+    cs_ = np.concatenate(([0.0], np.cumsum(eds / s0[eg])))
+    ct_ = np.concatenate(([0.0], np.cumsum(edt / t_sc[eg])))
     pos = np.arange(eg.size)
-    s_before = s0[eg] + cs_[pos] - cs_[start[eg]]
-    t_before = t0[eg] + ct_[pos] - ct_[start[eg]]
+    s_before = s0[eg] * (1.0 + (cs_[pos] - cs_[start[eg]]))
+    t_before = t_sc[eg] * (t0[eg] / t_sc[eg] + (ct_[pos] - ct_[start[eg]]))
     # φ' is non-decreasing: the breakpoints with φ' < 0 are a prefix of each group
     m = np.bincount(eg, weights=(s_before * ex_ - t_before < 0.0), minlength=ne).astype(np.int64)
     # s, t on the piece after the first m breakpoints, summed afresh (no cancellation)
