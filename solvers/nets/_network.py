@@ -363,7 +363,10 @@ class HomogeneousMLP:
         rtol = float(rtol)
         if not (rtol >= 0.0):
             raise ValueError(f"rtol must be >= 0; got {rtol!r}.")
-        zs = self.preactivations(X)
+        return self._kink_masks(self.preactivations(X), rtol)
+
+    def _kink_masks(self, zs: list[np.ndarray], rtol: float) -> list[np.ndarray]:
+        """:meth:`kinks` from pre-activations already computed (no second forward pass)."""
         if self.activation == "linear":
             return [np.zeros(z.shape, dtype=bool) for z in zs]
         out = []

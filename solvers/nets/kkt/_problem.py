@@ -537,7 +537,7 @@ def build_problem(net, X: np.ndarray, y: np.ndarray, *, p: float, loss: str,
     lo = tnet.clarke_interval[0] if tnet.activation != "linear" else 0.0  # no kinks if linear
     slopes = [tnet._dsigma(z) for z in zs]  # = tnet.activation_slopes(Xc), without a forward pass
     hs = [Xc] + [s * z for s, z in zip(slopes, zs, strict=True)]  # σ(z) = σ'(z) z (σ homog.)
-    kinks = tnet.kinks(Xc, rtol=kink_rtol)
+    kinks = tnet._kink_masks(zs, float(kink_rtol))  # = tnet.kinks(Xc, rtol=…), no forward pass
     # dead units: incoming weights negligible against the layer (row norm <= kink_rtol · largest
     # row norm), so |z_ij| <= kink_rtol · max_k ||W[k]|| ||h_i|| on every example. They are not
     # thousands of kink pairs: they keep the network's slope (the true derivative at θ̃ when the
