@@ -154,3 +154,24 @@ def test_unverifiable_raises_solver_error(rng):
     with pytest.raises(SolverError, match="no solver returned a verified solution") as ei:
         solve_min_norm(X, y, norm=1, rtol=1e-30, method="highs")
     assert ei.value.attempts[0]["solver"] == "highs"
+
+
+@pytest.mark.parametrize("norm", [1, 2, np.inf])
+def test_inconsistent_wide_system_raises(norm):
+    # d = 6 > 2n: consistency is tested after the routes (they cannot be certified here), with
+    # the same criterion and the same residual as for tall systems
+    X = np.array([[1.0, 1.0, 0.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0, 0.0, 0.0]])
+    with pytest.raises(InconsistentSystemError, match="has no solution") as ei:
+        solve_min_norm(X, np.array([1.0, 2.0]), norm=norm)
+    np.testing.assert_allclose(ei.value.residual, np.sqrt(0.5), rtol=1e-12)
+
+
+@pytest.mark.parametrize("norm", [1, np.inf])
+def test_wide_consistent_system_skips_the_least_squares_test(norm, rng, monkeypatch):
+    # the certified answer's own residual proves consistency; the SVD-based test is not run
+    calls = []
+    real = np.linalg.lstsq
+    monkeypatch.setattr(np.linalg, "lstsq", lambda *a, **k: calls.append(1) or real(*a, **k))
+    X = rng.standard_normal((5, 40))
+    sol = solve_min_norm(X, X @ rng.standard_normal(40), norm=norm)
+    assert sol.certificate.verified and calls == []

@@ -291,12 +291,14 @@ def raise_precision_limit(exc, limited: list, context: str, rtol: float) -> None
 
 
 def dual_image(A: np.ndarray, lam: np.ndarray, w_norm: float, *, tol: float,
-               frobenius: float | None = None) -> np.ndarray:
+               frobenius: float | None = None, q: float = 1.0) -> np.ndarray:
     """``z = A^T λ``, computed exactly (:func:`exact_row_dots`) over the rows with ``λ_i != 0``
-    when float64's error bound ``γ_n ||(|A_S|^T |λ_S|)||_1`` (Higham 2002, eq. (3.5); the ℓ1
-    norm bounds the error in every dual norm) exceeds ``1e-3 tol ||w||`` — i.e. only when
-    rounding could decide the stationarity residual or the gap. ``frobenius`` is unused (kept
-    for callers that pass it)."""
+    when float64's error bound ``γ_n ||(|A_S|^T |λ_S|)||_q`` (Higham 2002, eq. (3.5), entry by
+    entry; ``q`` the dual exponent in which the certificate measures ``z``: it bounds the error
+    of ``||z − ·||_q`` and, by Hölder, of ``zᵀw`` over ``||w||_p``; the default ``q = 1`` bounds
+    every dual norm) exceeds ``1e-3 tol ||w||`` — i.e. only when rounding could decide the
+    stationarity residual or the gap. ``frobenius`` is unused (kept for callers that pass
+    it)."""
     z = A.T @ lam
     S = np.flatnonzero(lam)
     if S.size == 0:
@@ -304,7 +306,7 @@ def dual_image(A: np.ndarray, lam: np.ndarray, w_norm: float, *, tol: float,
     u = np.finfo(float).eps / 2
     gam = S.size * u / (1.0 - S.size * u)
     AS = A[S]
-    bound = gam * float(np.sum(np.abs(AS).T @ np.abs(lam[S])))
+    bound = gam * lp_norm(np.abs(AS).T @ np.abs(lam[S]), q)
     if bound > 1e-3 * tol * w_norm:
         z = exact_row_dots(np.ascontiguousarray(AS.T), lam[S])
     return z

@@ -121,7 +121,7 @@ def margin_certificate(G: np.ndarray, w: np.ndarray, lam: np.ndarray, p: float, 
     """
     rtol = TOLERANCES.certificate_rtol if rtol is None else rtol
     q = dual_exponent(p)
-    z = dual_image(G, lam, lp_norm(w, p), tol=rtol, frobenius=frobenius)
+    z = dual_image(G, lam, lp_norm(w, p), tol=rtol, frobenius=frobenius, q=q)
     margins = margins_with_bound(G, w, row_norm_max=row_norm_max, tol=rtol)
     return build_certificate(
         primal_infeasibility=float(max(0.0, 1.0 - float(np.min(margins)))),
