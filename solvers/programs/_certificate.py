@@ -305,9 +305,17 @@ def dual_image(A: np.ndarray, lam: np.ndarray, w_norm: float, *, tol: float,
         return z
     u = np.finfo(float).eps / 2
     gam = S.size * u / (1.0 - S.size * u)
-    AS = A[S]
-    bound = gam * lp_norm(np.abs(AS).T @ np.abs(lam[S]), q)
-    if bound > 1e-3 * tol * w_norm:
+    threshold = 1e-3 * tol * w_norm
+    # a cheap bound first, without copying A (triangle inequality, then ||a||_q <= c ||a||_2
+    # with c = d^max(0, 1/q - 1/2)): || |A_S|ᵀ|λ_S| ||_q <= c Σ_i |λ_i| ||a_i||_2
+    A_S = A if S.size == A.shape[0] else A[S]
+    lam_S = np.abs(lam[S])
+    c = float(A.shape[1]) ** max(0.0, (0.0 if np.isinf(q) else 1.0 / q) - 0.5)
+    if gam * c * float(lam_S @ np.sqrt(np.einsum("ij,ij->i", A_S, A_S))) <= threshold:
+        return z
+    AS = A_S
+    bound = gam * lp_norm(np.abs(AS).T @ lam_S, q)
+    if bound > threshold:
         z = exact_row_dots(np.ascontiguousarray(AS.T), lam[S])
     return z
 
