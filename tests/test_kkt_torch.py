@@ -186,6 +186,13 @@ def test_working_set_adds_violating_pairs_until_the_full_program_is_certified():
     assert part.epsilon_relative == pytest.approx(full.epsilon_relative, rel=1e-6)
     np.testing.assert_array_equal(part.support, full.support)
     assert part.status == full.status
+    # past KKTConfig.working_set_max_share of the candidates every outside pair is added at once:
+    # the second round is the full program
+    share = _check(tn, X, y, KKTConfig(working_set_min_candidates=0, working_set_max_share=0.01),
+                   sf)
+    assert share.extra["working_set_sizes"] == [len(y), share.n_candidates]
+    assert share.solver_status == "optimal"
+    assert share.epsilon_relative == pytest.approx(full.epsilon_relative, rel=1e-6)
     # a trained net: the maximal competitors suffice, certified in one round
     tn, X, y = _trained_cnn_40()
     full, part = _check(tn, X, y, None, 5.0), _check(tn, X, y, ws, 5.0)

@@ -26,10 +26,12 @@ modules). The constraints ``a`` are the candidates: examples (one output) or
   one forward-mode pass: the reduced cost ``⟨∇q_a, v − θ̃⟩ + η (q_a − 1)`` of each pair outside
   must be ``>= 0``, relative to ``L q_a <= ||∇q_a|| ||θ̃||`` (so the violation is over-stated,
   never hidden). The most violating pairs (at least ``KKTConfig.working_set_batch``, at most half
-  the working set more) are added — only their Gram rows ``G[new, W ∪ new]`` are computed
-  (:meth:`TorchNet.pair_gram_between`) — and the QP is solved again, warm-started from the
-  previous multipliers, until no pair outside violates beyond ``TOLERANCES.kkt_working_set_rtol``
-  (then the working set's optimum is the full program's: certified) or
+  the working set more; every pair outside once the working set would pass
+  ``KKTConfig.working_set_max_share`` of the candidates) are added — only their Gram rows
+  ``G[new, W ∪ new]`` are computed (:meth:`TorchNet.pair_gram_between`) — and the QP is
+  solved again, warm-started from the previous multipliers, until no pair outside violates
+  beyond ``TOLERANCES.kkt_working_set_rtol`` (then the working set's optimum is the full
+  program's: certified) or
   ``KKTConfig.working_set_max_rounds`` rounds (then the remaining violation enters the
   optimality residual, the status is "inaccurate" and ε an achieved upper bound).
 - The network is evaluated at unit parameter norm and the scale is carried as a logarithm, so a
@@ -312,6 +314,8 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
         # the most violating first: at least a batch, at most half the working set more
         add = add[np.argsort(-rel_out[add], kind="stable")]
         new = out[add[:max(cfg.working_set_batch, nw // 2)]]
+        if nw + new.size > cfg.working_set_max_share * nc:
+            new = out      # past the share the rounds cost about the full program: solve it
         if (nw + new.size) ** 2 > max_dense_entries:
             ws_stop = (f"; stopped: adding {new.size} pairs would exceed max_dense_entries="
                        f"{max_dense_entries}")
