@@ -181,7 +181,9 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     :func:`solvers.check_kkt`, which validates the tolerances). ``config`` (default
     :class:`KKTConfig`) sets when GPCG replaces the interior point
     (``first_order_min_variables``, ``first_order_max_iter``) and when the multi-class working
-    set starts (``working_set_min_candidates``)."""
+    set starts (``working_set_min_candidates``), how many pairs a round adds at least
+    (``working_set_batch``), when all are added (``working_set_max_share``) and the cap on the
+    rounds (``working_set_max_rounds``)."""
     cfg = KKTConfig() if config is None else config
     tn = net
     L = tn.degree
