@@ -599,9 +599,9 @@ class TorchNet:
                           chunk_size: int = 512, block_size: int = 2048) -> np.ndarray:
         r"""The rectangular pair Gram block ``G_{ab} = ⟨∇_θ q_a, ∇_θ q_b⟩`` between the pairs
         ``a = (rows_a, classes_a)`` and ``b = (rows_b, classes_b)``, shape ``(m_a, m_b)``: the
-        block ``G[a, b]`` of :meth:`pair_gram` over ``a ∪ b``, computed the same way (layer
-        factors of the ``m_a + m_b`` pairs, blocks of ``block_size`` rows) without the rest of
-        that matrix. Used by the KKT check's working set to add pairs: only the new rows
+        block ``G[a, b]`` of :meth:`pair_gram` over ``a ∪ b``, computed the same way (the layer
+        factors of ``a`` and of ``b``, blocks of ``block_size`` rows) without the rest of that
+        matrix. Used by the KKT check's working set to add pairs: only the new rows
         ``G[new, W ∪ new]`` are computed.
         """
         self._check_sizes(chunk_size, block_size)
@@ -613,29 +613,45 @@ class TorchNet:
             raise ValueError(f"rows and classes must have the same length; got rows_a "
                              f"{ra.size}, classes_a {ca.size}, rows_b {rb.size}, classes_b "
                              f"{cb.size}.")
-        ma, mb = ra.size, rb.size
+        if ra.size == 0 or rb.size == 0:
+            return np.zeros((ra.size, rb.size))
+        return self._gram_cross(self._pair_factors(X, y, ra, ca, chunk_size),
+                                self._pair_factors(X, y, rb, cb, chunk_size), block_size)
+
+    def _pair_factors(self, X, y, rows, classes, chunk_size: int = 512):
+        """The layer factors of the pairs (:meth:`_factor_store`) with their count."""
+        T, rows, Wp = self._pair_setup(X, y, rows, classes)
+        return len(rows), self._factor_store(T, rows, Wp, chunk_size)
+
+    @staticmethod
+    def _merge_factors(fa, fb):
+        """The factors of the pairs of ``fa`` followed by those of ``fb``."""
+        (ma, sa), (mb, sb) = fa, fb
+        return ma + mb, {path: [kind, [None if x is None else np.concatenate([x, sb[path][1][i]])
+                                       for i, x in enumerate(arrays)], meta]
+                         for path, (kind, arrays, meta) in sa.items()}
+
+    def _gram_cross(self, fa, fb, block_size: int = 2048):
+        """``G[a, b]`` from the factors of the pairs ``a`` and ``b``, in blocks of
+        ``block_size`` rows of each."""
+        (ma, sa), (mb, sb) = fa, fb
         G = np.zeros((ma, mb))
-        if ma == 0 or mb == 0:
-            return G
-        T, rows, Wp = self._pair_setup(X, y, np.concatenate([ra, rb]), np.concatenate([ca, cb]))
-        store = self._factor_store(T, rows, Wp, chunk_size)
-        for kind, arrays, meta in store.values():
+        for path, (kind, arrays, meta) in sa.items():
+            brr = sb[path][1]
             for i0 in range(0, ma, block_size):
                 I = slice(i0, min(ma, i0 + block_size))
                 FI = self._factor_block(kind, arrays, meta, I)
                 for j0 in range(0, mb, block_size):
                     J = slice(j0, min(mb, j0 + block_size))
-                    Js = slice(ma + J.start, ma + J.stop)          # b's rows in the store
                     if kind == "outer":
-                        A, D = arrays
-                        DD = D[I] @ D[Js].T
-                        G[I, J] += (A[I] @ A[Js].T) * DD
-                        if meta:
+                        DD = arrays[1][I] @ brr[1][J].T
+                        G[I, J] += (arrays[0][I] @ brr[0][J].T) * DD
+                        if meta:  # the dense layer's bias: its gradient is D
                             G[I, J] += DD
                     else:
-                        G[I, J] += FI @ self._factor_block(kind, arrays, meta, Js).T
-                        if arrays[-1] is not None:
-                            G[I, J] += arrays[-1][I] @ arrays[-1][Js].T
+                        G[I, J] += FI @ self._factor_block(kind, brr, meta, J).T
+                        if arrays[-1] is not None:  # a bias: its gradient per pair
+                            G[I, J] += arrays[-1][I] @ brr[-1][J].T
         return G
 
     # --- kinks -----------------------------------------------------------------------------

@@ -275,6 +275,7 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     # forward-mode pass, add the most violating pairs (their Gram rows only), until none violates
     sel = cand[ws]                      # the working set, in the order of G's rows
     rounds, ws_sizes, warm, ws_stop = 0, [], "natural multipliers", ""
+    fac_w = None                        # the working set's layer factors, once pairs are added
     while True:
         rounds += 1
         ws_sizes.append(int(nw))
@@ -322,11 +323,16 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
             ws_stop = (f"; stopped: adding {new.size} pairs would exceed max_dense_entries="
                        f"{max_dense_entries}")
             break
-        Gn = tilde.pair_gram_between(X, y, rows_all[new], cls_all[new],
-                                     np.concatenate([rows, rows_all[new]]),
-                                     np.concatenate([classes, cls_all[new]]))
-        G = np.block([[G, Gn[:, :nw].T], [Gn]])
-        del Gn
+        # only the new pairs' Gram rows G[new, W ∪ new] (TorchNet.pair_gram_between, with the
+        # working set's layer factors kept between rounds: a round's passes cover the new pairs)
+        if fac_w is None:
+            fac_w = tilde._pair_factors(X, y, rows, classes)
+        fac_new = tilde._pair_factors(X, y, rows_all[new], cls_all[new])
+        Gnw = tilde._gram_cross(fac_new, fac_w)
+        G = np.block([[G, Gnw.T], [Gnw, tilde._gram_cross(fac_new, fac_new)]])
+        del Gnw
+        fac_w = tilde._merge_factors(fac_w, fac_new)
+        del fac_new
         ws[np.searchsorted(cand, new)] = True
         sel = np.concatenate([sel, new])
         rows, classes, qc = rows_all[sel], cls_all[sel], qt[sel]
@@ -335,7 +341,7 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
         x0 = np.concatenate([nu, np.zeros(new.size)])     # feasible: the new pairs start at 0
         warm = "the previous round's multipliers"
         stage("gram")
-    del G
+    del G, fac_w
     euler_vals = _euler(tilde, X, y, rows, classes)
     euler = float(np.max(np.abs(euler_vals - b)) / (L * float(qc.max())))
     opt_res = max(viol, comp, viol_out)
