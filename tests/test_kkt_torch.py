@@ -168,24 +168,78 @@ def _self_labelled(seed, n=30):
     return tn, X, y, float(q.max() / q.min()) * 1.01      # every example a candidate
 
 
-def test_working_set_of_maximal_competitors_is_certified_against_all_pairs():
-    # working set forced (from 0 candidates): each example's maximal competitor; the pairs
-    # outside are checked by forward-mode reduced costs, not trusted
-    ws = KKTConfig(working_set_min_candidates=0)
-    # a random self-labelled net: pairs with a non-maximal competitor help, and the check says so
+def test_working_set_adds_violating_pairs_until_the_full_program_is_certified():
+    # working set forced (from 0 candidates), one pair added at least per round (so at most
+    # half the working set more: several rounds); it starts from each example's maximal
+    # competitor and must end at the full program's optimum, certified
+    ws = KKTConfig(working_set_min_candidates=0, working_set_batch=1)
+    # a random self-labelled net: pairs with a non-maximal competitor are needed
     tn, X, y, sf = _self_labelled(0)
     full, part = _check(tn, X, y, None, sf), _check(tn, X, y, ws, sf)
-    assert full.solver_status == "optimal"
-    assert part.extra["n_working_set"] == len(y) < part.n_candidates
-    assert "could lower ε" in part.verdict and part.solver_status == "inaccurate"
-    assert part.epsilon_relative > full.epsilon_relative * (1 + 1e-6)   # the claim is true
-    # a trained net: the maximal competitors suffice, certified for every candidate pair
+    assert full.solver_status == part.solver_status == "optimal"
+    assert part.extra["working_set_sizes"][0] == len(y) < part.n_candidates
+    assert part.extra["working_set_rounds"] >= 2              # pairs were added
+    assert part.extra["working_set_sizes"][-1] > len(y)
+    assert part.extra["working_set_violation"] <= TOLERANCES.kkt_working_set_rtol
+    assert "could lower ε" not in part.verdict
+    # both certified to TOLERANCES.kkt_optimality_rtol (1e-6, relative dual violation)
+    assert part.epsilon_relative == pytest.approx(full.epsilon_relative, rel=1e-6)
+    np.testing.assert_array_equal(part.support, full.support)
+    assert part.status == full.status
+    # past KKTConfig.working_set_max_share of the candidates every outside pair is added at once:
+    # the second round is the full program
+    share = _check(tn, X, y, KKTConfig(working_set_min_candidates=0, working_set_max_share=0.01),
+                   sf)
+    assert share.extra["working_set_sizes"] == [len(y), share.n_candidates]
+    assert share.solver_status == "optimal"
+    assert share.epsilon_relative == pytest.approx(full.epsilon_relative, rel=1e-6)
+    # a trained net: the maximal competitors suffice, certified in one round
     tn, X, y = _trained_cnn_40()
     full, part = _check(tn, X, y, None, 5.0), _check(tn, X, y, ws, 5.0)
     assert part.extra["n_working_set"] == len(y) < part.n_candidates
+    assert part.extra["working_set_rounds"] == 1
     assert full.solver_status == part.solver_status == "optimal"
-    assert "could lower ε" not in part.verdict
     assert part.epsilon_relative == pytest.approx(full.epsilon_relative, rel=1e-6)
+
+
+def test_working_set_round_cap_reports_an_upper_bound():
+    ws = KKTConfig(working_set_min_candidates=0, working_set_max_rounds=1)
+    tn, X, y, sf = _self_labelled(0)
+    full = _check(tn, X, y, None, sf)
+    with pytest.warns(RuntimeWarning, match="upper bound"):
+        part = _check(tn, X, y, ws, sf)
+    assert part.extra["working_set_rounds"] == 1
+    assert part.solver_status == "inaccurate"
+    assert part.optimality_residual > TOLERANCES.kkt_optimality_rtol
+    assert "could lower ε" in part.verdict and "cap of 1 round" in part.verdict
+    assert part.epsilon_relative > full.epsilon_relative * (1 + 1e-6)   # the claim is true
+
+
+def test_check_kkt_passes_config_to_the_torch_backend():
+    tn, X, y, sf = _self_labelled(0, n=12)
+    with pytest.warns(RuntimeWarning, match="upper bound"):   # one round: not certified
+        rep = check_kkt(tn, X, y, support_factor=sf,
+                        config=KKTConfig(working_set_min_candidates=0, working_set_max_rounds=1))
+    assert rep.extra["working_set_sizes"] == [12] < [rep.n_candidates]
+    with pytest.raises(TypeError, match="config must be"):
+        check_kkt(tn, X, y, config={"working_set_batch": 1})
+    with pytest.raises(ValueError, match=f"max_dense_entries={rep.n_candidates ** 2}"):
+        check_kkt(tn, X, y, support_factor=sf, max_dense_entries=100)
+
+
+def test_pair_gram_between_is_the_block_of_the_full_pair_gram():
+    tn, X, y, _ = _self_labelled(1, n=12)
+    rows = np.repeat(np.arange(12), 2)
+    classes = np.array([j for i in range(12) for j in range(3) if j != y[i]])
+    G = tn.pair_gram(X, y, rows, classes)
+    a = np.array([3, 5, 11, 0, 23])
+    b = np.array([1, 2, 3, 19, 8, 5, 0, 23])             # overlapping, unsorted
+    for chunk, block in ((512, 2048), (3, 2)):           # one block, and several of each
+        got = tn.pair_gram_between(X, y, rows[a], classes[a], rows[b], classes[b],
+                                   chunk_size=chunk, block_size=block)
+        np.testing.assert_allclose(got, G[np.ix_(a, b)], rtol=1e-12,
+                                   atol=1e-12 * np.abs(G).max())
+    assert tn.pair_gram_between(X, y, rows[:0], classes[:0], rows, classes).shape == (0, 24)
 
 
 def test_reduced_costs_by_forward_mode_equal_explicit_gradients():

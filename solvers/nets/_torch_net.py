@@ -507,14 +507,51 @@ class TorchNet:
         layers fall back to explicit per-example gradients by ``torch.func`` (``m`` × their
         count).
         """
-        torch = self._torch
+        self._check_sizes(chunk_size, block_size)
+        T, rows, Wp = self._pair_setup(X, y, rows, classes)
+        m = len(rows)
+        store = self._factor_store(T, rows, Wp, chunk_size)
+        block = self._factor_block
+
+        G = np.zeros((m, m))
+        starts = list(range(0, m, block_size))
+        for kind, arrays, meta in store.values():
+            for i0 in starts:
+                I = slice(i0, min(m, i0 + block_size))
+                FI = block(kind, arrays, meta, I)
+                for j0 in (s for s in starts if s >= i0):
+                    J = slice(j0, min(m, j0 + block_size))
+                    FJ = FI if j0 == i0 else block(kind, arrays, meta, J)
+                    if kind == "outer":
+                        A, D = arrays
+                        DD = D[I] @ D[J].T
+                        G[I, J] += (A[I] @ A[J].T) * DD
+                        if meta:  # the dense layer's bias: its gradient is D
+                            G[I, J] += DD
+                    else:
+                        G[I, J] += FI @ FJ.T
+                        if arrays[-1] is not None:  # a bias: its gradient per pair
+                            G[I, J] += arrays[-1][I] @ arrays[-1][J].T
+        for i0 in starts:  # mirror the upper blocks
+            I = slice(i0, min(m, i0 + block_size))
+            for j0 in (s for s in starts if s > i0):
+                J = slice(j0, min(m, j0 + block_size))
+                G[J, I] = G[I, J].T
+        return G
+
+    @staticmethod
+    def _check_sizes(chunk_size, block_size):
         for name, v in (("chunk_size", chunk_size), ("block_size", block_size)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive int; got {v!r}.")
-        T, rows, Wp = self._pair_setup(X, y, rows, classes)
+
+    def _factor_store(self, T, rows, Wp, chunk_size):
+        """Each layer's Gram factors for the pairs (see :meth:`pair_gram`): path → [kind,
+        arrays ``(m, ...)``, meta], filled by one forward and one backward pass per chunk."""
+        torch = self._torch
         auto = self._autograd_names()
         m = len(rows)
-        store: dict[str, list] = {}  # path → [kind, arrays (m, ...) filled chunk by chunk, meta]
+        store: dict[str, list] = {}
 
         def put(path, kind, arrays, meta, s):
             if path not in store:
@@ -543,41 +580,78 @@ class TorchNet:
             if auto:
                 put("__autograd__", "explicit", (self._autograd_jacobian(Xc, Wc, auto), None),
                     None, s)
+        return store
 
-        def block(kind, arrays, meta, sl):
-            if kind != "conv":
-                return arrays[0][sl]
-            a4, d4 = arrays[0][sl], arrays[1][sl]
-            out = np.empty((a4.shape[0], d4.shape[1] * a4.shape[1] * int(np.prod(meta[0]))))
-            for s in range(0, a4.shape[0], 256):  # the unfolded patches: 256 rows at a time
-                out[s:s + 256] = _conv_jacobian(torch.from_numpy(a4[s:s + 256]),
-                                                torch.from_numpy(d4[s:s + 256]), meta).numpy()
-            return out
+    def _factor_block(self, kind, arrays, meta, sl):
+        """The per-pair gradient factor of one layer for the pairs ``sl`` (a convolution's
+        per-example gradients unfolded, 256 rows at a time)."""
+        if kind != "conv":
+            return arrays[0][sl]
+        torch = self._torch
+        a4, d4 = arrays[0][sl], arrays[1][sl]
+        out = np.empty((a4.shape[0], d4.shape[1] * a4.shape[1] * int(np.prod(meta[0]))))
+        for s in range(0, a4.shape[0], 256):
+            out[s:s + 256] = _conv_jacobian(torch.from_numpy(a4[s:s + 256]),
+                                            torch.from_numpy(d4[s:s + 256]), meta).numpy()
+        return out
 
-        G = np.zeros((m, m))
-        starts = list(range(0, m, block_size))
-        for kind, arrays, meta in store.values():
-            for i0 in starts:
-                I = slice(i0, min(m, i0 + block_size))
-                FI = block(kind, arrays, meta, I)
-                for j0 in (s for s in starts if s >= i0):
-                    J = slice(j0, min(m, j0 + block_size))
-                    FJ = FI if j0 == i0 else block(kind, arrays, meta, J)
+    def pair_gram_between(self, X, y, rows_a, classes_a, rows_b, classes_b, *,
+                          chunk_size: int = 512, block_size: int = 2048) -> np.ndarray:
+        r"""The rectangular pair Gram block ``G_{ab} = ⟨∇_θ q_a, ∇_θ q_b⟩`` between the pairs
+        ``a = (rows_a, classes_a)`` and ``b = (rows_b, classes_b)``, shape ``(m_a, m_b)``: the
+        block ``G[a, b]`` of :meth:`pair_gram` over ``a ∪ b``, computed the same way (the layer
+        factors of ``a`` and of ``b``, blocks of ``block_size`` rows) without the rest of that
+        matrix. Used by the KKT check's working set to add pairs: only the new rows
+        ``G[new, W ∪ new]`` are computed.
+        """
+        self._check_sizes(chunk_size, block_size)
+        ra = np.asarray(rows_a, dtype=np.int64).ravel()
+        rb = np.asarray(rows_b, dtype=np.int64).ravel()
+        ca = np.asarray(classes_a, dtype=np.int64).ravel()
+        cb = np.asarray(classes_b, dtype=np.int64).ravel()
+        if ra.size != ca.size or rb.size != cb.size:
+            raise ValueError(f"rows and classes must have the same length; got rows_a "
+                             f"{ra.size}, classes_a {ca.size}, rows_b {rb.size}, classes_b "
+                             f"{cb.size}.")
+        if ra.size == 0 or rb.size == 0:
+            return np.zeros((ra.size, rb.size))
+        return self._gram_cross(self._pair_factors(X, y, ra, ca, chunk_size),
+                                self._pair_factors(X, y, rb, cb, chunk_size), block_size)
+
+    def _pair_factors(self, X, y, rows, classes, chunk_size: int = 512):
+        """The layer factors of the pairs (:meth:`_factor_store`) with their count."""
+        T, rows, Wp = self._pair_setup(X, y, rows, classes)
+        return len(rows), self._factor_store(T, rows, Wp, chunk_size)
+
+    @staticmethod
+    def _merge_factors(fa, fb):
+        """The factors of the pairs of ``fa`` followed by those of ``fb``."""
+        (ma, sa), (mb, sb) = fa, fb
+        return ma + mb, {path: [kind, [None if x is None else np.concatenate([x, sb[path][1][i]])
+                                       for i, x in enumerate(arrays)], meta]
+                         for path, (kind, arrays, meta) in sa.items()}
+
+    def _gram_cross(self, fa, fb, block_size: int = 2048):
+        """``G[a, b]`` from the factors of the pairs ``a`` and ``b``, in blocks of
+        ``block_size`` rows of each."""
+        (ma, sa), (mb, sb) = fa, fb
+        G = np.zeros((ma, mb))
+        for path, (kind, arrays, meta) in sa.items():
+            brr = sb[path][1]
+            for i0 in range(0, ma, block_size):
+                I = slice(i0, min(ma, i0 + block_size))
+                FI = self._factor_block(kind, arrays, meta, I)
+                for j0 in range(0, mb, block_size):
+                    J = slice(j0, min(mb, j0 + block_size))
                     if kind == "outer":
-                        A, D = arrays
-                        DD = D[I] @ D[J].T
-                        G[I, J] += (A[I] @ A[J].T) * DD
+                        DD = arrays[1][I] @ brr[1][J].T
+                        G[I, J] += (arrays[0][I] @ brr[0][J].T) * DD
                         if meta:  # the dense layer's bias: its gradient is D
                             G[I, J] += DD
                     else:
-                        G[I, J] += FI @ FJ.T
+                        G[I, J] += FI @ self._factor_block(kind, brr, meta, J).T
                         if arrays[-1] is not None:  # a bias: its gradient per pair
-                            G[I, J] += arrays[-1][I] @ arrays[-1][J].T
-        for i0 in starts:  # mirror the upper blocks
-            I = slice(i0, min(m, i0 + block_size))
-            for j0 in (s for s in starts if s > i0):
-                J = slice(j0, min(m, j0 + block_size))
-                G[J, I] = G[I, J].T
+                            G[I, J] += arrays[-1][I] @ brr[-1][J].T
         return G
 
     # --- kinks -----------------------------------------------------------------------------

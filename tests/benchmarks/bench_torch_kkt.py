@@ -15,13 +15,17 @@ Measured in one run:
   natural multipliers, Gram, QP, certification = ε recomputed by a backward pass + Euler's identity
   + the reduced costs of the candidate pairs outside the working set, kinks), with the peak
   resident memory (``ru_maxrss``) reached by the end of each stage;
+- ``--previous`` (optional, before the check): the same check with
+  ``KKTConfig(working_set_max_rounds=1)``, which is the previous code's behaviour (the working set
+  of maximal competitors, the pairs outside priced but never added: ε an upper bound when they
+  violate), for the ratio in the same job; the summary gives the working-set rounds and sizes;
 - ``--baseline B`` (optional, after the check): per-example gradients by ``torch.func``
   ``vmap(grad)`` on ``B`` pairs, extrapolated linearly to all pairs, and ``J Jᵀ`` at that size,
   extrapolated quadratically (the full Jacobian is ``n × 1.67M`` floats: 124 GiB at n = 10,000),
   against the layer-structured Gram on the same pairs.
 
-Run: ``python tests/benchmarks/bench_torch_kkt.py --n 10000`` (the issue's size; ``--threads 1``
-on a loaded machine). Prints one line per stage and a summary.
+Run: ``python tests/benchmarks/bench_torch_kkt.py --n 10000 --previous`` (the issue's size;
+``--threads 1`` on a loaded machine). Prints one line per stage and a summary.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import logging
 import os
 import resource
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -38,6 +43,7 @@ from torch import nn
 
 from solvers import check_kkt
 from solvers.nets import TorchNet
+from solvers.nets.kkt import KKTConfig
 
 
 def lyu_li_cnn(seed: int = 0) -> nn.Module:
@@ -66,12 +72,40 @@ class _StageRSS(logging.Handler):
             self.rss[msg[len("torch KKT check: "):msg.index(" done ")]] = peak_gib()
 
 
+def run_check(label, net, X, y, sf, config) -> None:
+    handler = _StageRSS()
+    log = logging.getLogger("solvers.nets.kkt._torch")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # the status is printed below
+        rep = check_kkt(net, X, y, support_factor=sf, max_dense_entries=2 * 10**8,
+                        config=config)
+    wall = time.perf_counter() - t0
+    log.removeHandler(handler)
+    print(f"[{label}]")
+    for stage, sec in rep.extra["seconds"].items():
+        print(f"  {stage:20s} {sec:7.1f} s   peak RSS {handler.rss.get(stage, np.nan):.2f} GiB")
+    print(f"check: {wall:.1f} s wall, peak RSS {peak_gib():.2f} GiB; {rep.n_candidates} candidate "
+          f"pairs, working set {rep.extra['n_working_set']}, rounds "
+          f"{rep.extra.get('working_set_rounds')}, sizes {rep.extra.get('working_set_sizes')}")
+    print(f"  {rep.method}")
+    print(f"  {rep.verdict}")
+    print(f"  solver_status {rep.solver_status}, optimality residual "
+          f"{rep.optimality_residual:.1e}, Euler residual {rep.euler_residual:.1e}, "
+          f"ε/||θ̃|| {rep.epsilon_relative:.6g}, natural {rep.natural_epsilon_relative:.4g}",
+          flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--baseline", type=int, default=0,
                     help="pairs for the vmap(grad) comparison (0: skip)")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--previous", action="store_true",
+                    help="also run with working_set_max_rounds=1 (no pair added), first")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     net = TorchNet(lyu_li_cnn())
@@ -83,23 +117,11 @@ def main() -> None:
     print(f"P = {net.n_params:,}, n = {args.n}, degree {net.degree}, torch threads "
           f"{args.threads}, load average {load:.1f}; support_factor {sf:.3g} (every example)")
 
-    handler = _StageRSS()
-    log = logging.getLogger("solvers.nets.kkt._torch")
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    t0 = time.perf_counter()
-    rep = check_kkt(net, X, y, support_factor=sf, max_dense_entries=2 * 10**8)
-    wall = time.perf_counter() - t0
-    log.removeHandler(handler)
-    for stage, sec in rep.extra["seconds"].items():
-        print(f"  {stage:20s} {sec:7.1f} s   peak RSS {handler.rss.get(stage, np.nan):.2f} GiB")
-    print(f"check: {wall:.1f} s wall, peak RSS {peak_gib():.2f} GiB; {rep.n_candidates} candidate "
-          f"pairs, working set {rep.extra['n_working_set']}")
-    print(f"  {rep.method}")
-    print(f"  {rep.verdict}")
-    print(f"  solver_status {rep.solver_status}, optimality residual "
-          f"{rep.optimality_residual:.1e}, Euler residual {rep.euler_residual:.1e}, "
-          f"ε/||θ̃|| {rep.epsilon_relative:.4g}, natural {rep.natural_epsilon_relative:.4g}")
+    runs = [("previous (no pair added)", KKTConfig(working_set_max_rounds=1))] \
+        if args.previous else []
+    runs.append(("working set", None))
+    for label, config in runs:
+        run_check(label, net, X, y, sf, config)
 
     if args.baseline:
         rows, classes = net.competitors(X, y)

@@ -165,7 +165,7 @@ def _is_torch(net) -> bool:
 
 
 def _check_torch(net, X, y, *, norm, loss, eps_tol, delta_tol, support_factor, kink_rtol,
-                 max_dense_entries, norm_rtol):
+                 max_dense_entries, norm_rtol, config=None):
     from .._torch_net import TorchNet
     from ._torch import check_kkt_torch
 
@@ -179,6 +179,9 @@ def _check_torch(net, X, y, *, norm, loss, eps_tol, delta_tol, support_factor, k
         raise ValueError(f"support_factor must be a finite float >= 1; got {support_factor!r}.")
     if loss not in ("logistic", "exp"):
         raise ValueError(f"loss must be 'logistic' or 'exp'; got {loss!r}.")
+    if config is not None and not isinstance(config, KKTConfig):
+        raise TypeError(f"config must be a solvers.nets.kkt.KKTConfig; got "
+                        f"{type(config).__name__}. Pass e.g. KKTConfig(working_set_batch=50).")
     tn = net if isinstance(net, TorchNet) else TorchNet(net)
     if p != 2.0:  # ℓ1/ℓ∞: constraint generation over coordinates (._torch_lp)
         from ._torch_lp import check_kkt_torch_lp
@@ -187,7 +190,7 @@ def _check_torch(net, X, y, *, norm, loss, eps_tol, delta_tol, support_factor, k
                                   norm_rtol=norm_rtol)
     return check_kkt_torch(tn, X, y, loss=loss, eps_tol=eps_tol, delta_tol=delta_tol,
                            support_factor=support_factor, kink_rtol=kink_rtol,
-                           max_dense_entries=max_dense_entries)
+                           max_dense_entries=max_dense_entries, config=config)
 
 
 def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float = 0.0,
@@ -299,7 +302,8 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
     if _is_torch(net):
         return _check_torch(net, X, y, norm=norm, loss=loss, eps_tol=eps_tol, delta_tol=delta_tol,
                             support_factor=support_factor, kink_rtol=kink_rtol,
-                            max_dense_entries=max_dense_entries, norm_rtol=norm_rtol)
+                            max_dense_entries=max_dense_entries, norm_rtol=norm_rtol,
+                            config=config)
     net = _as_network(net, activation, alpha)
     L = net.degree
     X = check_X(X)

@@ -25,8 +25,15 @@ modules). The constraints ``a`` are the candidates: examples (one output) or
   docs/theory.md §7 multi-class) and its optimality for **every** candidate pair is checked by
   one forward-mode pass: the reduced cost ``⟨∇q_a, v − θ̃⟩ + η (q_a − 1)`` of each pair outside
   must be ``>= 0``, relative to ``L q_a <= ||∇q_a|| ||θ̃||`` (so the violation is over-stated,
-  never hidden). Violations enter the optimality residual and the verdict names them; the pairs
-  are not added (ε stays an achieved upper bound).
+  never hidden). The most violating pairs (at least ``KKTConfig.working_set_batch``, at most half
+  the working set more; every pair outside once the working set would pass
+  ``KKTConfig.working_set_max_share`` of the candidates) are added — only their Gram rows
+  ``G[new, W ∪ new]`` are computed (:meth:`TorchNet.pair_gram_between`) — and the QP is
+  solved again, warm-started from the previous multipliers, until no pair outside violates
+  beyond ``TOLERANCES.kkt_working_set_rtol`` (then the working set's optimum is the full
+  program's: certified) or
+  ``KKTConfig.working_set_max_rounds`` rounds (then the remaining violation enters the
+  optimality residual, the status is "inaccurate" and ε an achieved upper bound).
 - The network is evaluated at unit parameter norm and the scale is carried as a logarithm, so a
   net multiplied by ``1e±300`` is checked exactly like the unscaled one.
 - Kinks: the gradients are autograd's at ``θ̃`` (``σ'(0) = 0`` for ReLU, one index per max-pool
@@ -136,7 +143,8 @@ def _euler(tn, X, y, rows, classes):
     return _pair_directional(tn, X, y, rows, classes, params)
 
 
-def _solve_qp(G, b, nc, R, budget_row, budget, x0, cfg: KKTConfig):
+def _solve_qp(G, b, nc, R, budget_row, budget, x0, cfg: KKTConfig, *,
+              warm: str = "natural multipliers"):
     """The cone QP on the Gram matrix: GPCG (products with ``G``, warm start ``x0``) above
     ``KKTConfig.first_order_min_variables`` variables, the interior point below it and as the
     fallback when GPCG does not converge on a program of at most four times that size.
@@ -150,8 +158,7 @@ def _solve_qp(G, b, nc, R, budget_row, budget, x0, cfg: KKTConfig):
                                 budget_row=budget_row, budget=budget, x0=x0,
                                 max_iter=cfg.first_order_max_iter)
         meth = (f"gradient projection + CG on the {nc}x{nc} pair Gram matrix "
-                f"({fo.iterations} it., {fo.matvecs} products, warm start: natural "
-                f"multipliers)")
+                f"({fo.iterations} it., {fo.matvecs} products, warm start: {warm})")
         if fo.converged or nc > 4 * cfg.first_order_min_variables:
             return fo.nu, fo.eta, meth
         meth += "; not converged, interior point instead: "
@@ -174,7 +181,9 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     :func:`solvers.check_kkt`, which validates the tolerances). ``config`` (default
     :class:`KKTConfig`) sets when GPCG replaces the interior point
     (``first_order_min_variables``, ``first_order_max_iter``) and when the multi-class working
-    set starts (``working_set_min_candidates``)."""
+    set starts (``working_set_min_candidates``), how many pairs a round adds at least
+    (``working_set_batch``), when all are added (``working_set_max_share``) and the cap on the
+    rounds (``working_set_max_rounds``)."""
     cfg = KKTConfig() if config is None else config
     tn = net
     L = tn.degree
@@ -223,9 +232,12 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     rows, classes, qc = rows_all[sel], cls_all[sel], qt[sel]
     nw = sel.size
     if nw ** 2 > max_dense_entries:
+        hint = (" or config=KKTConfig(working_set_min_candidates=0) to start from each example's "
+                "maximal competitor" if K > 1 and nw == nc else "")
         raise ValueError(f"the Gram matrix would have {nw}² entries, above max_dense_entries="
-                         f"{max_dense_entries}; lower support_factor or raise max_dense_entries "
-                         f"({nw}² float64 take {nw ** 2 * 8 / 2 ** 30:.1f} GiB).")
+                         f"{max_dense_entries}: pass check_kkt(..., max_dense_entries={nw ** 2}) "
+                         f"({nw}² float64 take {nw ** 2 * 8 / 2 ** 30:.1f} GiB), a smaller "
+                         f"support_factor{hint}.")
     R = float(np.linalg.norm(theta))
     budget = delta_tol * R ** 2
     stage("margins")
@@ -258,36 +270,80 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
         x0 *= min(scale, budget / xd)
     else:
         x0 *= scale
-    nu, eta, qp_method = _solve_qp(G, b, nw, R, qc - 1.0, budget, x0, cfg)
-    cone = ConeStructure(nw, np.zeros(0, dtype=int), 0.0)
-    colscale = np.sqrt(np.maximum(np.diag(G), 1e-300))
-    viol, comp = cone_optimality(G, b, nu, cone, colscale, R, budget_row=qc - 1.0,
-                                 budget=budget, eta=eta)
-    del G
-    stage("qp")
+    # the working-set loop (docs/theory.md §7.4; as solvers.nets.kkt._solve's working set):
+    # solve the QP on the working set, price every candidate pair outside it by one
+    # forward-mode pass, add the most violating pairs (their Gram rows only), until none violates
+    sel = cand[ws]                      # the working set, in the order of G's rows
+    rounds, ws_sizes, warm, ws_stop = 0, [], "natural multipliers", ""
+    fac_w = None                        # the working set's layer factors, once pairs are added
+    while True:
+        rounds += 1
+        ws_sizes.append(int(nw))
+        nu, eta, qp_method = _solve_qp(G, b, nw, R, qc - 1.0, budget, x0, cfg, warm=warm)
+        cone = ConeStructure(nw, np.zeros(0, dtype=int), 0.0)
+        colscale = np.sqrt(np.maximum(np.diag(G), 1e-300))
+        viol, comp = cone_optimality(G, b, nu, cone, colscale, R, budget_row=qc - 1.0,
+                                     budget=budget, eta=eta)
+        stage("qp")
 
-    parts = _combination(tilde, X, y, rows, classes, nu)     # ε recomputed, not predicted
-    sizes = [parts[k].size for k in tilde.parameter_names]
-    resid = {k: theta_k - parts[k].ravel()
-             for k, theta_k in zip(tilde.parameter_names, np.split(theta, np.cumsum(sizes)[:-1]),
-                                   strict=True)}
-    eps = float(math.sqrt(sum(float(r @ r) for r in resid.values())))
+        parts = _combination(tilde, X, y, rows, classes, nu)     # ε recomputed, not predicted
+        sizes = [parts[k].size for k in tilde.parameter_names]
+        resid = {k: theta_k - parts[k].ravel()
+                 for k, theta_k in zip(tilde.parameter_names,
+                                       np.split(theta, np.cumsum(sizes)[:-1]), strict=True)}
+        eps = float(math.sqrt(sum(float(r @ r) for r in resid.values())))
+        out = cand[~ws]
+        n_out = int(out.size)
+        viol_out, n_viol_out, rel_out = 0.0, 0, np.zeros(0)
+        if n_out:
+            # the pairs outside the working set: reduced costs ⟨∇q_a, v − θ̃⟩ + η (q_a − 1) >= 0
+            # certify the full program; relative to ||∇q_a|| ||θ̃|| >= L q_a (Euler,
+            # Cauchy–Schwarz), so dividing by L q_a over-states the violation, never hides it
+            torch = tilde._torch
+            tangent = {k: torch.from_numpy(-resid[k].reshape(parts[k].shape))
+                       for k in tilde.parameter_names}
+            g_out = _pair_directional(tilde, X, y, rows_all[out], cls_all[out], tangent)
+            g_out = g_out + eta * (qt[out] - 1.0)
+            rel_out = np.maximum(-g_out, 0.0) / (L * qt[out])
+            viol_out = float(np.max(rel_out, initial=0.0))
+            n_viol_out = int(np.sum(rel_out > TOLERANCES.kkt_optimality_rtol))
+        stage("certification")
+        add = np.flatnonzero(rel_out > TOLERANCES.kkt_working_set_rtol)
+        if add.size == 0:
+            break
+        if rounds >= cfg.working_set_max_rounds:
+            ws_stop = f"; stopped at the cap of {cfg.working_set_max_rounds} round(s)"
+            break
+        # the most violating first: at least a batch, at most half the working set more
+        add = add[np.argsort(-rel_out[add], kind="stable")]
+        new = out[add[:max(cfg.working_set_batch, nw // 2)]]
+        if nw + new.size > cfg.working_set_max_share * nc:
+            new = out      # past the share the rounds cost about the full program: solve it
+        if (nw + new.size) ** 2 > max_dense_entries:
+            ws_stop = (f"; stopped: adding {new.size} pairs would exceed max_dense_entries="
+                       f"{max_dense_entries}")
+            break
+        # only the new pairs' Gram rows G[new, W ∪ new] (TorchNet.pair_gram_between, with the
+        # working set's layer factors kept between rounds: a round's passes cover the new pairs)
+        if fac_w is None:
+            fac_w = tilde._pair_factors(X, y, rows, classes)
+        fac_new = tilde._pair_factors(X, y, rows_all[new], cls_all[new])
+        Gnw = tilde._gram_cross(fac_new, fac_w)
+        G = np.block([[G, Gnw.T], [Gnw, tilde._gram_cross(fac_new, fac_new)]])
+        del Gnw
+        fac_w = tilde._merge_factors(fac_w, fac_new)
+        del fac_new
+        ws[np.searchsorted(cand, new)] = True
+        sel = np.concatenate([sel, new])
+        rows, classes, qc = rows_all[sel], cls_all[sel], qt[sel]
+        nw = sel.size
+        b = L * qc
+        x0 = np.concatenate([nu, np.zeros(new.size)])     # feasible: the new pairs start at 0
+        warm = "the previous round's multipliers"
+        stage("gram")
+    del G, fac_w
     euler_vals = _euler(tilde, X, y, rows, classes)
     euler = float(np.max(np.abs(euler_vals - b)) / (L * float(qc.max())))
-    viol_out, n_viol_out, n_out = 0.0, 0, int(nc - nw)
-    if n_out:
-        # the pairs outside the working set: reduced costs ⟨∇q_a, v − θ̃⟩ + η (q_a − 1) >= 0
-        # certify the full program; relative to ||∇q_a|| ||θ̃|| >= L q_a (Euler, Cauchy–Schwarz),
-        # so dividing by L q_a over-states the violation, never hides it
-        out = cand[~ws]
-        torch = tilde._torch
-        tangent = {k: torch.from_numpy(-resid[k].reshape(parts[k].shape))
-                   for k in tilde.parameter_names}
-        g_out = _pair_directional(tilde, X, y, rows_all[out], cls_all[out], tangent)
-        g_out = g_out + eta * (qt[out] - 1.0)
-        rel_out = np.maximum(-g_out, 0.0) / (L * qt[out])
-        viol_out = float(np.max(rel_out, initial=0.0))
-        n_viol_out = int(np.sum(rel_out > TOLERANCES.kkt_optimality_rtol))
     opt_res = max(viol, comp, viol_out)
     stage("certification")
 
@@ -350,16 +406,19 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     if solver_status != "optimal":
         verdict += "; optimality of ε not certified"
     if n_viol_out:
-        verdict += (f" ({n_viol_out} candidate pairs with a non-maximal competitor, outside the "
-                    f"working set, could lower ε)")
-    ws_note = (f"; working set: the {nw} maximal-competitor pairs of the {nc} candidate pairs, "
-               f"the other {n_out} checked by a forward-mode pass (largest relative dual "
-               f"violation {viol_out:.1e})" if n_out else "")
+        verdict += (f" ({n_viol_out} candidate pairs outside the working set could lower ε"
+                    f"{ws_stop})")
+    ws_note = (f"; working set: {rounds} round(s) from the {ws_sizes[0]} maximal-competitor "
+               f"pairs to {nw} of the {nc} candidate pairs (sizes {ws_sizes}){ws_stop}, the "
+               f"other {n_out} priced by a forward-mode pass (largest relative dual violation "
+               f"{viol_out:.1e})" if ws_sizes[0] < nc else "")
     keep = (np.flatnonzero(nu > TOLERANCES.kkt_multiplier_rtol * lam_max) if lam_max > 0
             else np.zeros(0, dtype=int))
     extra = {"backend": "torch", "P": int(theta.size), "n_near_kink_pairs": n_kinks,
              "kinks_by_module": kinks, "epsilon_by_layer": [[k, v] for k, v in eps_by_layer],
-             "notes": list(tn.notes), "n_working_set": int(nw), "seconds": seconds}
+             "notes": list(tn.notes), "n_working_set": int(nw), "seconds": seconds,
+             "working_set_rounds": int(rounds), "working_set_sizes": ws_sizes,
+             "working_set_violation": float(viol_out)}
     if K > 1:
         extra.update({"n_classes": K, "support_pairs": [
             [int(rows[k]), int(classes[k]), float(nu[k])] for k in keep]})
