@@ -54,10 +54,10 @@ def test_colgen_matches_cvxpy(seed, d1, d2, frac, rank, kind):
 
 @pytest.mark.parametrize("d1, d2, rank, n", [(12, 10, 1, 80), (15, 15, 2, 150)])
 def test_colgen_recovers_planted_low_rank(d1, d2, rank, n):
-    # Recht, Fazel & Parrilo 2010 (Thm 3.3 / §4): Gaussian sensing with n a few times the
-    # r(d1 + d2 - r) degrees of freedom recovers a rank-r matrix exactly by nuclear-norm
-    # minimisation. Here n is about 3-4 times the degrees of freedom: (12, 10, 1): 21 dof,
-    # n = 80; (15, 15, 2): 56 dof, n = 150.
+    # Recht, Fazel & Parrilo 2010 (SIAM Review 52(3); docs/theory.md §5.13): Gaussian sensing
+    # recovers a rank-r matrix exactly by nuclear-norm minimisation once n is large enough
+    # (their RIP bound is sufficient, not tight). Here n is about 3-4 times the r(d1 + d2 - r)
+    # degrees of freedom: (12, 10, 1): 21 dof, n = 80; (15, 15, 2): 56 dof, n = 150.
     rng = np.random.default_rng(7)
     A, y, W0 = _instance(rng, n, d1, d2, rank)
     sol = solve_min_nuclear_norm(A, y, method="colgen")
