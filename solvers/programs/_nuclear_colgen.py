@@ -46,6 +46,9 @@ _PENALTY_GROWTH = 10.0
 _MAX_PENALTY_RAISES = 6
 #: A priced unit vector whose component outside the current span is below this is not new.
 _NEW_DIRECTION_ATOL = 1e-8
+#: Singular values of the master's W below this fraction of the largest count as zero (the
+#: masters are solved to TOLERANCES.solver_eps = 1e-9; the certificate checks the result).
+_RANK_RTOL = 1e-6
 
 
 def _restricted(A: np.ndarray, U: np.ndarray, V: np.ndarray) -> np.ndarray:
@@ -88,6 +91,33 @@ def _orth_extend(Q: np.ndarray, new: np.ndarray) -> np.ndarray:
     return Q
 
 
+def _least_norm_multipliers(A: np.ndarray, W: np.ndarray) -> np.ndarray | None:
+    """The least-norm ``ν`` with ``P_T(A*(ν)) = U_W V_W^T`` on the tangent space ``T`` of ``W``.
+
+    ``W = U_W Σ V_W^T`` (compact, rank ``k``: singular values above ``_RANK_RTOL`` times the
+    largest). Any ``Z`` with ``P_T(Z) = U_W V_W^T`` and ``||P_T⊥(Z)||_op <= 1`` is a subgradient
+    of ``||·||_*`` at ``W`` (Watson 1992), so ``A*(ν) = Z`` certifies ``W`` when ``W`` is feasible.
+    ``T`` is parameterised by ``U_W^T Z`` (``k × d2``) and ``(I - U_W U_W^T) Z V_W`` (``d1 × k``).
+    Returns ``None`` when the linear system has no exact solution (then pricing uses the master's
+    multipliers).
+    """
+    n, d1, d2 = A.shape
+    Uw, sw, Vwt = np.linalg.svd(W, full_matrices=False)
+    k = int(np.sum(sw > _RANK_RTOL * sw[0])) if sw[0] > 0 else 0
+    if k == 0 or k * (d1 + d2 - k) > n:
+        return None
+    Uw, Vw = Uw[:, :k], Vwt[:k].T
+    UA = np.einsum("ja,ijk->iak", Uw, A, optimize=True).reshape(n, -1)          # U^T A_i
+    AV = (A.reshape(n * d1, d2) @ Vw).reshape(n, d1, k)
+    AV = (AV - np.einsum("ja,iab->ijb", Uw, np.einsum("ja,ijb->iab", Uw, AV))).reshape(n, -1)
+    G = np.hstack([UA, AV]).T                      # (k d2 + d1 k, n): ν -> coordinates of P_T(A*ν)
+    target = np.concatenate([Vw.T.ravel(), np.zeros(d1 * k)])   # U^T (U V^T) = V^T; rest 0
+    nu, *_ = np.linalg.lstsq(G, target, rcond=None)
+    if np.linalg.norm(G @ nu - target) > _RANK_RTOL * np.linalg.norm(target):
+        return None
+    return nu
+
+
 def route_nuclear_colgen(A: np.ndarray, y: np.ndarray, *, rtol: float,
                          solver: str = "CLARABEL") -> RouteOutcome:
     """Column generation for :math:`\\min\\|W\\|_*` s.t. ``<A_i, W> = y_i`` (module docstring).
@@ -128,6 +158,18 @@ def route_nuclear_colgen(A: np.ndarray, y: np.ndarray, *, rtol: float,
         if res is None:
             return RouteOutcome(np.full((d1, d2), np.nan), np.zeros(n), "master not optimal")
         S, s, nu = res
+        if np.linalg.norm(s) <= rtol * ynorm / 10:
+            # the master's multipliers are far from unique when r1 r2 < n; try the least-norm
+            # multipliers that certify W = U S V^T first (docs/theory.md §5.13)
+            nu_ls = _least_norm_multipliers(A, U @ S @ V.T)
+            if nu_ls is not None:
+                Z = np.tensordot(nu_ls, A, axes=1)
+                s_ls = np.linalg.norm(Z, 2)
+                log.debug("colgen: least-norm multipliers give sigma_max = %.6g", s_ls)
+                if s_ls <= thresh:
+                    W = U @ S @ V.T
+                    wn = float(np.linalg.svd(W, compute_uv=False).sum())
+                    return RouteOutcome(W, nu_ls * wn, "optimal")
         Z = np.tensordot(nu, A, axes=1)
         Uz, sz, Vzt = np.linalg.svd(Z, full_matrices=False)
         if sz[0] <= thresh:
