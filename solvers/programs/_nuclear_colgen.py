@@ -14,6 +14,8 @@ is the top singular pairs of the ``d1 × d2`` matrix ``A*(ν) = Σ ν_i A_i``: w
 ``σ_max(A*(ν)) <= 1`` the multipliers are feasible for the full dual
 :math:`\\max y^\\top\\nu` s.t. :math:`\\|A^*(\\nu)\\|_{op}\\le 1`, so (slacks zero) the master's
 ``W = U S V^T`` is optimal; otherwise the violating singular vectors enter ``U`` and ``V``.
+When the slacks vanish, the least-norm multipliers certifying ``W`` on its tangent space
+(Candès & Recht 2009) are tried first, since the master's own are not unique.
 The cost per round is one pass over ``A`` (``O(n d1 d2 r)``) plus a conic program with ``r²``
 unknowns. The subspaces only grow (nothing is pruned), so the route terminates after at most
 ``min(d1, d2)`` enlarging rounds, but on Gaussian sensing they grow well past the solution's
