@@ -51,6 +51,9 @@ _NEW_DIRECTION_ATOL = 1e-8
 #: Singular values of the master's W below this fraction of the largest count as zero (the
 #: masters are solved to TOLERANCES.solver_eps = 1e-9; the certificate checks the result).
 _RANK_RTOL = 1e-6
+#: SVP warm start: iterations per rank, and the relative residual at which its subspaces are used.
+_SVP_ITERS = 1000
+_SVP_RTOL = 1e-10
 
 
 def _restricted(A: np.ndarray, U: np.ndarray, V: np.ndarray) -> np.ndarray:
@@ -117,7 +120,77 @@ def _least_norm_multipliers(A: np.ndarray, W: np.ndarray) -> np.ndarray | None:
     nu, *_ = np.linalg.lstsq(G, target, rcond=None)
     if np.linalg.norm(G @ nu - target) > _RANK_RTOL * np.linalg.norm(target):
         return None
-    return nu
+    Z = np.tensordot(nu, A, axes=1)
+    Pu = np.eye(d1) - Uw @ Uw.T
+    if np.linalg.norm(Pu @ Z @ (np.eye(d2) - Vw @ Vw.T), 2) <= 1.0 or k == min(d1, d2):
+        return nu
+    return _complete_multipliers(A, nu, G, Uw, Vw)
+
+
+def _complete_multipliers(A, nu0, G, Uw, Vw):
+    """Among ``ν = ν0 + N z`` (``N`` a basis of ``null(G)``: ``P_T(A*ν)`` unchanged), minimise
+    ``||U⊥^T A*(ν) V⊥||_op`` (a small spectral-norm program, CVXPY + Clarabel)."""
+    import cvxpy as cp
+
+    from ._max_margin import _cvxpy_options
+
+    n, d1, d2 = A.shape
+    k = Uw.shape[1]
+    _, sg, Gvt = np.linalg.svd(G, full_matrices=True)
+    rank = int(np.sum(sg > _RANK_RTOL * sg[0]))
+    N = Gvt[rank:].T                                     # (n, m)
+    if N.shape[1] == 0:
+        return nu0
+    Uc = np.linalg.svd(np.eye(d1) - Uw @ Uw.T)[0][:, : d1 - k]
+    Vc = np.linalg.svd(np.eye(d2) - Vw @ Vw.T)[0][:, : d2 - k]
+    C = _restricted(A, Uc, Vc)                           # (n, (d1-k)(d2-k)) rows vec(Uc^T A_i Vc)
+    z = cp.Variable(N.shape[1])
+    M = cp.reshape(C.T @ nu0 + (C.T @ N) @ z, (d1 - k, d2 - k), order="C")
+    prob = cp.Problem(cp.Minimize(cp.sigma_max(M)))
+    prob.solve(solver="CLARABEL", **_cvxpy_options("CLARABEL"))
+    if z.value is None:
+        return nu0
+    return nu0 + N @ np.asarray(z.value, dtype=float)
+
+
+def _svp_subspaces(A: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Warm start: column/row spaces of a low-rank ``W`` with ``A(W) = y``, by singular value
+    projection (Jain, Meka & Dhillon 2010) at ranks ``k = 1, 2, ...``; ``None`` if none fits.
+
+    Only a guess of the subspaces: the master then solves the program on them and the caller's
+    certificate decides. SVP iterates ``W <- P_k(W - η A*(A(W) - y))`` with the isotropic step
+    ``η = d1 d2 / ||A||_F²`` (``1/n`` for standard Gaussian sensing).
+    """
+    n, d1, d2 = A.shape
+    Af = A.reshape(n, d1 * d2)
+    eta = d1 * d2 / float(np.sum(Af * Af))
+    ynorm = float(np.linalg.norm(y))
+    k = 1
+    while k * (d1 + d2 - k) <= n // 2 and k <= min(d1, d2):
+        W = np.zeros((d1, d2))
+        res = -y
+        prev = ynorm
+        step = eta
+        hist: list[float] = []
+        for _ in range(_SVP_ITERS):
+            Uw, sw, Vwt = np.linalg.svd(W - step * (res @ Af).reshape(d1, d2),
+                                        full_matrices=False)
+            Wn = (Uw[:, :k] * sw[:k]) @ Vwt[:k]
+            rn_vec = Af @ Wn.ravel() - y
+            rn = float(np.linalg.norm(rn_vec))
+            if rn >= prev:  # overshoot: halve the step and retry from the same W
+                step *= 0.5
+                if step < 1e-3 * eta:
+                    break
+                continue
+            if rn <= _SVP_RTOL * ynorm:
+                return Uw[:, :k], Vwt[:k].T
+            hist.append(rn)
+            if len(hist) > 20 and rn > 0.9 * hist[-21]:  # < 10% in 20 steps: rank too small
+                break
+            W, res, prev = Wn, rn_vec, rn
+        k += 1
+    return None
 
 
 def route_nuclear_colgen(A: np.ndarray, y: np.ndarray, *, rtol: float,
@@ -150,6 +223,10 @@ def route_nuclear_colgen(A: np.ndarray, y: np.ndarray, *, rtol: float,
     Uz, sz, Vzt = np.linalg.svd(Z, full_matrices=False)
     k0 = 1
     U, V = Uz[:, :k0], Vzt[:k0].T
+    warm = _svp_subspaces(A, y)
+    if warm is not None:
+        U, V = warm
+        log.debug("colgen: SVP warm start at rank %d", U.shape[1])
     # exact-penalty weight: the plain multipliers ν of the full program satisfy ||A*(ν)||_op <= 1;
     # start M at a generous multiple of the size that gives, and raise it while slacks remain.
     M = 10.0 * max(1.0, float(np.sqrt(min(d1, d2)) / max(np.linalg.norm(A) / np.sqrt(n), 1e-300)))
