@@ -18,10 +18,11 @@ When the slacks vanish, the least-norm multipliers certifying ``W`` on its tange
 (Candès & Recht 2009) are tried first, since the master's own are not unique.
 The cost per round is one pass over ``A`` (``O(n d1 d2 r)``) plus a conic program with ``r²``
 unknowns. The subspaces only grow (nothing is pruned), so the route terminates after at most
-``min(d1, d2)`` enlarging rounds, but on Gaussian sensing they grow well past the solution's
-rank before the multipliers price out (docs/benchmarks.md): the route is correct and certified,
-not yet faster than the full conic program. A pruning variant (keep only the span of the
-master's ``S``) stalled without converging in a trial and is not used.
+``d1 + d2`` enlarging rounds, but on Gaussian sensing they grow well past the solution's rank
+before the multipliers price out. Hence a warm start: singular value projection finds the
+subspaces of a low-rank solution when ``n`` is a few times its degrees of freedom, and the dual
+is completed on the tangent space by a small spectral-norm program (docs/theory.md §5.13).
+A pruning variant (keep only the span of the master's ``S``) stalled in a trial and is not used.
 
 The route returns an *unverified* :class:`RouteOutcome`; the caller certifies it on the data.
 """
