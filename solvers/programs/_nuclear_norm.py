@@ -210,8 +210,10 @@ def solve_min_nuclear_norm(A, y, *, method: str = "auto",
         names = [method]
         reason = f"method={method!r} chosen by the caller"
     elif d1 * d2 > n:
-        # measured (docs/benchmarks.md): column generation is not yet faster than Clarabel on
-        # the full program, so it runs second, before SCS, and rescues Clarabel's inaccurate ends
+        # measured (docs/benchmarks.md): column generation wins by far when the minimiser is
+        # low rank and n is a few times its degrees of freedom, and loses ~3x below that
+        # (30x30, n = 200); no cheap test tells the two apart beforehand, so it runs second,
+        # before SCS, and rescues Clarabel's inaccurate ends. Pass method="colgen" to go first.
         names = ["cvxpy-clarabel", "colgen", "cvxpy-scs"]
         reason = (f"d1*d2 = {d1 * d2} > n = {n}: Clarabel on the full program first, then "
                   f"column generation over rank-one atoms (a smaller conic program per round), "
