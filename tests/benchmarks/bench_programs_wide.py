@@ -59,6 +59,8 @@ def run_one(route: str, n: int, d: int, p: float) -> dict:
         return run_basis_pursuit(route, n, d)
     if route.endswith("-inf"):
         return run_min_norm_inf(route, n, d)
+    if route.endswith("-nuc"):
+        return run_nuclear(route, n, d, int(p))
     X, y = separable_data(n, d, 0)
     G = None
     with threadpool_limits(threads):
@@ -184,6 +186,38 @@ def run_min_norm_inf(route: str, n: int, d: int) -> dict:
             "label": f"{label}; rel. residual {res:.0e}", "rss_gib": rss}
 
 
+def run_nuclear(route: str, n: int, d: int, rank: int) -> dict:
+    """min ||W||_* s.t. <A_i, W> = y_i: Gaussian A of shape (n, d, d), planted rank-``rank`` W0."""
+    import cvxpy as cp
+    from threadpoolctl import threadpool_limits
+
+    from solvers.programs import solve_min_nuclear_norm
+
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((n, d, d))
+    W0 = rng.standard_normal((d, rank)) @ rng.standard_normal((rank, d))
+    y = np.tensordot(A, W0, axes=2)
+    with threadpool_limits(1):
+        t0 = time.perf_counter()
+        if route.startswith("solve_min_nuclear_norm"):
+            method = route[:-4].split(":", 1)[1] if ":" in route else "auto"
+            sol = solve_min_nuclear_norm(A, y, method=method)
+            W, label = sol.W, f"{sol.solver}, certified"
+        else:  # cvxpy-clarabel-nuc: the full program, as the library's CVXPY route states it
+            Wv = cp.Variable((d, d))
+            prob = cp.Problem(cp.Minimize(cp.normNuc(Wv)),
+                              [A.reshape(n, d * d) @ cp.vec(Wv, order="C") == y])
+            prob.solve(solver="CLARABEL", tol_gap_abs=1e-9, tol_gap_rel=1e-9, tol_feas=1e-9)
+            W, label = np.asarray(Wv.value), f"status {prob.status}"
+        dt = time.perf_counter() - t0
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    nuc = float(np.linalg.svd(W, compute_uv=False).sum())
+    # "margin" column: ||W0||_* / ||W||_* (1 when W0 is recovered; the larger the better)
+    return {"seconds": dt, "margin": float(np.linalg.svd(W0, compute_uv=False).sum() / nuc),
+            "label": label, "rss_gib": rss,
+            "err": float(np.linalg.norm(W - W0) / np.linalg.norm(W0))}
+
+
 # ----------------------------------------------------------------------------- the driver
 GROUPS = {
     # name: (program, p, [(n, d)], routes); "main:" rows run on the baseline checkout
@@ -202,8 +236,13 @@ GROUPS = {
     "inf_minnorm": ("ℓ∞ min norm", np.inf, [(100, 3000), (300, 6000)],
                     ["solve_min_norm-inf", "full-lp-inf", "cvxpy-clarabel-inf"]),
 }
+# nuclear: (n, d) with d1 = d2 = d, "p" = the planted rank
+GROUPS["nuclear"] = ("min nuclear norm", 3.0, [(200, 30), (800, 60), (2000, 100)],
+                     ["solve_min_nuclear_norm:colgen-nuc", "solve_min_nuclear_norm-nuc",
+                      "cvxpy-clarabel-nuc"])
 QUICK = {"l2": [(300, 3000)], "l1l_inf": [(500, 50), (100, 1000)], "p3": [(20000, 20)],
-         "tall": [(1000, 50)], "bp": [(100, 2000)], "inf_minnorm": [(50, 1000)]}
+         "tall": [(1000, 50)], "bp": [(100, 2000)], "inf_minnorm": [(50, 1000)],
+         "nuclear": [(60, 10)]}
 
 
 def measure(route, n, d, p, timeout, baseline, mem_gib):
