@@ -332,3 +332,28 @@ def test_bdf_krylov_error_is_proportional_to_rtol():
     slope = np.polyfit(np.log10(rtols), np.log10(errs), 1)[0]
     assert 0.7 < slope < 1.3, (slope, errs)
     assert np.all(errs < 100 * rtols), errs
+
+
+def test_small_flows_run_with_one_blas_thread_and_restore_the_callers_limits():
+    # a second BLAS thread only spins on the small products of these right-hand sides (30 s
+    # against 6.6 s for derive deep-linear 50^6); the caller's limits come back afterwards
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from solvers.flows import SMALL_FLOW_BLAS_LIMIT
+
+    def blas_threads():
+        return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
+
+    seen = []
+
+    def rhs(t, y):
+        seen.append(blas_threads())
+        return -y
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = blas_threads()
+        integrate(rhs, np.ones(3), (0.0, 1.0), method="RK45")
+        after = blas_threads()
+    assert 3 <= SMALL_FLOW_BLAS_LIMIT and before and 1 not in before  # numpy's BLAS is seen
+    assert seen and all(t == [1] * len(t) for t in seen)
+    assert after == before

@@ -8,7 +8,7 @@ The implementation modules are private; every public name is re-exported here (a
 from __future__ import annotations
 
 from ._halpern import HalpernResult, halpern, halpern_least_squares
-from ._integrate import DENSE_JACOBIAN_LIMIT, MAX_STEPS, METHODS, integrate
+from ._integrate import DENSE_JACOBIAN_LIMIT, MAX_STEPS, METHODS, SMALL_FLOW_BLAS_LIMIT, integrate
 from ._krylov import layerwise_gauss_newton
 from ._models import MODELS, canonical_model
 from ._quantities import (
@@ -45,7 +45,7 @@ from ._trajectory import Trajectory, pack_state, unpack_state
 
 __all__ = [
     "integrate", "METHODS", "Trajectory", "pack_state", "unpack_state",
-    "MAX_STEPS", "DENSE_JACOBIAN_LIMIT",
+    "MAX_STEPS", "DENSE_JACOBIAN_LIMIT", "SMALL_FLOW_BLAS_LIMIT",
     "FlowRHS", "GradientFlowRHS", "MinnormRHS", "NormalizedRHS",
     "linear_flow", "chain_flow", "deep_linear_flow", "diagonal_flow", "sensing_flow",
     "minnorm_flow", "normalized_flow", "balanced_init",
