@@ -270,3 +270,52 @@ def test_normal_matrix_by_blocks_matches_the_dense_product(monkeypatch):
     U = np.triu(lp._factor(theta)[0])
     N = Ad @ np.diag(theta[:7]) @ Ad.T + np.diag(theta[7:])
     np.testing.assert_allclose(U.T @ U, N, rtol=1e-10, atol=1e-10 * np.abs(N).max())
+
+
+def _small_lp(seed, m=6, k=12):
+    from solvers.programs import _colgen
+
+    rng = np.random.default_rng(seed)
+    Ad = rng.standard_normal((m, k))
+    jd = np.concatenate([np.arange(k), np.arange(k)])
+    sd = np.concatenate([np.ones(k), -np.ones(k)])
+    c = np.concatenate([rng.random(2 * k) + 0.1, np.full(m, 5.0)])
+    b = Ad @ rng.uniform(-0.4, 0.4, k)
+    args = (Ad, jd, sd, np.arange(m), np.ones(m), c, np.full(2 * k + m, np.inf), b)
+    return _colgen._DenseLP(*args), args
+
+
+@given(seed=seeds)
+def test_interior_point_resumed_to_a_tighter_tolerance_continues_the_same_path(seed):
+    # the ℓ1 rounds stop at a loose tolerance and, when nothing prices in, resume the same LP
+    # to solver_eps: the iterates are deterministic, so loose + resume must be the strict
+    # solve itself (same x, same iteration count); a resume that restarted would spend the
+    # loose iterations twice, one that lost the state (x, w, y, z, v) would land elsewhere.
+    from solvers.programs import _colgen
+
+    eps = TOLERANCES.solver_eps
+    strict, args = _small_lp(seed)
+    xs, ys = strict.solve(tol=eps, accept=eps)
+    lp = _colgen._DenseLP(*args)
+    lp.solve(tol=_colgen._LOOSE_RTOL, accept=_colgen._LOOSE_RTOL)
+    assume(lp.iterations < strict.iterations)  # the loose stop came before the strict one
+    x, y = lp.solve(tol=eps, accept=eps, resume=True)
+    assert lp.iterations == strict.iterations
+    np.testing.assert_array_equal(x, xs)
+    np.testing.assert_array_equal(y, ys)
+
+
+def test_interior_point_stalled_in_round_off_returns_its_best_iterate_early():
+    # tol = 0 is never met: the iteration runs into round-off, and must return the best
+    # iterate (<= accept) _STALL iterations after it stopped improving, not after max_iter;
+    # that iterate is HiGHS's optimum (an independent method) to the accept tolerance
+    import scipy.optimize as so
+
+    from solvers.programs import _colgen
+
+    lp, (Ad, jd, sd, iu, su, c, u, b) = _small_lp(3)
+    x, _ = lp.solve(tol=0.0, accept=_colgen._PRICE_RTOL, max_iter=80)
+    assert lp.iterations < 80
+    A = np.hstack([Ad[:, jd] * sd, np.eye(Ad.shape[0])[:, iu] * su])
+    ref = so.linprog(c, A_eq=A, b_eq=b, bounds=(0, None), method="highs")
+    np.testing.assert_allclose(c @ x, ref.fun, rtol=10 * _colgen._PRICE_RTOL)
