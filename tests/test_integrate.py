@@ -354,6 +354,7 @@ def test_small_flows_run_with_one_blas_thread_and_restore_the_callers_limits():
         before = blas_threads()
         integrate(rhs, np.ones(3), (0.0, 1.0), method="RK45")
         after = blas_threads()
-    assert 3 <= SMALL_FLOW_BLAS_LIMIT and before and 1 not in before  # numpy's BLAS is seen
+    # some BLAS pool ran with 2 threads before (other pools may be pinned at 1 by their library)
+    assert 3 <= SMALL_FLOW_BLAS_LIMIT and any(t > 1 for t in before)
     assert seen and all(t == [1] * len(t) for t in seen)
     assert after == before

@@ -84,7 +84,7 @@ def check_output_dir(path: str, option: str, *, force: bool) -> None:
             raise CLIInputError(
                 f"report directory {path!r} exists; pass --force to replace it or choose "
                 f"another {option} DIR.")
-        from ..reports._report import check_replaceable  # --force replaces only a report
+        from ..reports import check_replaceable  # --force replaces only a report
 
         try:
             check_replaceable(p)

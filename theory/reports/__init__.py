@@ -31,6 +31,7 @@ from ._report import (
     Paragraph,
     Report,
     Table,
+    check_replaceable,
     verdict_blocks,
     verify_report,
     write_report,
@@ -38,7 +39,7 @@ from ._report import (
 
 __all__ = [
     "Report", "Paragraph", "Equation", "Table", "Code", "Figure", "verdict_blocks",
-    "verify_report", "write_report",
+    "verify_report", "write_report", "check_replaceable",
     "MODELS", "DerivationSpec", "build_model", "derive_report",
     "MODEL_ALIASES",
     "derive_user_report", "load_user_model",
