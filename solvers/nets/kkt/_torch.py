@@ -369,42 +369,13 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     exact = n_kinks == 0
     stage("kinks")
 
-    lam = np.zeros(n)
-    np.add.at(lam, rows, nu)
-    nat = np.zeros(n)
-    np.add.at(nat, rows_all[cand], scale * nat_all)
-    delta = float(nu @ (qc - 1.0))
-    eps_rel, delta_rel = eps / R, delta / R ** 2
-    lam_max = float(lam.max(initial=0.0))
-    support = (np.flatnonzero(lam > TOLERANCES.kkt_multiplier_rtol * lam_max) if lam_max > 0
-               else np.zeros(0, dtype=int))
-    solver_status = ("optimal" if opt_res <= TOLERANCES.kkt_optimality_rtol and not qp_beaten
-                     else "inaccurate")
-    if solver_status != "optimal":
-        warnings.warn(f"the KKT program's optimality residual is {opt_res:.2e}; epsilon = "
-                      f"{eps:.3e} is an achieved upper bound but may not be the minimum.",
-                      RuntimeWarning, stacklevel=3)
-    if euler > 1e-6:
-        warnings.warn(f"Euler's identity <∇q_a, θ> = L q_a fails by {euler:.2e} (relative): the "
-                      f"network may not be homogeneous of degree {L}.", RuntimeWarning,
-                      stacklevel=3)
-    homogeneous = euler <= 1e-6        # no slopes are freed here: Euler's identity must hold
-    within = bool(eps_rel <= eps_tol and delta_rel <= delta_tol * (1.0 + 1e-9))
-    status, head = decide(within, upper_bound=not exact or solver_status != "optimal",
-                          homogeneous=homogeneous)
-    is_kkt = status == "approximate_kkt"
-    problem = ("min ½||θ||_2² s.t. y_i f(θ; x_i) >= 1" if K == 1 else
-               "min ½||θ||_2² s.t. f_(y_i)(θ; x_i) − f_j(θ; x_i) >= 1 for j ≠ y_i")
-    numbers = (f"ε/||θ̃|| = {eps_rel:.3e} (tol {eps_tol:g}), δ/||θ̃||² = {delta_rel:.3e} "
-               f"(tol {delta_tol:g})")
-    verdict = f"{head} of {problem}: {numbers}"
-    if not homogeneous:
-        verdict += f"; Euler's identity fails by {euler:.1e} (relative)"
-    if not exact:
-        verdict += (f"; ε is an upper bound ({n_kinks} near-kink ReLU inputs or max-pool ties: "
-                    f"their Clarke slopes are not freed for torch networks)")
-    if solver_status != "optimal":
-        verdict += "; optimality of ε not certified"
+    o = _outcome(n=n, rows=rows, nu=nu, nat_rows=rows_all[cand], nat_vals=scale * nat_all,
+                 qc=qc, eps=eps, R=R, eps_tol=eps_tol, delta_tol=delta_tol, opt_res=opt_res,
+                 beaten=qp_beaten, euler=euler, L=L, exact=exact, n_kinks=n_kinks, K=K,
+                 pname="2", residual_words="program's optimality residual")
+    lam, nat, delta, eps_rel, delta_rel = o.lam, o.nat, o.delta, o.eps_rel, o.delta_rel
+    support, solver_status, status, is_kkt, verdict = (o.support, o.solver_status, o.status,
+                                                      o.is_kkt, o.verdict)
     if n_viol_out:
         verdict += (f" ({n_viol_out} candidate pairs outside the working set could lower ε"
                     f"{ws_stop})")
@@ -412,8 +383,7 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
                f"pairs to {nw} of the {nc} candidate pairs (sizes {ws_sizes}){ws_stop}, the "
                f"other {n_out} priced by a forward-mode pass (largest relative dual violation "
                f"{viol_out:.1e})" if ws_sizes[0] < nc else "")
-    keep = (np.flatnonzero(nu > TOLERANCES.kkt_multiplier_rtol * lam_max) if lam_max > 0
-            else np.zeros(0, dtype=int))
+    keep = o.keep
     extra = {"backend": "torch", "P": int(theta.size), "n_near_kink_pairs": n_kinks,
              "kinks_by_module": kinks, "epsilon_by_layer": [[k, v] for k, v in eps_by_layer],
              "notes": list(tn.notes), "n_working_set": int(nw), "seconds": seconds,
@@ -437,3 +407,51 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
         status=status, verdict=verdict, extra=extra,
         log_q_min=float(log_q_min), primal_feasibility=primal,
     )
+
+
+def _outcome(*, n, rows, nu, nat_rows, nat_vals, qc, eps, R, eps_tol, delta_tol, opt_res, beaten,
+             euler, L, exact, n_kinks, K, pname, residual_words):
+    """What the torch checks (ℓ2 here, ℓ1/ℓ∞ in :mod:`._torch_lp`) conclude from their final
+    multipliers ``nu`` over the candidate pairs: multipliers and natural multipliers by example,
+    δ, the support, the solver status, the status and the verdict (docs/theory.md §7.4, §7.8)."""
+    from types import SimpleNamespace
+
+    lam = np.zeros(n)
+    np.add.at(lam, rows, nu)
+    nat = np.zeros(n)
+    np.add.at(nat, nat_rows, nat_vals)
+    delta = float(nu @ (qc - 1.0))
+    eps_rel, delta_rel = eps / R, delta / R ** 2
+    lam_max = float(lam.max(initial=0.0))
+    support = (np.flatnonzero(lam > TOLERANCES.kkt_multiplier_rtol * lam_max) if lam_max > 0
+               else np.zeros(0, dtype=int))
+    solver_status = ("optimal" if opt_res <= TOLERANCES.kkt_optimality_rtol and not beaten
+                     else "inaccurate")
+    if solver_status != "optimal":
+        warnings.warn(f"the KKT {residual_words} is {opt_res:.2e}; epsilon = {eps:.3e} is an "
+                      f"achieved upper bound but may not be the minimum.", RuntimeWarning,
+                      stacklevel=4)
+    if euler > 1e-6:
+        warnings.warn(f"Euler's identity <∇q_a, θ> = L q_a fails by {euler:.2e} (relative): the "
+                      f"network may not be homogeneous of degree {L}.", RuntimeWarning,
+                      stacklevel=4)
+    homogeneous = euler <= 1e-6        # no slopes are freed here: Euler's identity must hold
+    within = bool(eps_rel <= eps_tol and delta_rel <= delta_tol * (1.0 + 1e-9))
+    status, head = decide(within, upper_bound=not exact or solver_status != "optimal",
+                          homogeneous=homogeneous)
+    problem = (f"min ½||θ||_{pname}² s.t. y_i f(θ; x_i) >= 1" if K == 1 else
+               f"min ½||θ||_{pname}² s.t. f_(y_i)(θ; x_i) − f_j(θ; x_i) >= 1 for j ≠ y_i")
+    verdict = (f"{head} of {problem}: ε/||θ̃|| = {eps_rel:.3e} (tol {eps_tol:g}), δ/||θ̃||² = "
+               f"{delta_rel:.3e} (tol {delta_tol:g})")
+    if not homogeneous:
+        verdict += f"; Euler's identity fails by {euler:.1e} (relative)"
+    if not exact:
+        verdict += (f"; ε is an upper bound ({n_kinks} near-kink ReLU inputs or max-pool ties: "
+                    f"their Clarke slopes are not freed for torch networks)")
+    if solver_status != "optimal":
+        verdict += "; optimality of ε not certified"
+    keep = (np.flatnonzero(nu > TOLERANCES.kkt_multiplier_rtol * lam_max) if lam_max > 0
+            else np.zeros(0, dtype=int))
+    return SimpleNamespace(lam=lam, nat=nat, delta=delta, eps_rel=eps_rel, delta_rel=delta_rel,
+                           support=support, solver_status=solver_status, status=status,
+                           is_kkt=status == "approximate_kkt", verdict=verdict, keep=keep)

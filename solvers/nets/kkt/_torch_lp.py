@@ -20,7 +20,6 @@ Kinks are treated as in :mod:`._torch` (autograd's choice; counted; ε an upper 
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
@@ -29,8 +28,8 @@ from ...tolerances import TOLERANCES
 from ._lp import best_residual
 from ._lp_colgen import solve_lp_colgen
 from ._qp import ConeStructure
-from ._report import NORM_NAMES, KKTReport, decide
-from ._torch import _combination, _euler, _pairs
+from ._report import NORM_NAMES, KKTReport
+from ._torch import _combination, _euler, _outcome, _pairs
 
 __all__: list[str] = []
 
@@ -170,45 +169,14 @@ def check_kkt_torch_lp(net, X, y, *, p: float, loss: str, eps_tol: float, delta_
     kinks = tilde.kink_counts(X[np.unique(rows)], rtol=kink_rtol)
     n_kinks = int(sum(kinks.values()))
     exact = n_kinks == 0
-    lam = np.zeros(n)
-    np.add.at(lam, rows, nu)
-    nat = np.zeros(n)
-    np.add.at(nat, rows, scale * nat_lam)
-    delta = float(nu @ (qc - 1.0))
-    eps_rel, delta_rel = eps / R, delta / R ** 2
-    lam_max = float(lam.max(initial=0.0))
-    support = (np.flatnonzero(lam > TOLERANCES.kkt_multiplier_rtol * lam_max) if lam_max > 0
-               else np.zeros(0, dtype=int))
-    solver_status = ("optimal" if opt_res <= TOLERANCES.kkt_optimality_rtol and not lp_beaten
-                     else "inaccurate")
-    if solver_status != "optimal":
-        warnings.warn(f"the KKT LP's optimality gap is {opt_res:.2e} (relative); epsilon = "
-                      f"{eps:.3e} is an achieved upper bound but may not be the minimum.",
-                      RuntimeWarning, stacklevel=3)
-    if euler > 1e-6:
-        warnings.warn(f"Euler's identity <∇q_a, θ> = L q_a fails by {euler:.2e} (relative): the "
-                      f"network may not be homogeneous of degree {L}.", RuntimeWarning,
-                      stacklevel=3)
-    homogeneous = euler <= 1e-6
-    within = bool(eps_rel <= eps_tol and delta_rel <= delta_tol * (1.0 + 1e-9))
-    status, head = decide(within, upper_bound=not exact or solver_status != "optimal",
-                          homogeneous=homogeneous)
-    is_kkt = status == "approximate_kkt"
     pname = NORM_NAMES[p]
-    problem = (f"min ½||θ||_{pname}² s.t. y_i f(θ; x_i) >= 1" if K == 1 else
-               f"min ½||θ||_{pname}² s.t. f_(y_i)(θ; x_i) − f_j(θ; x_i) >= 1 for j ≠ y_i")
-    numbers = (f"ε/||θ̃|| = {eps_rel:.3e} (tol {eps_tol:g}), δ/||θ̃||² = {delta_rel:.3e} "
-               f"(tol {delta_tol:g})")
-    verdict = f"{head} of {problem}: {numbers}"
-    if not homogeneous:
-        verdict += f"; Euler's identity fails by {euler:.1e} (relative)"
-    if not exact:
-        verdict += (f"; ε is an upper bound ({n_kinks} near-kink ReLU inputs or max-pool ties: "
-                    f"their Clarke slopes are not freed for torch networks)")
-    if solver_status != "optimal":
-        verdict += "; optimality of ε not certified"
-    keep = (np.flatnonzero(nu > TOLERANCES.kkt_multiplier_rtol * lam_max) if lam_max > 0
-            else np.zeros(0, dtype=int))
+    o = _outcome(n=n, rows=rows, nu=nu, nat_rows=rows, nat_vals=scale * nat_lam, qc=qc, eps=eps,
+                 R=R, eps_tol=eps_tol, delta_tol=delta_tol, opt_res=opt_res, beaten=lp_beaten,
+                 euler=euler, L=L, exact=exact, n_kinks=n_kinks, K=K, pname=pname,
+                 residual_words="LP's optimality gap (relative)")
+    lam, nat, delta, eps_rel, delta_rel = o.lam, o.nat, o.delta, o.eps_rel, o.delta_rel
+    support, solver_status, status, is_kkt, verdict, keep = (
+        o.support, o.solver_status, o.status, o.is_kkt, o.verdict, o.keep)
     how = ("constraint generation over coordinates" if p == 1.0 else
            f"coordinates + {res.n_cuts} cutting planes")
     extra = {"backend": "torch", "P": int(theta.size), "n_near_kink_pairs": n_kinks,
