@@ -90,3 +90,20 @@ def test_inconsistent_measurements_still_raise_after_routes():
     A[0, 0, 0] = A[1, 0, 0] = 1.0
     with pytest.raises(InconsistentSystemError, match="least-squares residual"):
         solve_min_nuclear_norm(A, np.array([1.0, 2.0]))
+
+
+def test_large_matrices_put_column_generation_first():
+    # d1 + d2 = 85 > COLGEN_FIRST_DIM: Clarabel's PSD cone of that size is the slow route; a
+    # planted rank-1 matrix with n = 3 r (d1 + d2) Gaussian measurements is recovered
+    from solvers.programs._nuclear_norm import COLGEN_FIRST_DIM
+
+    rng = np.random.default_rng(3)
+    d1, d2, n = 45, 40, 255
+    assert d1 + d2 > COLGEN_FIRST_DIM and d1 * d2 > n
+    W0 = np.outer(rng.standard_normal(d1), rng.standard_normal(d2))
+    A = rng.standard_normal((n, d1, d2))
+    y = np.einsum("nij,ij->n", A, W0)
+    sol = solve_min_nuclear_norm(A, y)
+    assert sol.solver == "colgen" and sol.certificate.verified
+    assert "column generation over rank-one atoms first" in sol.route_reason
+    np.testing.assert_allclose(sol.W, W0, atol=1e-5 * np.abs(W0).max())

@@ -18,6 +18,12 @@ __all__ = ["NuclearNormSolution", "solve_min_nuclear_norm", "sensing_operator_fr
            "NUCLEAR_NORM_METHODS"]
 
 NUCLEAR_NORM_METHODS = ("auto", "colgen", "cvxpy-clarabel", "cvxpy-scs")
+
+#: ``method="auto"`` runs column generation first when ``d1 d2 > n`` and ``d1 + d2`` exceeds this
+#: (docs/benchmarks.md, 2026-11-29: CVXPY + Clarabel took 8.9 s at 30x30 (n = 200), where column
+#: generation took 26 s, but > 120 s at 60x60 (n = 800) and 100x100 (n = 2000), where column
+#: generation certified the planted rank-3 minimiser in 5 s at 100x100).
+COLGEN_FIRST_DIM = 80
 """Accepted values of ``method=`` in :func:`solve_min_nuclear_norm`."""
 
 
@@ -144,8 +150,9 @@ def solve_min_nuclear_norm(A, y, *, method: str = "auto",
         Measurements.
     method : {"auto", "colgen", "cvxpy-clarabel", "cvxpy-scs"}, keyword-only
         ``"auto"`` tries Clarabel, then (when ``d1 d2 > n``) column generation over rank-one
-        atoms (docs/theory.md §5.13), then SCS; when ``d1 d2 <= n`` column generation comes
-        last. The order is recorded in ``route_reason``.
+        atoms (docs/theory.md §5.13), then SCS; column generation goes first when also
+        ``d1 + d2 >`` :data:`COLGEN_FIRST_DIM`, and last when ``d1 d2 <= n``. The order is
+        recorded in ``route_reason``.
     rtol : float, optional
         Certificate tolerance (default ``TOLERANCES.certificate_rtol``). The measurements count
         as inconsistent when their least-squares residual exceeds
@@ -209,6 +216,11 @@ def solve_min_nuclear_norm(A, y, *, method: str = "auto",
     if method != "auto":
         names = [method]
         reason = f"method={method!r} chosen by the caller"
+    elif d1 * d2 > n and d1 + d2 > COLGEN_FIRST_DIM:
+        names = ["colgen", "cvxpy-clarabel", "cvxpy-scs"]
+        reason = (f"d1*d2 = {d1 * d2} > n = {n} and d1 + d2 = {d1 + d2} > {COLGEN_FIRST_DIM}: "
+                  f"column generation over rank-one atoms first (Clarabel's semidefinite cone "
+                  f"of size d1 + d2 took > 120 s at 60x60 and 100x100), then Clarabel, then SCS")
     elif d1 * d2 > n:
         # measured (docs/benchmarks.md): column generation wins by far when the minimiser is
         # low rank and n is a few times its degrees of freedom, and loses ~3x below that
