@@ -56,7 +56,8 @@ class MinNormSolution:
         Computed in numpy; primal infeasibility is ``||Xw - y||_2 / ||y||_2``.
     solver : str
         The route that verified: ``"lstsq"`` (closed form ``X⁺ y``), ``"highs"``,
-        ``"highs-colgen"`` (ℓ1/ℓ∞ column generation), ``"cvxpy-*"``, or ``"trivial"`` for
+        ``"colgen-ipm"`` (ℓ1 column generation), ``"highs-colgen"`` (ℓ∞ column generation),
+        ``"kkt-equilibrated"`` (ℓ2 on equilibrated data), ``"cvxpy-*"``, or ``"trivial"`` for
         ``y = 0``.
     status : str
         ``"optimal"``.
