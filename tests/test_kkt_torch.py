@@ -277,3 +277,8 @@ def test_bad_input():
         check_kkt(tn, X, (y + 1) % 3)
     with pytest.raises(ValueError, match="class indices"):
         check_kkt(tn, X, y + 3)
+    # the same argument checks as the numpy back-end (one shared function)
+    with pytest.raises(ValueError, match="kink_rtol must be >= 0"):
+        check_kkt(tn, X, y, kink_rtol=-1.0)
+    with pytest.raises(ValueError, match=r"support_factor must be a finite float >= 1 \(cand"):
+        check_kkt(tn, X, y, support_factor=0.5)

@@ -164,11 +164,8 @@ def _is_torch(net) -> bool:
         c.__module__.startswith("torch.nn") and c.__name__ == "Module" for c in type(net).__mro__)
 
 
-def _check_torch(net, X, y, *, norm, loss, eps_tol, delta_tol, support_factor, kink_rtol,
-                 max_dense_entries, norm_rtol, config=None):
-    from .._torch_net import TorchNet
-    from ._torch import check_kkt_torch
-
+def _check_arguments(norm, eps_tol, delta_tol, support_factor, kink_rtol, config):
+    """``(p, config)`` after the checks both back-ends share (one-line errors, before any work)."""
     p = check_norm(norm)
     if p not in NORM_NAMES:
         raise ValueError(f"norm must be 1, 2 or 'inf' for the KKT check; got {norm!r}.")
@@ -176,12 +173,28 @@ def _check_torch(net, X, y, *, norm, loss, eps_tol, delta_tol, support_factor, k
         if not (np.isfinite(v) and v > 0):
             raise ValueError(f"{name} must be a positive finite float; got {v!r}.")
     if not (np.isfinite(support_factor) and support_factor >= 1.0):
-        raise ValueError(f"support_factor must be a finite float >= 1; got {support_factor!r}.")
+        raise ValueError(
+            f"support_factor must be a finite float >= 1 (candidates q_i <= factor · q_min); got "
+            f"{support_factor!r}."
+        )
+    if not (kink_rtol >= 0.0):
+        raise ValueError(f"kink_rtol must be >= 0; got {kink_rtol!r}.")
+    if config is None:
+        config = KKTConfig()
+    elif not isinstance(config, KKTConfig):
+        raise TypeError(f"config must be a solvers.nets.kkt.KKTConfig; got "
+                        f"{type(config).__name__}. Pass e.g. KKTConfig(working_set_initial=50).")
+    return p, config
+
+
+def _check_torch(net, X, y, *, norm, loss, eps_tol, delta_tol, support_factor, kink_rtol,
+                 max_dense_entries, norm_rtol, config=None):
+    from .._torch_net import TorchNet
+    from ._torch import check_kkt_torch
+
+    p, config = _check_arguments(norm, eps_tol, delta_tol, support_factor, kink_rtol, config)
     if loss not in ("logistic", "exp"):
         raise ValueError(f"loss must be 'logistic' or 'exp'; got {loss!r}.")
-    if config is not None and not isinstance(config, KKTConfig):
-        raise TypeError(f"config must be a solvers.nets.kkt.KKTConfig; got "
-                        f"{type(config).__name__}. Pass e.g. KKTConfig(working_set_batch=50).")
     tn = net if isinstance(net, TorchNet) else TorchNet(net)
     if p != 2.0:  # ℓ1/ℓ∞: constraint generation over coordinates (._torch_lp)
         from ._torch_lp import check_kkt_torch_lp
@@ -315,24 +328,7 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
         )
     K = net.n_outputs
     y = check_labels(y, X.shape[0]) if K == 1 else check_class_labels(y, X.shape[0], K)
-    p = check_norm(norm)
-    if p not in NORM_NAMES:
-        raise ValueError(f"norm must be 1, 2 or 'inf' for the KKT check; got {norm!r}.")
-    for name, v in (("eps_tol", eps_tol), ("delta_tol", delta_tol)):
-        if not (np.isfinite(v) and v > 0):
-            raise ValueError(f"{name} must be a positive finite float; got {v!r}.")
-    if not (np.isfinite(support_factor) and support_factor >= 1.0):
-        raise ValueError(
-            f"support_factor must be a finite float >= 1 (candidates q_i <= factor · q_min); got "
-            f"{support_factor!r}."
-        )
-    if not (kink_rtol >= 0.0):
-        raise ValueError(f"kink_rtol must be >= 0; got {kink_rtol!r}.")
-    if config is None:
-        config = KKTConfig()
-    elif not isinstance(config, KKTConfig):
-        raise TypeError(f"config must be a solvers.nets.kkt.KKTConfig; got "
-                        f"{type(config).__name__}. Pass e.g. KKTConfig(working_set_initial=50).")
+    p, config = _check_arguments(norm, eps_tol, delta_tol, support_factor, kink_rtol, config)
     structured = p == 2.0  # the layered Gram matrix (any depth); ℓ1/ℓ∞: explicit LP columns
     if working_set and not structured:
         raise ValueError(

@@ -174,6 +174,38 @@ def _working_set(rows, q_pairs, q_examples, cand, rtol):
     return q_pairs[cand] <= q_examples[rows[cand]] + rtol
 
 
+def _normalise(tn, X, y):
+    """The network at unit ℓ2 norm and its candidate pairs' margins, with the scale as a log.
+
+    Returns ``(unit, F, y, rows, classes, q, q_ex, q_hat_min, log_q_min)``: ``F`` the outputs of
+    ``unit`` (``||θ|| = 1``, evaluated without overflow for any ``||θ||``), ``y`` the checked
+    labels, ``(rows, classes, q)`` every (example, competing class) pair and its margin at
+    ``unit``, ``q_ex`` each example's margin, ``q_hat_min`` their minimum and ``log_q_min`` the
+    log of the original network's minimum margin (docs/theory.md §7.8). Raises
+    :class:`NotFeasibleError` when an example is not fitted."""
+    L = tn.degree
+    theta0 = tn.flat()
+    m0 = float(np.max(np.abs(theta0)))
+    if not (np.isfinite(m0) and m0 > 0):
+        raise ValueError("the network's parameters are all zero or not finite.")
+    r0 = float(np.linalg.norm(theta0 / m0))                 # ||θ|| = m0 · r0 without overflow
+    unit = tn.scaled(1.0 / m0).scaled(1.0 / r0)             # ||θ|| = 1
+    F = unit.outputs(X)
+    n, K = F.shape
+    y = unit.check_labels(y, n, K)
+    rows_all, cls_all, q_all = _pairs(F, y)
+    q_ex = np.full(n, np.inf)
+    np.minimum.at(q_ex, rows_all, q_all)
+    if not np.all(q_ex > 0):
+        bad = int(np.sum(q_ex <= 0))
+        raise NotFeasibleError(
+            f"{bad} of {n} example(s) have margin <= 0 (misclassified or tied): the margin "
+            f"problem's constraints q_i >= 1 cannot be met by rescaling; train further first.")
+    q_hat_min = float(q_ex.min())
+    log_q_min = L * (math.log(m0) + math.log(r0)) + math.log(q_hat_min)
+    return unit, F, y, rows_all, cls_all, q_all, q_ex, q_hat_min, log_q_min
+
+
 def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
                     support_factor: float, kink_rtol: float,
                     max_dense_entries: int, config: KKTConfig | None = None) -> KKTReport:
@@ -197,25 +229,8 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
         clock = now
         logger.info("torch KKT check: %s done (%.1f s)", name, seconds[name])
 
-    theta0 = tn.flat()
-    m0 = float(np.max(np.abs(theta0)))
-    if not (np.isfinite(m0) and m0 > 0):
-        raise ValueError("the network's parameters are all zero or not finite.")
-    r0 = float(np.linalg.norm(theta0 / m0))                 # ||θ|| = m0 · r0 without overflow
-    unit = tn.scaled(1.0 / m0).scaled(1.0 / r0)             # ||θ|| = 1
-    F = unit.outputs(X)
+    unit, F, y, rows_all, cls_all, q_all, q_ex, q_hat_min, log_q_min = _normalise(tn, X, y)
     n, K = F.shape
-    y = unit.check_labels(y, n, K)
-    rows_all, cls_all, q_all = _pairs(F, y)
-    q_ex = np.full(n, np.inf)
-    np.minimum.at(q_ex, rows_all, q_all)
-    if not np.all(q_ex > 0):
-        bad = int(np.sum(q_ex <= 0))
-        raise NotFeasibleError(
-            f"{bad} of {n} example(s) have margin <= 0 (misclassified or tied): the margin "
-            f"problem's constraints q_i >= 1 cannot be met by rescaling; train further first.")
-    q_hat_min = float(q_ex.min())
-    log_q_min = L * (math.log(m0) + math.log(r0)) + math.log(q_hat_min)
     tilde = unit.scaled(q_hat_min ** (-1.0 / L))            # q_min(θ̃) = 1
     theta = tilde.flat()
     qt = q_all / q_hat_min

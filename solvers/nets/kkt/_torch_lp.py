@@ -23,13 +23,13 @@ import math
 
 import numpy as np
 
-from ...errors import NotFeasibleError, SolverError
+from ...errors import SolverError
 from ...tolerances import TOLERANCES
 from ._lp import best_residual
 from ._lp_colgen import solve_lp_colgen
 from ._qp import ConeStructure
 from ._report import NORM_NAMES, KKTReport
-from ._torch import _combination, _euler, _outcome, _pairs
+from ._torch import _combination, _euler, _normalise, _outcome
 
 __all__: list[str] = []
 
@@ -85,25 +85,8 @@ def check_kkt_torch_lp(net, X, y, *, p: float, loss: str, eps_tol: float, delta_
     :func:`solvers.check_kkt`, which validates the arguments)."""
     tn = net
     L = tn.degree
-    theta0 = tn.flat()
-    m0 = float(np.max(np.abs(theta0)))
-    if not (np.isfinite(m0) and m0 > 0):
-        raise ValueError("the network's parameters are all zero or not finite.")
-    r0 = float(np.linalg.norm(theta0 / m0))
-    unit = tn.scaled(1.0 / m0).scaled(1.0 / r0)             # ||θ||_2 = 1
-    F = unit.outputs(X)
+    unit, F, y, rows_all, cls_all, q_all, q_ex, q_hat_min, log_q_min = _normalise(tn, X, y)
     n, K = F.shape
-    y = unit.check_labels(y, n, K)
-    rows_all, cls_all, q_all = _pairs(F, y)
-    q_ex = np.full(n, np.inf)
-    np.minimum.at(q_ex, rows_all, q_all)
-    if not np.all(q_ex > 0):
-        bad = int(np.sum(q_ex <= 0))
-        raise NotFeasibleError(
-            f"{bad} of {n} example(s) have margin <= 0 (misclassified or tied): the margin "
-            f"problem's constraints q_i >= 1 cannot be met by rescaling; train further first.")
-    q_hat_min = float(q_ex.min())
-    log_q_min = L * (math.log(m0) + math.log(r0)) + math.log(q_hat_min)
     norm_p_unit = float(np.linalg.norm(unit.flat(), ord=p))
     tilde = unit.scaled(q_hat_min ** (-1.0 / L))
     theta = tilde.flat()
