@@ -107,3 +107,16 @@ def test_large_matrices_put_column_generation_first():
     assert sol.solver == "colgen" and sol.certificate.verified
     assert "column generation over rank-one atoms first" in sol.route_reason
     np.testing.assert_allclose(sol.W, W0, atol=1e-5 * np.abs(W0).max())
+
+
+@pytest.mark.parametrize("method", ["auto", "colgen"])
+def test_a_nearly_consistent_system_is_still_called_inconsistent(method):
+    # two identical measurements 1e-8 apart: least-squares residual 7e-9 (4.5e-9 of ||y||), above
+    # consistency_rtol (1e-9) but within the certificate's rtol (1e-6), so column generation
+    # certifies an answer; the consistency test (no longer run before the routes) must decide
+    rng = np.random.default_rng(0)
+    A = rng.standard_normal((4, 3, 3))
+    A[1] = A[0]
+    y = np.array([1.0, 1.0 + 1e-8, 0.5, -0.3])
+    with pytest.raises(InconsistentSystemError, match="least-squares residual"):
+        solve_min_nuclear_norm(A, y, method=method)
