@@ -327,22 +327,13 @@ class ColgenPrograms(Programs):
                 f"no second phase)")
         return Step(res.nu, res.eps, res.gap_relative, meth, 0.0)
 
-    def natural(self, bld: Build, slopes) -> tuple[float, float]:
+    def natural_scale_lp(self, v: np.ndarray, d0: float, cmax: float) -> float:
+        """:meth:`Programs.natural_scale_lp` by constraint generation (no explicit matrix)."""
         prob = self.prob
-        kl, ke, ku = bld.kinfo
-        s_nat = np.array([slopes[t][e, u] for t, e, u in zip(kl, ke, ku, strict=True)])
-        nu0 = bld.cone.natural(prob.nat_lam, s_nat)
-        d0 = float(prob.nat_lam @ (prob.qc - 1.0))
-        cmax = self.budget / d0 if d0 > 0 else np.inf
-        v = bld.combine(nu0)
         one = ConeStructure(1, np.zeros(0, dtype=int), prob.clarke_low)
         res = solve_lp_colgen(prob.theta, self.p, one, lambda S: v[S][:, None],
                               lambda c: c[0] * v, lambda w: np.array([w @ v]),
                               rtol=self.norm_rtol, solver_eps=TOLERANCES.solver_eps,
                               budget_row=np.array([d0]), budget=self.budget,
                               gap_rtol=TOLERANCES.kkt_working_set_rtol)
-        scale = min(float(res.nu[0]), cmax) if np.isfinite(res.eps) else 0.0
-        eps = self.residual(bld.combine, scale * nu0)
-        self.nat_eps = eps
-        self.nat_nu = scale * nu0
-        return eps, scale
+        return min(float(res.nu[0]), cmax) if np.isfinite(res.eps) else 0.0

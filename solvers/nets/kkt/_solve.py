@@ -261,17 +261,22 @@ class Programs:
             curv = float(v @ v)
             scale = min(max(0.0, float(prob.theta @ v) / curv), cmax) if curv > 0 else 0.0
         else:
-            one = ConeStructure(1, np.zeros(0, dtype=int), prob.clarke_low)
-            nu1, _, _, _, _ = solve_cone_lp(v[:, None], prob.theta, p, one, rtol=self.norm_rtol,
-                                            solver_eps=TOLERANCES.solver_eps,
-                                            budget_row=np.array([d0]), budget=self.budget)
-            scale = min(float(nu1[0]), cmax) if nu1 is not None else 0.0
+            scale = self.natural_scale_lp(v, d0, cmax)
         # Aᵀ(c ν0) = c Aᵀν0: the residual of the scaled multipliers from the product above
         eps = (float(np.linalg.norm(prob.theta - scale * v)) if p == 2.0
                else self.residual(bld.combine, scale * nu0))
         self.nat_eps = eps
         self.nat_nu = scale * nu0
         return eps, scale
+
+    def natural_scale_lp(self, v: np.ndarray, d0: float, cmax: float) -> float:
+        """ℓ1/ℓ∞: the best multiple ``c <= cmax`` of the natural combination ``v = Aᵀν0`` (the
+        program with one variable and the budget row ``d0``)."""
+        one = ConeStructure(1, np.zeros(0, dtype=int), self.prob.clarke_low)
+        nu1, _, _, _, _ = solve_cone_lp(v[:, None], self.prob.theta, self.p, one,
+                                        rtol=self.norm_rtol, solver_eps=TOLERANCES.solver_eps,
+                                        budget_row=np.array([d0]), budget=self.budget)
+        return min(float(nu1[0]), cmax) if nu1 is not None else 0.0
 
     # ------------------------------------------------------------------ strategies
     def run(self, slopes0, *, max_sweeps: int, first: Build | None = None):
