@@ -236,8 +236,10 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
         The network, or its weights ``(W_1, ..., W_L)`` with ``W_l`` of shape ``(d_l, d_{l-1})``,
         ``W_L`` of shape ``(K, d_{L-1})`` (then ``activation``/``alpha`` describe it). A PyTorch
         module (convolutions, pooling, custom modules: see :class:`solvers.nets.TorchNet`) is
-        checked in the ℓ2 geometry on its pair Gram matrix from the layer structure
-        (:mod:`solvers.nets.kkt._torch`); ``X`` then has the module's input shape ``(n, ...)``.
+        checked on its pair Gram matrix from the layer structure for ℓ2
+        (:mod:`solvers.nets.kkt._torch`, a working set over the candidate pairs) and by
+        constraint generation over coordinates for ℓ1/ℓ∞ (:mod:`solvers.nets.kkt._torch_lp`);
+        ``X`` then has the module's input shape ``(n, ...)``.
     X : array_like of shape (n, d_0)
     y : array_like of shape (n,)
         Values ±1 for a net with one output; class indices ``0…K−1`` for ``K`` outputs (then
