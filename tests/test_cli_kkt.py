@@ -207,3 +207,21 @@ def test_cli_kkt_non_homogeneous_spec_exit_2(tmp_path, capsys):
                  str(tmp_path / "digits.npz")]) == 2
     err = capsys.readouterr().err
     assert "module '4'" in err and "bias" in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("shape, words", [
+    ((30, 36), "(36,)"),              # flattened images: conv2d needs (C, H, W)
+    ((30, 2, 6, 6), "(2, 6, 6)"),     # two channels for a one-channel conv
+    ((30, 1, 2, 2), "(1, 2, 2)"),     # smaller than the 3×3 kernel
+])
+def test_cli_kkt_data_shape_the_conv_net_cannot_take_exit_2(tmp_path, capsys, shape, words):
+    # torch's RuntimeError used to escape as a traceback with exit status 1
+    from theory.cli import main
+
+    _, _, y = _teacher_cnn(tmp_path)
+    bad = tmp_path / "flat.npz"
+    np.savez(bad, X=np.random.default_rng(0).normal(size=shape), y=y)
+    assert main(["kkt", "--weights", str(tmp_path / "cnn.pt"), "--data", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "flat.npz" in err and f"inputs of shape {words}" in err and "Traceback" not in err

@@ -139,7 +139,15 @@ def run(args) -> int:
     if args.constant_feature:
         X = augment_constant_feature(X)
     if not hasattr(net, "n_outputs"):
-        k_out = net.outputs(X[:1]).shape[1]
+        try:  # torch's own shape errors name no file and carry a traceback
+            k_out = net.outputs(X[:1]).shape[1]
+        except RuntimeError as exc:
+            raise ValueError(
+                f"data file {args.data!r}: the network in {args.weights!r} cannot take inputs "
+                f"of shape {tuple(X.shape[1:])} per example (torch: "
+                f"{str(exc).splitlines()[0] if str(exc) else type(exc).__name__}); save X with "
+                f"the shape the model was trained on, e.g. (n, C, H, W) for a conv net."
+            ) from exc
         if k_out != K:
             raise ValueError(f"the network in {args.weights!r} has {k_out} outputs, but its last "
                              f"layer has {K} channels; end it with a Linear layer (or a pool to "
