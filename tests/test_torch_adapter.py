@@ -294,3 +294,21 @@ def test_constant_feature_is_refused_for_conv_nets(tmp_path):
     path = save_torch(tmp_path / "cnn.pt", _cnn2d())
     with pytest.raises(ValueError, match=r"constant_feature applies to flat MLPs only"):
         load_torch(path, constant_feature=True)
+
+
+def test_save_torch_takes_the_torchnet_that_train_torch_returns(tmp_path):
+    # train_torch(...).net is a TorchNet; save_torch refused it ("must be a torch.nn.Sequential")
+    from solvers.nets import TorchNet, train_torch
+
+    X = np.random.default_rng(0).normal(size=(12, 1, 8, 8))
+    y = np.arange(12) % 5
+    run = train_torch(_cnn2d(), X, y, steps=3)
+    assert isinstance(run.net, TorchNet)
+    net = load_torch(save_torch(tmp_path / "run.pt", run.net))
+    assert isinstance(net, TorchNet) and net.degree == run.net.degree
+    np.testing.assert_array_equal(net.flat(), run.net.flat())
+    np.testing.assert_array_equal(net.outputs(X), run.net.outputs(X))
+    # a TorchNet of a flat MLP still reads back as a HomogeneousMLP
+    mlp = TorchNet(_seq(nn.Linear(3, 4, bias=False), nn.ReLU(), nn.Linear(4, 2, bias=False)))
+    back = load_torch(save_torch(tmp_path / "mlp.pt", mlp))
+    np.testing.assert_array_equal(back.flat(), mlp.flat())

@@ -275,8 +275,9 @@ def _tree_spec(layer, nn, path: str) -> dict:
 
 
 def save_torch(path, module, *, constant_feature: bool = False) -> Path:
-    """Save ``module`` (an ``nn.Sequential``, possibly nested) in the format read by
-    :func:`load_torch`.
+    """Save ``module`` (an ``nn.Sequential``, possibly nested, or a
+    :class:`~solvers.nets.TorchNet` wrapping one, such as ``train_torch(...).net``) in the
+    format read by :func:`load_torch`.
 
     A flat MLP (``Linear``/``ReLU``/``LeakyReLU``/``Identity``/``Flatten``) is first checked with
     :func:`from_torch`, as before; any other ``nn.Sequential`` tree of the module types in
@@ -287,13 +288,15 @@ def save_torch(path, module, *, constant_feature: bool = False) -> Path:
     Raises
     ------
     TypeError
-        ``module`` is not an ``nn.Sequential`` / ``nn.Linear``.
+        ``module`` is not an ``nn.Sequential`` / ``nn.Linear`` (or a ``TorchNet`` of one).
     NotHomogeneousError
         The network is not homogeneous, or holds a module the format does not store (a custom
         ``nn.Module``: check it directly with ``solvers.check_kkt(module, X, y)``), naming it.
     """
     torch = _torch()
     nn = torch.nn
+    if isinstance(module, TorchNet):  # e.g. train_torch(...).net: its float64 eval-mode copy
+        module = module.module
     if isinstance(module, nn.Linear):
         module = nn.Sequential(module)
     if not isinstance(module, nn.Sequential):
