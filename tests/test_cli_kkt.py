@@ -225,3 +225,17 @@ def test_cli_kkt_data_shape_the_conv_net_cannot_take_exit_2(tmp_path, capsys, sh
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
     assert "flat.npz" in err and f"inputs of shape {words}" in err and "Traceback" not in err
+
+
+def test_cli_kkt_float32_file_is_converted_and_says_so_once(tmp_path, capsys):
+    torch = pytest.importorskip("torch")
+    from solvers.nets import save_torch
+    from theory.cli import main
+
+    model, _, _ = _teacher_cnn(tmp_path)
+    save_torch(tmp_path / "cnn32.pt", model.float())           # float32 weights in the file
+    assert main(["kkt", "--weights", str(tmp_path / "cnn32.pt"), "--data",
+                 str(tmp_path / "digits.npz")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("note: parameters converted from torch.float32 to torch.float64") == 1
+    assert torch.get_default_dtype() == torch.float32           # nothing global was changed

@@ -238,3 +238,6 @@ def test_low_precision_modules_are_converted_and_the_report_says_so(dtype):
     assert rep.epsilon_relative == pytest.approx(ref.epsilon_relative, rel=1e-12)
     assert any(f"torch.{dtype} to torch.float64" in note for note in rep.extra["notes"])
     assert not any("float64" in note for note in ref.extra["notes"])
+    # ... and the printed report says so (it only did in extra["notes"] and the CLI)
+    assert f"note: parameters converted from torch.{dtype} to torch.float64" in rep.summary()
+    assert "converted" not in ref.summary()

@@ -98,17 +98,15 @@ def _n_outputs(net) -> int:
 
 
 def _details(report, top: int = 5) -> list[str]:
-    """Lines naming the largest contributions to ε by layer and the conversion notes (from the
-    report's ``extra``; absent entries give no line). The support examples with their competing
-    class are already in :meth:`KKTReport.summary` ("largest multipliers")."""
+    """Lines naming the largest contributions to ε by layer (from the report's ``extra``; absent
+    entries give no line). The support examples with their competing class and the conversion
+    notes are already in :meth:`KKTReport.summary`."""
     lines = []
     by_layer = report.extra.get("epsilon_by_layer")
     if by_layer:
         lines.append("  largest contributions to epsilon by layer (||residual||): " + ", ".join(
             f"{name} {v:.3e}" for name, v in by_layer[:top])
             + (f" … ({len(by_layer)} layers)" if len(by_layer) > top else ""))
-    for note in report.extra.get("notes", ()):
-        lines.append(f"  note: {note}")
     return lines
 
 

@@ -178,7 +178,8 @@ class KKTReport:
         return out
 
     def summary(self) -> str:
-        """A few lines of text for people: verdict, ε, δ, supports, candidates and kinks."""
+        """A few lines of text for people: verdict, ε, δ, supports, candidates and kinks, and
+        the conversions made to a PyTorch model (``extra['notes']``: dtype, device, eval mode)."""
         lines = [
             self.verdict,
             f"  norm l{self.norm}, degree L = {self.degree}, q_min = {self.q_min:.6g}, "
@@ -207,6 +208,8 @@ class KKTReport:
         if self.extra.get("n_dead_units"):
             lines.append(f"  {self.extra['n_dead_units']} dead hidden unit(s) (incoming weights "
                          f"negligible against their layer) kept their slope, not counted as kinks")
+        for note in self.extra.get("notes", ()):  # conversions of a PyTorch model (dtype, device)
+            lines.append(f"  note: {note}")
         return "\n".join(lines)
 
 
