@@ -239,3 +239,18 @@ def test_cli_kkt_float32_file_is_converted_and_says_so_once(tmp_path, capsys):
     out = capsys.readouterr().out
     assert out.count("note: parameters converted from torch.float32 to torch.float64") == 1
     assert torch.get_default_dtype() == torch.float32           # nothing global was changed
+
+
+@pytest.mark.parametrize("norm", ["1", "inf"])
+def test_cli_kkt_conv_net_names_layers_in_every_norm(tmp_path, capsys, norm):
+    # the help said "(ℓ2 only)"; the ℓ1/ℓ∞ checks of torch nets split ε by layer too
+    from theory.cli import main
+
+    _teacher_cnn(tmp_path)
+    files = ["--weights", str(tmp_path / "cnn.pt"), "--data", str(tmp_path / "digits.npz")]
+    assert main(["kkt", *files, "--norm", norm, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert sorted(name for name, _ in out["extra"]["epsilon_by_layer"]) == ["0", "4"]
+    with pytest.raises(SystemExit):
+        main(["kkt", "--help"])
+    assert "ℓ2 only" not in capsys.readouterr().out

@@ -26,7 +26,7 @@ nn.Sequential tree of Conv1d/Conv2d, MaxPool/AvgPool/AdaptiveAvgPool, Flatten, D
 Identity, ReLU/LeakyReLU, Linear). Data: .npz with X (n, d) or (n, C, H, W) and y (n,),
 nothing else; real numbers only; y in {-1, +1} for a one-output net, class indices 0..K-1 for
 a K-output net. Multi-class reports list the support examples with their competing class; .pt
-conv nets (ℓ2 only) also the layers contributing most to ε.
+conv nets (any --norm) also the layers contributing most to ε.
 exit status: 0 checked (KKT or not: see the verdict), 2 bad input (e.g. misclassified points,
 labels out of range, a non-homogeneous layer)."""
 
