@@ -64,9 +64,17 @@ def test_two_class_net_reduces_to_the_binary_check(rng, kind):
         net, X, y, _ = _symmetric_svm_net(rng)
     else:
         net, X, y = _fitted_binary(rng, [3, 6, 1] if kind == "random2" else [3, 5, 4, 1])
-    binary = check_kkt(net, X, y)
-    multi = check_kkt(_as_two_class(net), X, (y < 0).astype(int))  # +1 → class 0, −1 → class 1
+    kw = {}
+    if kind != "kkt":
+        # every example a candidate and a large δ budget: several multipliers, ε clearly below 1
+        # (with the defaults these nets have one candidate and ε ≈ 0.9999, where a wrong
+        # competitor cotangent, e.g. e_y − 0.9 e_j, moves ε by less than META_RTOL)
+        q = y * net.forward(X)
+        kw = {"support_factor": float(q.max() / q.min()) * 1.01, "delta_tol": 0.5}
+    binary = check_kkt(net, X, y, **kw)
+    multi = check_kkt(_as_two_class(net), X, (y < 0).astype(int), **kw)  # +1 → 0, −1 → 1
     assert binary.is_kkt == (kind == "kkt")  # premise: both verdicts are exercised
+    assert binary.support.size > 1           # premise: a program with several multipliers
     assert multi.status == binary.status
     assert multi.epsilon_relative == pytest.approx(binary.epsilon_relative, rel=META_RTOL,
                                                    abs=KKT_EPS_RTOL * 1e-3)
