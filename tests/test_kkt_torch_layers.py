@@ -6,7 +6,8 @@
   module traced by torch.fx, a one-output head and a multi-class head with tied competitors;
 - a reduction: a convolution against its unfolded dense matrix;
 - metamorphic: permuting the classes, duplicating the examples, scaling θ;
-- conversions: float32 / bfloat16 modules are accepted, converted, and the report says so.
+- conversions: float32 / bfloat16 modules are accepted, converted, and the report says so;
+- bad inputs: each kind of non-homogeneous module is refused, naming its module path and type.
 """
 
 import copy
@@ -18,7 +19,7 @@ import pytest
 torch = pytest.importorskip("torch")  # the optional extra, not our own module
 nn = torch.nn
 
-from solvers import check_kkt  # noqa: E402
+from solvers import NotHomogeneousError, check_kkt  # noqa: E402
 from solvers.nets import TorchNet  # noqa: E402
 from tests.test_kkt import CLARABEL, CROSS_RTOL, KKT_EPS_RTOL, META_RTOL  # noqa: E402
 from tests.test_torch_net import GRAM_RTOL, _autograd_rows  # noqa: E402
@@ -241,3 +242,68 @@ def test_low_precision_modules_are_converted_and_the_report_says_so(dtype):
     # ... and the printed report says so (it only did in extra["notes"] and the CLI)
     assert f"note: parameters converted from torch.{dtype} to torch.float64" in rep.summary()
     assert "converted" not in ref.summary()
+
+
+class _SoftmaxInside(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 3, bias=False)
+        self.b = nn.Linear(3, 3, bias=False)
+
+    def forward(self, x):
+        return self.b(torch.softmax(self.a(x), dim=1))
+
+
+class _Block(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(4, 4, bias=False)
+
+    def forward(self, x):
+        return x + torch.relu(self.a(x))              # degree d + degree d + 1
+
+
+class _ResNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.inp = nn.Linear(4, 4, bias=False)
+        self.blocks = nn.Sequential(_Block())
+        self.head = nn.Linear(4, 3, bias=False)
+
+    def forward(self, x):
+        return self.head(self.blocks(self.inp(x)))
+
+
+def _in_cnn(layer):
+    """``layer`` at module path '1.1' of a small CNN (nested, so the path has two parts)."""
+    return nn.Sequential(nn.Conv2d(1, 2, 3, bias=False),
+                         nn.Sequential(nn.ReLU(), layer), nn.Flatten(),
+                         nn.Linear(72, 3, bias=False))
+
+
+IMG, VEC = (1, 8, 8), (4,)
+
+
+@pytest.mark.parametrize("module, shape, words", [
+    (_in_cnn(nn.BatchNorm2d(2)), IMG, ["'1.1'", "BatchNorm2d"]),
+    (_in_cnn(nn.GroupNorm(1, 2)), IMG, ["'1.1'", "GroupNorm"]),
+    (_in_cnn(nn.LayerNorm([2, 6, 6])), IMG, ["'1.1'", "LayerNorm"]),
+    (_in_cnn(nn.Sigmoid()), IMG, ["'1.1'", "Sigmoid"]),
+    (_in_cnn(nn.GELU()), IMG, ["'1.1'", "GELU"]),
+    (_in_cnn(nn.ELU()), IMG, ["'1.1'", "ELU"]),
+    (_in_cnn(nn.Conv2d(2, 2, 1)), IMG, ["'1.1'", "Conv2d has a bias", "degree 1"]),
+    (_in_cnn(nn.MaxPool2d(3, stride=1, padding=1)), IMG, ["'1.1'", "padding"]),
+    (_in_cnn(nn.AdaptiveMaxPool2d(6)), IMG, ["'1.1'", "AdaptiveMaxPool2d"]),
+    (nn.Sequential(nn.Linear(4, 3, bias=False), nn.LogSoftmax(dim=1)), VEC,
+     ["'1'", "LogSoftmax"]),
+    (_SoftmaxInside(), VEC, ["softmax", "not known to be positively homogeneous"]),
+    (_ResNet(), VEC, ["add", "degrees [1, 2]"]),
+])
+def test_each_non_homogeneous_module_type_is_named(module, shape, words):
+    X = np.random.default_rng(0).normal(size=(6, *shape))
+    with torch.no_grad():                 # each module runs as written (no shape mistakes)
+        module.eval()(torch.from_numpy(X).float())
+    with pytest.raises(NotHomogeneousError) as exc:
+        check_kkt(module, X, np.arange(6) % 3)
+    for w in words:
+        assert w in str(exc.value), (w, str(exc.value))
