@@ -254,3 +254,29 @@ def test_cli_kkt_conv_net_names_layers_in_every_norm(tmp_path, capsys, norm):
     with pytest.raises(SystemExit):
         main(["kkt", "--help"])
     assert "ℓ2 only" not in capsys.readouterr().out
+
+
+def test_cli_kkt_npz_mlp_names_the_layers_contributing_to_epsilon(tmp_path, capsys):
+    # .npz MLPs had no ε-by-layer line (only .pt conv nets); the split is checked against an
+    # independent residual in tests/test_kkt_multiclass.py
+    from solvers import HomogeneousMLP, save_data, save_weights
+    from theory.cli import main
+
+    net = HomogeneousMLP.random((3, 6, 5, 3), seed=1)
+    X = np.random.default_rng(2).normal(size=(40, 3))
+    F = net.outputs(X)
+    y = F.argmax(1)
+    keep = np.sort(F, 1)[:, -1] - np.sort(F, 1)[:, -2] > 1e-2 * np.abs(F).max()
+    save_weights(tmp_path / "mlp.npz", net)
+    save_data(tmp_path / "d.npz", X[keep], y[keep], n_classes=3)
+    files = ["--weights", str(tmp_path / "mlp.npz"), "--data", str(tmp_path / "d.npz")]
+    assert main(["kkt", *files, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    by_layer = out["extra"]["epsilon_by_layer"]
+    assert sorted(k for k, _ in by_layer) == ["W1", "W2", "W3"]
+    np.testing.assert_allclose(np.sqrt(sum(v * v for _, v in by_layer)), out["epsilon"],
+                               rtol=1e-9)
+    assert main(["kkt", *files]) == 0
+    top, value = by_layer[0]
+    assert f"largest contributions to epsilon by layer (||residual||): {top} {value:.3e}" \
+        in capsys.readouterr().out

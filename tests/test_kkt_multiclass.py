@@ -91,9 +91,10 @@ def test_two_class_net_reduces_to_the_binary_check(rng, kind):
 
 
 # ------------------------------------------------------------------ independent program
-def _reference_epsilon(net, X, y, support_factor, delta_tol):
+def _reference_epsilon(net, X, y, support_factor, delta_tol, residual=False):
     """ε/||θ̃|| from per-pair gradients of independent one-output nets (last layer
-    W_L[y] − W_L[j]) and the KKT program written out in CVXPY (no kinks at θ̃)."""
+    W_L[y] − W_L[j]) and the KKT program written out in CVXPY (no kinks at θ̃); with
+    ``residual``, also the residual vector ``θ̃ − Aᵀλ`` (unique: a projection)."""
     F = net.outputs(X)
     Q = class_margins(F, y)
     q_min = Q.min()
@@ -121,7 +122,10 @@ def _reference_epsilon(net, X, y, support_factor, delta_tol):
     prob = cp.Problem(cp.Minimize(cp.sum_squares(theta - A.T @ lam)),
                       [(np.array(qs) - 1.0) @ lam <= delta_tol * R2])
     prob.solve(**CLARABEL)
-    return float(np.linalg.norm(theta - A.T @ lam.value)) / np.sqrt(R2), A.shape[0]
+    r = theta - A.T @ lam.value
+    if residual:
+        return float(np.linalg.norm(r)) / np.sqrt(R2), A.shape[0], r, np.sqrt(R2)
+    return float(np.linalg.norm(r)) / np.sqrt(R2), A.shape[0]
 
 
 @pytest.mark.parametrize("sizes, tie", [([3, 6, 3], False), ([3, 6, 3], True),
@@ -139,6 +143,27 @@ def test_multiclass_epsilon_matches_an_independent_cvxpy_program(rng, sizes, tie
     assert rep.epsilon_relative == pytest.approx(ref, rel=CROSS_RTOL, abs=KKT_EPS_RTOL * 1e-2)
     assert rep.exact and rep.solver_status == "optimal"
     assert rep.euler_residual <= 1e-10
+
+
+def test_epsilon_by_layer_splits_the_independent_residual(rng):
+    # issue 11 item 5 for numpy MLPs (.npz files): ε split by layer, W1 … WL, against the
+    # residual θ̃ − Aᵀλ of the CVXPY program (unique, a projection), layer by layer
+    net, X, y = _fitted_multiclass(rng, [3, 4, 5, 4], tie=True)
+    Q = class_margins(net.outputs(X), y)
+    sf = float(Q[np.isfinite(Q)].max() / Q.min()) * 1.01     # every pair a candidate
+    rep = check_kkt(net, X, y, support_factor=sf, delta_tol=0.5)
+    ref, _, r, R = _reference_epsilon(net, X, y, sf, rep.delta_tol, residual=True)
+    assert rep.exact and 0.05 < ref < 0.99 and rep.support.size > 1   # premise: a real program
+    got = dict(rep.extra["epsilon_by_layer"])
+    assert list(got) == sorted(got, key=lambda k: -got[k])             # largest first
+    parts = np.split(r, np.cumsum([W.size for W in net.weights])[:-1])
+    assert sorted(got) == ["W1", "W2", "W3"]
+    for layer, part in zip(["W1", "W2", "W3"], parts, strict=True):
+        assert got[layer] == pytest.approx(np.linalg.norm(part), rel=CROSS_RTOL,
+                                           abs=KKT_EPS_RTOL * 1e-2 * R)
+    assert np.sqrt(sum(v * v for v in got.values())) == pytest.approx(rep.epsilon, rel=1e-9)
+    # not claimed where ε is not one exact program's residual: ℓ1/ℓ∞ programs
+    assert "epsilon_by_layer" not in check_kkt(net, X, y, norm=1).extra
 
 
 # ------------------------------------------------------------------ metamorphic

@@ -25,8 +25,8 @@ files are recognised by content, not by name. Weights: .npz with W1..WL (W_l of 
 nn.Sequential tree of Conv1d/Conv2d, MaxPool/AvgPool/AdaptiveAvgPool, Flatten, Dropout,
 Identity, ReLU/LeakyReLU, Linear). Data: .npz with X (n, d) or (n, C, H, W) and y (n,),
 nothing else; real numbers only; y in {-1, +1} for a one-output net, class indices 0..K-1 for
-a K-output net. Multi-class reports list the support examples with their competing class; .pt
-conv nets (any --norm) also the layers contributing most to ε.
+a K-output net. Multi-class reports list the support examples with their competing class; conv
+nets (any --norm) and MLPs (--norm 2) also the layers contributing most to ε.
 exit status: 0 checked (KKT or not: see the verdict), 2 bad input (e.g. misclassified points,
 labels out of range, a non-homogeneous layer)."""
 

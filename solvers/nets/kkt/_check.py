@@ -386,6 +386,7 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
             first = progs.build(prob.slopes, prob.free_pairs(None))
     if best is None:
         best, history = progs.run(prob.slopes, max_sweeps=max_sweeps, first=first)
+    by_layer = _epsilon_by_layer(net, theta, first, best) if structured and prob.exact else None
     del first  # release the Gram matrix
     logger.info("check_kkt: program solved (%.1f s)", time.perf_counter() - t_start)
     nu, eps, opt_res, meth = best.nu, best.eps, best.opt_res, best.method
@@ -459,6 +460,22 @@ def check_kkt(net, X, y, *, norm=2, activation: str | None = None, alpha: float 
         extra={"block_history": [float(h) for h in history], "P": int(P),
                "n_near_kink_pairs": prob.n_near, "n_dead_units": prob.n_dead,
                **({"norm_rtol": float(norm_rtol)} if p != 2.0 else {}), **ws_extra,
-               **pair_extra},
+               **pair_extra, **({"epsilon_by_layer": by_layer} if by_layer else {})},
         log_q_min=float(prob.log_q_min), primal_feasibility=prob.primal_feasibility,
     )
+
+
+def _epsilon_by_layer(net, theta, bld, best) -> list | None:
+    """``[["W1", ||r_1||], ...]``, largest first: the residual ``r = θ̃ − Aᵀν`` of the final
+    multipliers split by layer (ℓ2, one exact program, so ``bld`` is the program ``best`` solved;
+    ``Σ_l ||r_l||² = ε²``). None when the columns do not match or ``||r||`` is not the reported ε
+    (then nothing is claimed)."""
+    if best.nu.shape != (bld.cone.N,):
+        return None  # pragma: no cover - the exact program's multipliers always match
+    r = theta - bld.combine(best.nu)
+    if not np.isclose(float(np.linalg.norm(r)), best.eps, rtol=1e-9, atol=1e-12 * float(
+            np.linalg.norm(theta))):
+        return None  # pragma: no cover - ε is computed from this very combination
+    parts = np.split(r, np.cumsum([W.size for W in net.weights])[:-1])
+    return sorted(([f"W{l + 1}", float(np.linalg.norm(part))] for l, part in enumerate(parts)),
+                  key=lambda kv: -kv[1])
