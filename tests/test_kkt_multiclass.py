@@ -162,6 +162,11 @@ def test_epsilon_by_layer_splits_the_independent_residual(rng):
         assert got[layer] == pytest.approx(np.linalg.norm(part), rel=CROSS_RTOL,
                                            abs=KKT_EPS_RTOL * 1e-2 * R)
     assert np.sqrt(sum(v * v for v in got.values())) == pytest.approx(rep.epsilon, rel=1e-9)
+    # the working-set path (its last product Aᵀν reused) gives the same split
+    ws = check_kkt(net, X, y, support_factor=sf, delta_tol=0.5, working_set=True)
+    assert ws.extra["working_set_rounds"] >= 1
+    for layer, value in ws.extra["epsilon_by_layer"]:
+        assert value == pytest.approx(got[layer], rel=1e-6, abs=KKT_EPS_RTOL * 1e-2 * R)
     # not claimed where ε is not one exact program's residual: ℓ1/ℓ∞ programs
     assert "epsilon_by_layer" not in check_kkt(net, X, y, norm=1).extra
 

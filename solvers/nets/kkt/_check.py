@@ -472,7 +472,7 @@ def _epsilon_by_layer(net, theta, bld, best) -> list | None:
     (then nothing is claimed)."""
     if best.nu.shape != (bld.cone.N,):
         return None  # pragma: no cover - the exact program's multipliers always match
-    r = theta - bld.combine(best.nu)
+    r = theta - (best.v if best.v is not None else bld.combine(best.nu))
     if not np.isclose(float(np.linalg.norm(r)), best.eps, rtol=1e-9, atol=1e-12 * float(
             np.linalg.norm(theta))):
         return None  # pragma: no cover - ε is computed from this very combination

@@ -133,6 +133,7 @@ class Step:
     opt_res: float
     method: str
     eta: float = 0.0
+    v: np.ndarray | None = None  # Aᵀν when already formed (the working set's last product)
 
 
 class Programs:
@@ -385,4 +386,4 @@ class Programs:
         extra = {"working_set_rounds": int(rounds), "working_set_sizes": sizes,
                  "working_set_violation": float(viol.max(initial=0.0)),
                  "working_set_subproblem_residual": float(st.opt_res)}
-        return Step(nu_f, eps, opt_res, meth, st.eta), extra
+        return Step(nu_f, eps, opt_res, meth, st.eta, v), extra
