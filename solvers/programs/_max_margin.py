@@ -29,6 +29,7 @@ from ._certificate import (
     margins_with_bound,
     precision_limited,
     raise_precision_limit,
+    refine_multipliers,
     rounding_floors,
 )
 from ._chain import Infeasible, RouteOutcome, run_chain
@@ -758,6 +759,17 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
                 (out.dual > 0) | (G @ out.w - 1.0 <= support_rtol)))
             limited.append(precision_limited(cert, rounding_floors(
                 G, out.w, out.dual, p, primal_norm=np.inf, primal_scale=1.0)))
+            if (limited[-1] is not None and cert.primal_infeasibility <= rtol
+                    and (lam_r := refine_multipliers(G, out.w, out.dual, p, rtol=rtol))
+                    is not None):
+                # failing only near float64's floor: the multipliers refined with exact
+                # residuals, then rounded on the float64 grid (docs/theory.md §5.9)
+                cert2 = margin_certificate(G, out.w, lam_r, p, rtol=rtol, row_norm_max=gmax,
+                                           frobenius=gfro)
+                if cert2.verified:
+                    out.dual = lam_r
+                    out.solver_status = "optimal (multipliers refined exactly)"
+                    return cert2
         if (not cert.verified and p == 1.0 and cert.primal_infeasibility <= rtol
                 and (lam1 := _polish_l1_dual(G, out.w, out.dual, support_rtol)) is not None):
             cert2 = margin_certificate(G, out.w, lam1, p, rtol=rtol, row_norm_max=gmax,
@@ -787,6 +799,8 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
         raise_precision_limit(exc, limited, ctx, rtol)
     if out.solver_status.startswith("optimal (polished"):
         name += "+polish"
+    elif out.solver_status.startswith("optimal (multipliers refined"):
+        name += "+exact-refine"
     # back to the original scale: w = 2^-e w_s, λ = 2^-2e λ_s, values ½||w||² scale by 2^-2e
     with np.errstate(over="ignore", under="ignore"):  # values beyond float64 become inf / 0
         cert = replace(cert, primal_value=float(np.ldexp(cert.primal_value, -2 * e)),
