@@ -285,8 +285,10 @@ def raise_precision_limit(exc, limited: list, context: str, rtol: float) -> None
         f"resolution is the reason: "
         f"the best candidate fails only by {what}, within 64x of what rounding its solution or "
         f"its multipliers to float64 alone can cause on these data (a row or column scaled far "
-        f"from the others amplifies it; docs/theory.md §5.9). Nothing is claimed about the "
-        f"data. Standardise the features (or the rows), or pass rtol >= {2 * need:.1e}.",
+        f"from the others amplifies it), and refining it with exactly evaluated residuals, then "
+        f"searching the float64 grid around it (where implemented, docs/theory.md §5.9), gave "
+        f"nothing that verifies. Nothing is claimed about the data. Standardise the features "
+        f"(or the rows), or pass rtol >= {2 * need:.1e}.",
         attempts=exc.attempts, residuals=best) from exc
 
 
@@ -392,7 +394,7 @@ def _nearest_plane(b: np.ndarray, U: np.ndarray, target: np.ndarray) -> np.ndarr
 
 
 def refine_on_float64_grid(B: np.ndarray, v: np.ndarray, t: np.ndarray, scale: np.ndarray, *,
-                           free: np.ndarray, max_dim: int = 64,
+                           free: np.ndarray, max_dim: int = 24,
                            max_steps: float = 2.0**30) -> tuple[np.ndarray, np.ndarray]:
     """A float64 vector ``v'`` near ``v`` whose *exact* residuals ``B v' − t`` are small relative
     to ``scale`` (entrywise), changing only the entries ``free`` (docs/theory.md §5.9).
@@ -406,7 +408,8 @@ def refine_on_float64_grid(B: np.ndarray, v: np.ndarray, t: np.ndarray, scale: n
        ``r + Σ_j κ_j h_j B_{:,j}``. When there are more free entries than rows that matter, the
        lattice is finer than any one ``h_j B_{:,j}``, and a short vector is found by LLL reduction
        of ``[diag(1/scale) B diag(h); η I]`` (``η = 1 / max_steps`` keeps ``|κ|`` small) and
-       Babai's nearest plane. Skipped for more than ``max_dim`` free entries.
+       Babai's nearest plane; with more than ``max_dim`` free entries, on the ``max_dim``
+       finest generators (smallest ``||h_j B_{:,j} / scale||``: LLL's cost grows like dim⁴).
 
     Only proposes ``v'``: the caller's certificate is evaluated on it exactly. Returns
     ``(v', exact residual)``; ``v`` itself when nothing improved.
@@ -431,10 +434,11 @@ def refine_on_float64_grid(B: np.ndarray, v: np.ndarray, t: np.ndarray, scale: n
         if err <= 1.0:
             return best[1], best[2]
     v, r = best[1].copy(), best[2]
-    if F.size > max_dim:
-        return best[1], best[2]
     h = np.spacing(np.abs(v[F]))  # float64 spacing: v_j + κ h_j is exact for small κ
     A = (M * h) / scale[:, None]
+    if F.size > max_dim:  # the finest generators (LLL's cost grows like dim^4)
+        keep = np.sort(np.argsort(np.linalg.norm(A, axis=0), kind="stable")[:max_dim])
+        F, h, A = F[keep], h[keep], A[:, keep]
     basis = np.vstack([A, np.eye(F.size) / max_steps])  # columns are the lattice generators
     red, U = _lll(basis.T)
     kappa = _nearest_plane(red, U, np.concatenate([-r / scale, np.zeros(F.size)]))
