@@ -550,6 +550,10 @@ def _route_colgen_ipm(Gs: np.ndarray, p: float) -> RouteOutcome:
     return RouteOutcome(w, lam, "optimal")
 
 
+_REFINE_MAX = 10**6  # d × |support| up to which multipliers that fail far above float64's floor
+# are refined too (exact residuals cost one TwoProduct per entry and one fsum per coordinate)
+
+
 # ----------------------------------------------------------------------------- CVXPY (any p)
 def _route_cvxpy(Gs: np.ndarray, p: float, solver: str) -> RouteOutcome:
     import cvxpy as cp
@@ -759,11 +763,13 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
                 (out.dual > 0) | (G @ out.w - 1.0 <= support_rtol)))
             limited.append(precision_limited(cert, rounding_floors(
                 G, out.w, out.dual, p, primal_norm=np.inf, primal_scale=1.0)))
-            if (limited[-1] is not None and cert.primal_infeasibility <= rtol
+            if (cert.primal_infeasibility <= rtol
+                    and (limited[-1] is not None
+                         or G.shape[1] * np.count_nonzero(out.dual) <= _REFINE_MAX)
                     and (lam_r := refine_multipliers(G, out.w, out.dual, p, rtol=rtol))
                     is not None):
-                # failing only near float64's floor: the multipliers refined with exact
-                # residuals, then rounded on the float64 grid (docs/theory.md §5.9)
+                # a feasible w whose multipliers fail: refined with exact residuals, then
+                # rounded on the float64 grid (docs/theory.md §5.9); certified like any other
                 cert2 = margin_certificate(G, out.w, lam_r, p, rtol=rtol, row_norm_max=gmax,
                                            frobenius=gfro)
                 if cert2.verified:
