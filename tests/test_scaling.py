@@ -272,6 +272,23 @@ def _exact_relative_residual(X, y, w):
     return float(r_sq / sum(t * t for t in yf)) ** 0.5
 
 
+def test_wide_routes_are_refined_too():
+    # d > n (column generation, docs/theory.md §5.8): ℓ1 max margin with a column x 1e10 (the
+    # gap 1.09e-6 within 64x of its floor: an off-support |z_k| just above ||w||_1) and ℓ∞
+    # min-norm with a row of X x 1e-12 were PrecisionLimitError before the exact refinement
+    X, y = hyperplane_data(np.random.default_rng(5), 12, 40, 0.2)
+    Xs = _scaled(X, "col", 10, 5)
+    sol = solve_max_margin(Xs, y, norm=1)
+    assert sol.solver.endswith("+exact-refine")
+    _check_margin_exactly(Xs, y, sol, 1.0)
+    rng = np.random.default_rng(0)
+    X, y = rng.standard_normal((8, 60)), rng.standard_normal(8)
+    Xs = _scaled(X, "row", -12)
+    sol = solve_min_norm(Xs, y, norm=np.inf)
+    assert sol.solver == "highs-colgen+exact-refine"
+    _check_min_norm_exactly(Xs, y, sol, np.inf)
+
+
 def test_the_min_norm_floor_is_not_intrinsic_to_float64():
     # docs/theory.md §5.9 (b): with one row of X x 1e-12, ||w*|| = 3.6e12. The float64 vector
     # nearest to the exact solution w* (computed in rationals) misses X w = y by 2.2e-5 ||y||

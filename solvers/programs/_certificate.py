@@ -462,8 +462,10 @@ def refine_multipliers(A: np.ndarray, w: np.ndarray, lam: np.ndarray, p: float, 
     ``z = w``; ``p = ∞``, ``z_k = 0`` off the coordinates within ``rtol / 100`` of ``||w||_∞``
     (on them ``z_k`` only needs the sign of ``w_k``: kept where it is); ``p = 1``,
     ``z_k = ||w||_1 sign(w_k)`` where ``w_k != 0`` and either ``|w_k| > rtol ||w||_1 / 100`` or
-    ``|z_k| > ||w||_1 / 2`` (elsewhere ``|z_k| <= ||w||_1`` and ``z_k w_k`` is negligible:
-    kept). Each row to ``rtol ||w|| / (8 d)``.
+    ``z_k`` is within ``1e-3`` of that target already (a coordinate of a column scaled far
+    down: ``|w_k|`` tiny next to ``||w||_1``, yet in the support); elsewhere ``z_k w_k`` is
+    negligible and ``|z_k| <= ||w||_1`` is needed: clipped to ``(1 − rtol / 8) ||w||_1``.
+    Each row to ``rtol ||w|| / (8 d)``.
     """
     S = np.flatnonzero(lam)
     d = A.shape[1]
@@ -478,8 +480,10 @@ def refine_multipliers(A: np.ndarray, w: np.ndarray, lam: np.ndarray, p: float, 
         if np.isinf(p):
             t = np.where(np.abs(w) >= (1.0 - 0.01 * rtol) * wn, z, 0.0)
         else:
-            pin = (w != 0) & ((np.abs(w) > 0.01 * rtol * wn) | (np.abs(z) > 0.5 * wn))
-            t = np.where(pin, wn * np.sign(w), z)
+            near = (np.sign(z) == np.sign(w)) & (np.abs(z) >= (1.0 - 1e-3) * wn)
+            pin = (w != 0) & ((np.abs(w) > 0.01 * rtol * wn) | near)
+            cap = (1.0 - 0.125 * rtol) * wn  # elsewhere |z_k| <= ||w||_1, with room to spare
+            t = np.where(pin, wn * np.sign(w), np.clip(z, -cap, cap))
     lam_S, _ = refine_on_float64_grid(B, lam[S], t, np.full(d, rtol * wn / (8 * d)),
                                       free=np.ones(S.size, dtype=bool))
     if np.array_equal(lam_S, lam[S]) or np.any(np.sign(lam_S) != np.sign(lam[S])):
