@@ -430,6 +430,7 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
         name += "+exact-refine"
     return MinNormSolution(w=w, value=float(np.ldexp(lp_norm(out.w, p), ey - ex)),
                            dual=dual,
-                           residual=float(np.ldexp(np.linalg.norm(Xs @ out.w - ys), ey)), norm=p,
+                           residual=float(np.ldexp(np.linalg.norm(  # exact where it matters (§5.9)
+                               residual_rows(Xs, out.w, ys, tol=rtol)), ey)), norm=p,
                            certificate=cert, solver=name, status="optimal",
                            attempts=tuple(attempts), route_reason=reason)
