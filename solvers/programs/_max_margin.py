@@ -675,8 +675,9 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
         rounding level; ``.upper_bound`` is a certified upper bound on the margin.
     PrecisionLimitError
         A :class:`SolverError` whose best candidate failed only by residuals within 64x of what
-        rounding ``w`` or ``λ`` to float64 causes on these data (e.g. ℓ∞ with a column x 1e12,
-        docs/theory.md §5.9); ``.residuals`` holds them with their floors.
+        rounding ``w`` or ``λ`` to float64 causes on these data, and whose multipliers, refined
+        with exact residuals and rounded on the float64 grid, did not verify either
+        (docs/theory.md §5.9); ``.residuals`` holds them with their floors.
     SolverError
         No route produced a solution whose certificate verified; ``.attempts`` says why.
     ValueError, TypeError

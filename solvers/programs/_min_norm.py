@@ -268,7 +268,8 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
         ``.residual`` holds it.
     PrecisionLimitError
         A :class:`SolverError`: the best candidate failed only at float64's representation floor
-        (e.g. one row of ``X`` x 1e12 without its ``y_i``, docs/theory.md §5.9).
+        and, refined with exact residuals and rounded on the float64 grid, did not verify either
+        (e.g. a square 6 x 6 system with one row of ``X`` x 1e-12, docs/theory.md §5.9).
     SolverError
         No route verified.
     ValueError, TypeError
