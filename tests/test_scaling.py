@@ -17,7 +17,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from solvers.errors import PrecisionLimitError
+from solvers.errors import PrecisionLimitError, SolverError
 from solvers.programs import solve_max_margin, solve_min_norm
 from solvers.tolerances import TOLERANCES
 
@@ -273,6 +273,20 @@ def _exact_relative_residual(X, y, w):
     r_sq = sum((sum(a * b for a, b in zip(x, w, strict=True)) - t) ** 2
                for x, t in zip(rows, yf, strict=True))
     return float(r_sq / sum(t * t for t in yf)) ** 0.5
+
+
+def test_an_ill_conditioned_full_rank_system_is_not_called_inconsistent():
+    # cond(X) = 4e12 > 1 / rank_rtol: least squares cut the small singular value and main said
+    # "X w = y has no solution ... X has rank 2 < n = 2" — false: X is nonsingular (its exact
+    # determinant is checked below), so every y has a solution. No route verifies here (the
+    # float64 w nearest any solution misses row 0 by >= 2e-5: w_1 + w_2 lies on the 2^-13 grid
+    # for |w_j| in [2^39, 2^40), 0.1 does not), so the honest answer is a SolverError
+    X, y = np.array([[1.0, 1.0], [1.0, 1.0 + 1e-12]]), np.array([0.1, 1.0])
+    a, b, c, d = (Fraction(float(v)) for v in X.ravel())
+    assert a * d - b * c != 0
+    with pytest.raises(SolverError) as ei:
+        solve_min_norm(X, y)
+    assert "has no solution" not in str(ei.value)
 
 
 def test_wide_routes_are_refined_too():

@@ -346,11 +346,15 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
         ls = np.linalg.lstsq(Xrc, yr, rcond=TOLERANCES.rank_rtol)[0]
         r = float(np.linalg.norm(Xrc @ ls - yr))
         if r > TOLERANCES.consistency_rtol * yrnorm:
+            rank = int(np.linalg.matrix_rank(Xrc))
+            if rank == n:  # full row rank: every y is in the column space; the least-squares
+                return  # residual came from cutting singular values at rank_rtol (ill-
+                # conditioned, not inconsistent); the routes decide, a failure is a SolverError
             raise InconsistentSystemError(
                 f"{ctx}: X w = y has no solution: the least-squares residual is {r / yrnorm:.2e} "
                 f"of ||y||_2 (> consistency_rtol {TOLERANCES.consistency_rtol:.0e}; rows and "
                 f"columns scaled by powers of two to unit max-abs); X has rank "
-                f"{np.linalg.matrix_rank(Xrc)} < n = {n} and y leaves its column space. Drop "
+                f"{rank} < n = {n} and y leaves its column space. Drop "
                 f"redundant rows, or fit least squares instead.",
                 residual=float(np.ldexp(
                     np.linalg.norm(Xs @ np.ldexp(ls, -np.frexp(cmax)[1]) - ys), ey)))
