@@ -345,6 +345,16 @@ def test_grid_search_beats_iterative_refinement_alone():
     assert np.max(np.abs(v2 - w0) / np.abs(w0)) < 1e-9
 
 
+def test_refinement_that_overflows_proposes_nothing():
+    # TwoProduct splits 2^27 λ: multipliers near the float64 maximum overflow it; the refinement
+    # is only a proposal and must say "none" instead of raising inside the certificate
+    from solvers.programs._certificate import refine_multipliers
+
+    A = np.array([[1e10, 1.0], [-1e10, 1.0]])  # z_0 = 1e10 λ_0 − 1e10 λ_1: inf − inf
+    assert refine_multipliers(A, np.array([1.0, 1.0]), np.array([1e300, 1e300]), np.inf,
+                              rtol=RTOL) is None
+
+
 def test_nearest_plane_recovers_a_lattice_point():
     from solvers.programs._certificate import _lll, _nearest_plane
 

@@ -472,6 +472,14 @@ def refine_multipliers(A: np.ndarray, w: np.ndarray, lam: np.ndarray, p: float, 
     wn = lp_norm(w, p)
     if p not in (1.0, 2.0, np.inf) or S.size == 0 or not wn > 0:
         return None
+    try:  # only a proposal: arithmetic trouble (overflow of 2^27 λ, inf − inf) means "none"
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _refine_multipliers(A, w, lam, p, rtol, S, d, wn)
+    except (ArithmeticError, ValueError):  # (LinAlgError is a ValueError)
+        return None
+
+
+def _refine_multipliers(A, w, lam, p, rtol, S, d, wn):
     B = np.ascontiguousarray(A[S].T)
     if p == 2.0:
         t = np.asarray(w, dtype=float)

@@ -114,8 +114,12 @@ def _refine_exactly(X: np.ndarray, y: np.ndarray, out: RouteOutcome, p: float, r
     w, nu = out.w, out.dual
     if cert.primal_infeasibility > rtol:
         ynorm = float(np.linalg.norm(y))
-        w, _ = refine_on_float64_grid(X, w, y, np.full(X.shape[0], rtol * ynorm / (8 * np.sqrt(
-            X.shape[0]))), free=w != 0)
+        try:  # only a proposal: arithmetic trouble (overflow, inf − inf in fsum) means "none"
+            with np.errstate(over="ignore", invalid="ignore"):
+                w, _ = refine_on_float64_grid(X, w, y, np.full(X.shape[0], rtol * ynorm / (
+                    8 * np.sqrt(X.shape[0]))), free=w != 0)
+        except (ArithmeticError, ValueError):  # (LinAlgError is a ValueError)
+            return None
     cert2 = min_norm_certificate(X, y, w, nu, p, rtol=rtol)
     if not cert2.verified and max(cert2.dual_residual, cert2.duality_gap) > rtol:
         nu2 = refine_multipliers(X, w, nu, p, rtol=rtol)
