@@ -355,6 +355,20 @@ def test_refinement_that_overflows_proposes_nothing():
                               rtol=RTOL) is None
 
 
+def test_above_the_size_cap_nothing_is_refined(monkeypatch):
+    # the refinement holds ~6 copies of the constraint matrix: above REFINE_MAX_ENTRIES it is
+    # skipped, and a case it would certify keeps the session-3 PrecisionLimitError
+    import solvers.programs._certificate as cert_mod
+
+    monkeypatch.setattr(cert_mod, "REFINE_MAX_ENTRIES", 10)
+    X, y = _min_norm_data()
+    with pytest.raises(PrecisionLimitError, match=LIMIT_MSG):
+        solve_min_norm(_scaled(X, "row", 12), y)
+    X, y = hyperplane_data(np.random.default_rng(0), 30, 5, 0.3)
+    with pytest.raises(PrecisionLimitError, match=LIMIT_MSG):
+        solve_max_margin(_scaled(X, "col", 12), y, norm=np.inf)
+
+
 def test_nearest_plane_recovers_a_lattice_point():
     from solvers.programs._certificate import _lll, _nearest_plane
 

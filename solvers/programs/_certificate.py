@@ -393,6 +393,9 @@ def _nearest_plane(b: np.ndarray, U: np.ndarray, target: np.ndarray) -> np.ndarr
     return coef @ U
 
 
+REFINE_MAX_ENTRIES = 4_000_000  # ~200 MB of temporaries in exact_residuals, ~0.5 s per call
+
+
 def refine_on_float64_grid(B: np.ndarray, v: np.ndarray, t: np.ndarray, scale: np.ndarray, *,
                            free: np.ndarray, max_dim: int = 24,
                            max_steps: float = 2.0**30) -> tuple[np.ndarray, np.ndarray]:
@@ -412,9 +415,13 @@ def refine_on_float64_grid(B: np.ndarray, v: np.ndarray, t: np.ndarray, scale: n
        finest generators (smallest ``||h_j B_{:,j} / scale||``: LLL's cost grows like dim⁴).
 
     Only proposes ``v'``: the caller's certificate is evaluated on it exactly. Returns
-    ``(v', exact residual)``; ``v`` itself when nothing improved.
+    ``(v', exact residual)``; ``v`` itself when nothing improved. ``B`` larger than
+    ``REFINE_MAX_ENTRIES`` is not refined (``(v, None)``): the exact residuals hold ~6 copies
+    of it and cost one ``fsum`` per row.
     """
     v = np.array(v, dtype=float)
+    if B.size > REFINE_MAX_ENTRIES:
+        return v, None
     F = np.flatnonzero(free)
     r = exact_residuals(B, v, t)
     best = (float(np.max(np.abs(r) / scale)), v.copy(), r)
@@ -470,7 +477,8 @@ def refine_multipliers(A: np.ndarray, w: np.ndarray, lam: np.ndarray, p: float, 
     S = np.flatnonzero(lam)
     d = A.shape[1]
     wn = lp_norm(w, p)
-    if p not in (1.0, 2.0, np.inf) or S.size == 0 or not wn > 0:
+    if p not in (1.0, 2.0, np.inf) or S.size == 0 or not wn > 0 or (
+            S.size * d > REFINE_MAX_ENTRIES):
         return None
     try:  # only a proposal: arithmetic trouble (overflow of 2^27 λ, inf − inf) means "none"
         with np.errstate(over="ignore", invalid="ignore"):
