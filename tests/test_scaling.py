@@ -338,7 +338,8 @@ def test_grid_search_beats_iterative_refinement_alone():
     w0 = np.array([0.3, 0.7, float(w2)])  # its nearest float64: residual ~ u |x_2 w_2| ~ 1e-4
     t, scale = np.array([1.0]), np.array([1e-9])
     r0 = abs(float(exact_residuals(x, w0, t)[0]))
-    v1, r1 = refine_on_float64_grid(x, w0, t, scale, free=np.ones(3, dtype=bool), max_dim=0)
+    v1, r1 = refine_on_float64_grid(x, w0, t, scale, free=np.ones(3, dtype=bool),
+                                    lattice=False)
     v2, r2 = refine_on_float64_grid(x, w0, t, scale, free=np.ones(3, dtype=bool))
     assert r0 > 1e-6 and abs(r1[0]) > 1e-6  # the float64 floor: ~u |x||w| ~ 1e-4
     assert abs(r2[0]) <= 1e-9 and abs(float(exact_residuals(x, v2, t)[0])) == abs(r2[0])

@@ -349,7 +349,7 @@ def exact_residuals(B: np.ndarray, v: np.ndarray, t: np.ndarray) -> np.ndarray:
                      for i in range(B.shape[0])])
 
 
-def _lll(basis: np.ndarray, delta: float = 0.99) -> tuple[np.ndarray, np.ndarray]:
+def _lll(basis: np.ndarray, delta: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
     """LLL-reduce the rows of ``basis`` (Lenstra, Lenstra & Lovász 1982, *Factoring polynomials
     with rational coefficients*, Math. Ann. 261, §1), Gram–Schmidt data taken from a QR
     factorisation at every step (floating point: fine for the small, moderately scaled lattices
@@ -397,8 +397,8 @@ REFINE_MAX_ENTRIES = 4_000_000  # ~200 MB of temporaries in exact_residuals, ~0.
 
 
 def refine_on_float64_grid(B: np.ndarray, v: np.ndarray, t: np.ndarray, scale: np.ndarray, *,
-                           free: np.ndarray, max_dim: int = 24,
-                           max_steps: float = 2.0**30) -> tuple[np.ndarray, np.ndarray]:
+                           free: np.ndarray, max_dim: int = 24, max_steps: float = 2.0**30,
+                           lattice: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """A float64 vector ``v'`` near ``v`` whose *exact* residuals ``B v' − t`` are small relative
     to ``scale`` (entrywise), changing only the entries ``free`` (docs/theory.md §5.9).
 
@@ -411,8 +411,10 @@ def refine_on_float64_grid(B: np.ndarray, v: np.ndarray, t: np.ndarray, scale: n
        ``r + Σ_j κ_j h_j B_{:,j}``. When there are more free entries than rows that matter, the
        lattice is finer than any one ``h_j B_{:,j}``, and a short vector is found by LLL reduction
        of ``[diag(1/scale) B diag(h); η I]`` (``η = 1 / max_steps`` keeps ``|κ|`` small) and
-       Babai's nearest plane; with more than ``max_dim`` free entries, on the ``max_dim``
-       finest generators (smallest ``||h_j B_{:,j} / scale||``: LLL's cost grows like dim⁴).
+       Babai's nearest plane; with more free entries than ``max_dim`` (raised to 8 more than
+       the rows that one ulp step moves beyond their tolerance, at most 64), on that many of
+       the finest generators (smallest ``||h_j B_{:,j} / scale||``; LLL's cost grows like
+       dim⁴: 3 s at 57). ``lattice=False`` stops after step 1.
 
     Only proposes ``v'``: the caller's certificate is evaluated on it exactly. Returns
     ``(v', exact residual)``; ``v`` itself when nothing improved. ``B`` larger than
@@ -441,10 +443,15 @@ def refine_on_float64_grid(B: np.ndarray, v: np.ndarray, t: np.ndarray, scale: n
         if err <= 1.0:
             return best[1], best[2]
     v, r = best[1].copy(), best[2]
+    if not lattice:
+        return best[1], best[2]
     h = np.spacing(np.abs(v[F]))  # float64 spacing: v_j + κ h_j is exact for small κ
     A = (M * h) / scale[:, None]
-    if F.size > max_dim:  # the finest generators (LLL's cost grows like dim^4)
-        keep = np.sort(np.argsort(np.linalg.norm(A, axis=0), kind="stable")[:max_dim])
+    # rows whose residual one ulp step can move by more than its tolerance must cancel: keep
+    # at least 8 spare generators beyond them (up to 64; LLL's cost grows like dim^4)
+    dim = min(max(max_dim, int(np.count_nonzero(np.max(np.abs(A), axis=1) > 1.0)) + 8), 64)
+    if F.size > dim:  # the finest generators
+        keep = np.sort(np.argsort(np.linalg.norm(A, axis=0), kind="stable")[:dim])
         F, h, A = F[keep], h[keep], A[:, keep]
     basis = np.vstack([A, np.eye(F.size) / max_steps])  # columns are the lattice generators
     red, U = _lll(basis.T)

@@ -550,8 +550,9 @@ def _route_colgen_ipm(Gs: np.ndarray, p: float) -> RouteOutcome:
     return RouteOutcome(w, lam, "optimal")
 
 
-_REFINE_MAX = 10**6  # d × |support| up to which multipliers that fail far above float64's floor
-# are refined too (exact residuals cost one TwoProduct per entry and one fsum per coordinate)
+_REFINE_MAX = 10**6  # d × |support| up to which ℓ1/ℓ∞ multipliers that fail far above float64's
+# floor are refined too (exact residuals cost one TwoProduct per entry and one fsum per
+# coordinate); ℓ2 routes that fail above the floor go to the next route, as before
 
 
 # ----------------------------------------------------------------------------- CVXPY (any p)
@@ -766,7 +767,8 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
                 G, out.w, out.dual, p, primal_norm=np.inf, primal_scale=1.0)))
             if (cert.primal_infeasibility <= rtol
                     and (limited[-1] is not None
-                         or G.shape[1] * np.count_nonzero(out.dual) <= _REFINE_MAX)
+                         or (p != 2.0
+                             and G.shape[1] * np.count_nonzero(out.dual) <= _REFINE_MAX))
                     and (lam_r := refine_multipliers(G, out.w, out.dual, p, rtol=rtol))
                     is not None):
                 # a feasible w whose multipliers fail: refined with exact residuals, then
