@@ -285,8 +285,10 @@ def raise_precision_limit(exc, limited: list, context: str, rtol: float) -> None
         f"resolution is the reason: "
         f"the best candidate fails only by {what}, within 64x of what rounding its solution or "
         f"its multipliers to float64 alone can cause on these data (a row or column scaled far "
-        f"from the others amplifies it; docs/theory.md §5.9). Nothing is claimed about the "
-        f"data. Standardise the features (or the rows), or pass rtol >= {2 * need:.1e}.",
+        f"from the others amplifies it), and refining it with exactly evaluated residuals, then "
+        f"searching the float64 grid around it (where implemented, docs/theory.md §5.9), gave "
+        f"nothing that verifies. Nothing is claimed about the data. Standardise the features "
+        f"(or the rows), or pass rtol >= {2 * need:.1e}.",
         attempts=exc.attempts, residuals=best) from exc
 
 
@@ -331,3 +333,184 @@ def residual_rows(A: np.ndarray, w: np.ndarray, b: np.ndarray, *, tol: float,
     if bound > 1e-3 * tol * float(np.linalg.norm(b)):
         r = exact_row_dots(A, w) - b
     return r
+
+
+# --------------------------------------------- refinement on the float64 grid (issue 14.11)
+def exact_residuals(B: np.ndarray, v: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """``B v − t`` with every entry correctly rounded: the ``2k + 1`` exact terms of row ``i``
+    (TwoProduct of each ``B_ij v_j``, and ``−t_i``) summed by :func:`math.fsum`."""
+    B = np.atleast_2d(B)
+    p = B * v
+    bh, bl = _split(B)
+    vh, vl = _split(np.asarray(v, dtype=float))
+    e = ((bh * vh - p) + bh * vl + bl * vh) + bl * vl
+    t = np.asarray(t, dtype=float)
+    return np.array([math.fsum(np.concatenate([p[i], e[i], [-t[i]]]))
+                     for i in range(B.shape[0])])
+
+
+def _lll(basis: np.ndarray, delta: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
+    """LLL-reduce the rows of ``basis`` (Lenstra, Lenstra & Lovász 1982, *Factoring polynomials
+    with rational coefficients*, Math. Ann. 261, §1), Gram–Schmidt data taken from a QR
+    factorisation at every step (floating point: fine for the small, moderately scaled lattices
+    used here — the result is only a search direction, every answer is checked exactly).
+    Returns the reduced rows and the unimodular ``U`` (integers stored in float64) with
+    ``reduced = U @ basis``."""
+    b = np.array(basis, dtype=float)
+    k = b.shape[0]
+    U = np.eye(k)
+    i, steps = 1, 0
+    while i < k and steps < 50 * k * k:
+        steps += 1
+        R = np.linalg.qr(b[:i + 1].T, mode="r")
+        for j in range(i - 1, -1, -1):  # size reduction of b_i
+            q = np.rint(R[j, i] / R[j, j])
+            if q:
+                b[i] -= q * b[j]
+                U[i] -= q * U[j]
+                R[:j + 1, i] -= q * R[:j + 1, j]
+        mu = R[i - 1, i] / R[i - 1, i - 1]
+        if R[i, i] ** 2 >= (delta - mu * mu) * R[i - 1, i - 1] ** 2:
+            i += 1
+        else:
+            b[[i - 1, i]] = b[[i, i - 1]]
+            U[[i - 1, i]] = U[[i, i - 1]]
+            i = max(i - 1, 1)
+    return b, U
+
+
+def _nearest_plane(b: np.ndarray, U: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Babai's nearest-plane rounding (Babai 1986, *On Lovász' lattice reduction and the nearest
+    lattice point problem*, Combinatorica 6, 1–13) in the reduced rows ``b = U @ basis``:
+    returns the integer coefficients, in the rows of the *original* ``basis``, of a lattice
+    vector near ``target``."""
+    Q, R = np.linalg.qr(b.T)
+    c = Q.T @ target
+    coef = np.zeros(b.shape[0])
+    for j in range(b.shape[0] - 1, -1, -1):
+        coef[j] = np.rint(c[j] / R[j, j])
+        c[:j + 1] -= coef[j] * R[:j + 1, j]
+    return coef @ U
+
+
+REFINE_MAX_ENTRIES = 4_000_000  # ~200 MB of temporaries in exact_residuals, ~0.5 s per call
+
+
+def refine_on_float64_grid(B: np.ndarray, v: np.ndarray, t: np.ndarray, scale: np.ndarray, *,
+                           free: np.ndarray, max_dim: int = 24, max_steps: float = 2.0**30,
+                           lattice: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """A float64 vector ``v'`` near ``v`` whose *exact* residuals ``B v' − t`` are small relative
+    to ``scale`` (entrywise), changing only the entries ``free`` (docs/theory.md §5.9).
+
+    1. *Iterative refinement* (Wilkinson; Higham 2002, ch. 12): the residual is evaluated exactly
+       (:func:`exact_residuals`), the correction solved in float64 by least squares on the free
+       columns, rows divided by their largest entry; repeated while it helps.
+    2. *Rounding as a closest-vector problem.* Once the corrections fall below the spacing of the
+       float64 grid, rounding is the limit: ``v_j`` can only move by integer multiples
+       ``κ_j h_j`` of its spacing ``h_j``, so the reachable residuals are the lattice
+       ``r + Σ_j κ_j h_j B_{:,j}``. When there are more free entries than rows that matter, the
+       lattice is finer than any one ``h_j B_{:,j}``, and a short vector is found by LLL reduction
+       of ``[diag(1/scale) B diag(h); η I]`` (``η = 1 / max_steps`` keeps ``|κ|`` small) and
+       Babai's nearest plane; with more free entries than ``max_dim`` (raised to 8 more than
+       the rows that one ulp step moves beyond their tolerance, at most 64), on that many of
+       the finest generators (smallest ``||h_j B_{:,j} / scale||``; LLL's cost grows like
+       dim⁴: 3 s at 57). ``lattice=False`` stops after step 1.
+
+    Only proposes ``v'``: the caller's certificate is evaluated on it exactly. Returns
+    ``(v', exact residual)``; ``v`` itself when nothing improved. ``B`` larger than
+    ``REFINE_MAX_ENTRIES`` is not refined (``(v, None)``): the exact residuals hold ~6 copies
+    of it and cost one ``fsum`` per row.
+    """
+    v = np.array(v, dtype=float)
+    if B.size > REFINE_MAX_ENTRIES:
+        return v, None
+    F = np.flatnonzero(free)
+    r = exact_residuals(B, v, t)
+    best = (float(np.max(np.abs(r) / scale)), v.copy(), r)
+    if F.size == 0 or best[0] <= 1.0:
+        return best[1], best[2]
+    M = B[:, F]
+    rs = np.max(np.abs(M), axis=1)
+    rs[rs == 0] = 1.0
+    for _ in range(6):  # iterative refinement: corrections in float64, residuals exact
+        delta = np.linalg.lstsq(M / rs[:, None], r / rs, rcond=None)[0]
+        v[F] -= delta
+        r = exact_residuals(B, v, t)
+        err = float(np.max(np.abs(r) / scale))
+        if not err < best[0]:
+            break
+        best = (err, v.copy(), r)
+        if err <= 1.0:
+            return best[1], best[2]
+    v, r = best[1].copy(), best[2]
+    if not lattice:
+        return best[1], best[2]
+    h = np.spacing(np.abs(v[F]))  # float64 spacing: v_j + κ h_j is exact for small κ
+    A = (M * h) / scale[:, None]
+    # rows whose residual one ulp step can move by more than its tolerance must cancel: keep
+    # at least 8 spare generators beyond them (up to 64; LLL's cost grows like dim^4)
+    dim = min(max(max_dim, int(np.count_nonzero(np.max(np.abs(A), axis=1) > 1.0)) + 8), 64)
+    if F.size > dim:  # the finest generators
+        keep = np.sort(np.argsort(np.linalg.norm(A, axis=0), kind="stable")[:dim])
+        F, h, A = F[keep], h[keep], A[:, keep]
+    basis = np.vstack([A, np.eye(F.size) / max_steps])  # columns are the lattice generators
+    red, U = _lll(basis.T)
+    kappa = _nearest_plane(red, U, np.concatenate([-r / scale, np.zeros(F.size)]))
+    if not np.any(kappa) or np.max(np.abs(kappa)) > 4 * max_steps:
+        return best[1], best[2]
+    v[F] = v[F] + kappa * h
+    r = exact_residuals(B, v, t)
+    err = float(np.max(np.abs(r) / scale))
+    if err < best[0]:
+        best = (err, v.copy(), r)
+    return best[1], best[2]
+
+
+def refine_multipliers(A: np.ndarray, w: np.ndarray, lam: np.ndarray, p: float, *,
+                       rtol: float) -> np.ndarray | None:
+    """Multipliers ``λ'`` (same support as ``λ``) whose exact ``z = A^T λ'`` lies in
+    ``∂(½||·||_p²)(w)`` to well below ``rtol`` (:func:`refine_on_float64_grid`), for
+    ``p ∈ {1, 2, ∞}``; ``None`` if nothing improved or a sign would flip.
+
+    The rows of ``A^T λ`` that the subdifferential pins (docs/theory.md §0.5, §5.5): ``p = 2``,
+    ``z = w``; ``p = ∞``, ``z_k = 0`` off the coordinates within ``rtol / 100`` of ``||w||_∞``
+    (on them ``z_k`` only needs the sign of ``w_k``: kept where it is); ``p = 1``,
+    ``z_k = ||w||_1 sign(w_k)`` where ``w_k != 0`` and either ``|w_k| > rtol ||w||_1 / 100`` or
+    ``z_k`` is within ``1e-3`` of that target already (a coordinate of a column scaled far
+    down: ``|w_k|`` tiny next to ``||w||_1``, yet in the support); elsewhere ``z_k w_k`` is
+    negligible and ``|z_k| <= ||w||_1`` is needed: clipped to ``(1 − rtol / 8) ||w||_1``.
+    Each row to ``rtol ||w|| / (8 d)``.
+    """
+    S = np.flatnonzero(lam)
+    d = A.shape[1]
+    wn = lp_norm(w, p)
+    if p not in (1.0, 2.0, np.inf) or S.size == 0 or not wn > 0 or (
+            S.size * d > REFINE_MAX_ENTRIES):
+        return None
+    try:  # only a proposal: arithmetic trouble (overflow of 2^27 λ, inf − inf) means "none"
+        with np.errstate(over="ignore", invalid="ignore"):
+            return _refine_multipliers(A, w, lam, p, rtol, S, d, wn)
+    except (ArithmeticError, ValueError):  # (LinAlgError is a ValueError)
+        return None
+
+
+def _refine_multipliers(A, w, lam, p, rtol, S, d, wn):
+    B = np.ascontiguousarray(A[S].T)
+    if p == 2.0:
+        t = np.asarray(w, dtype=float)
+    else:
+        z = exact_residuals(B, lam[S], np.zeros(d))
+        if np.isinf(p):
+            t = np.where(np.abs(w) >= (1.0 - 0.01 * rtol) * wn, z, 0.0)
+        else:
+            near = (np.sign(z) == np.sign(w)) & (np.abs(z) >= (1.0 - 1e-3) * wn)
+            pin = (w != 0) & ((np.abs(w) > 0.01 * rtol * wn) | near)
+            cap = (1.0 - 0.125 * rtol) * wn  # elsewhere |z_k| <= ||w||_1, with room to spare
+            t = np.where(pin, wn * np.sign(w), np.clip(z, -cap, cap))
+    lam_S, _ = refine_on_float64_grid(B, lam[S], t, np.full(d, rtol * wn / (8 * d)),
+                                      free=np.ones(S.size, dtype=bool))
+    if np.array_equal(lam_S, lam[S]) or np.any(np.sign(lam_S) != np.sign(lam[S])):
+        return None
+    out = np.array(lam, dtype=float)
+    out[S] = lam_S
+    return out

@@ -29,6 +29,7 @@ from ._certificate import (
     margins_with_bound,
     precision_limited,
     raise_precision_limit,
+    refine_multipliers,
     rounding_floors,
 )
 from ._chain import Infeasible, RouteOutcome, run_chain
@@ -549,6 +550,11 @@ def _route_colgen_ipm(Gs: np.ndarray, p: float) -> RouteOutcome:
     return RouteOutcome(w, lam, "optimal")
 
 
+_REFINE_MAX = 10**6  # d × |support| up to which ℓ1/ℓ∞ multipliers that fail far above float64's
+# floor are refined too (exact residuals cost one TwoProduct per entry and one fsum per
+# coordinate); ℓ2 routes that fail above the floor go to the next route, as before
+
+
 # ----------------------------------------------------------------------------- CVXPY (any p)
 def _route_cvxpy(Gs: np.ndarray, p: float, solver: str) -> RouteOutcome:
     import cvxpy as cp
@@ -670,8 +676,9 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
         rounding level; ``.upper_bound`` is a certified upper bound on the margin.
     PrecisionLimitError
         A :class:`SolverError` whose best candidate failed only by residuals within 64x of what
-        rounding ``w`` or ``λ`` to float64 causes on these data (e.g. ℓ∞ with a column x 1e12,
-        docs/theory.md §5.9); ``.residuals`` holds them with their floors.
+        rounding ``w`` or ``λ`` to float64 causes on these data, and whose multipliers, refined
+        with exact residuals and rounded on the float64 grid, did not verify either
+        (docs/theory.md §5.9); ``.residuals`` holds them with their floors.
     SolverError
         No route produced a solution whose certificate verified; ``.attempts`` says why.
     ValueError, TypeError
@@ -758,6 +765,20 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
                 (out.dual > 0) | (G @ out.w - 1.0 <= support_rtol)))
             limited.append(precision_limited(cert, rounding_floors(
                 G, out.w, out.dual, p, primal_norm=np.inf, primal_scale=1.0)))
+            if (cert.primal_infeasibility <= rtol
+                    and (limited[-1] is not None
+                         or (p != 2.0
+                             and G.shape[1] * np.count_nonzero(out.dual) <= _REFINE_MAX))
+                    and (lam_r := refine_multipliers(G, out.w, out.dual, p, rtol=rtol))
+                    is not None):
+                # a feasible w whose multipliers fail: refined with exact residuals, then
+                # rounded on the float64 grid (docs/theory.md §5.9); certified like any other
+                cert2 = margin_certificate(G, out.w, lam_r, p, rtol=rtol, row_norm_max=gmax,
+                                           frobenius=gfro)
+                if cert2.verified:
+                    out.dual = lam_r
+                    out.solver_status = "optimal (multipliers refined exactly)"
+                    return cert2
         if (not cert.verified and p == 1.0 and cert.primal_infeasibility <= rtol
                 and (lam1 := _polish_l1_dual(G, out.w, out.dual, support_rtol)) is not None):
             cert2 = margin_certificate(G, out.w, lam1, p, rtol=rtol, row_norm_max=gmax,
@@ -787,6 +808,8 @@ def solve_max_margin(X, y, *, norm=2, method: str = "auto", rtol: float | None =
         raise_precision_limit(exc, limited, ctx, rtol)
     if out.solver_status.startswith("optimal (polished"):
         name += "+polish"
+    elif out.solver_status.startswith("optimal (multipliers refined"):
+        name += "+exact-refine"
     # back to the original scale: w = 2^-e w_s, λ = 2^-2e λ_s, values ½||w||² scale by 2^-2e
     with np.errstate(over="ignore", under="ignore"):  # values beyond float64 become inf / 0
         cert = replace(cert, primal_value=float(np.ldexp(cert.primal_value, -2 * e)),

@@ -19,6 +19,8 @@ from ._certificate import (
     lp_norm,
     precision_limited,
     raise_precision_limit,
+    refine_multipliers,
+    refine_on_float64_grid,
     residual_rows,
     rounding_floors,
     zero_solution_certificate,
@@ -101,6 +103,34 @@ def min_norm_certificate(X: np.ndarray, y: np.ndarray, w: np.ndarray, nu: np.nda
                                    / np.linalg.norm(y)),
         w_norm=lp_norm(w, p), z_dual_norm=lp_norm(z, dual_exponent(p)), z_dot_w=float(z @ w),
         b_dot_lam=float(y @ nu), lam=nu, inequality=False, rtol=rtol)
+
+
+def _refine_exactly(X: np.ndarray, y: np.ndarray, out: RouteOutcome, p: float, rtol: float,
+                    cert: Certificate) -> Certificate | None:
+    """Refine a candidate that failed only near float64's floor (docs/theory.md §5.9): ``w``
+    (its nonzero entries) so that the exact ``X w − y`` is small, if the primal check failed;
+    then ``ν`` so that the exact ``X^T ν`` lies in ``∂(½||·||_p²)(w)``, if stationarity or the
+    gap failed. Updates ``out`` and returns the new certificate only if it verified."""
+    w, nu = out.w, out.dual
+    if cert.primal_infeasibility > rtol:
+        ynorm = float(np.linalg.norm(y))
+        try:  # only a proposal: arithmetic trouble (overflow, inf − inf in fsum) means "none"
+            with np.errstate(over="ignore", invalid="ignore"):
+                w, _ = refine_on_float64_grid(X, w, y, np.full(X.shape[0], rtol * ynorm / (
+                    8 * np.sqrt(X.shape[0]))), free=w != 0)
+        except (ArithmeticError, ValueError):  # (LinAlgError is a ValueError)
+            return None
+    cert2 = min_norm_certificate(X, y, w, nu, p, rtol=rtol)
+    if not cert2.verified and max(cert2.dual_residual, cert2.duality_gap) > rtol:
+        nu2 = refine_multipliers(X, w, nu, p, rtol=rtol)
+        if nu2 is not None:
+            nu = nu2
+            cert2 = min_norm_certificate(X, y, w, nu, p, rtol=rtol)
+    if not cert2.verified:
+        return None
+    out.w, out.dual = w, nu
+    out.solver_status = "optimal (refined exactly)"
+    return cert2
 
 
 def _route_lstsq(X: np.ndarray, y: np.ndarray) -> RouteOutcome:
@@ -242,7 +272,8 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
         ``.residual`` holds it.
     PrecisionLimitError
         A :class:`SolverError`: the best candidate failed only at float64's representation floor
-        (e.g. one row of ``X`` x 1e12 without its ``y_i``, docs/theory.md §5.9).
+        and, refined with exact residuals and rounded on the float64 grid, did not verify either
+        (e.g. a square 6 x 6 system with one row of ``X`` x 1e-12, docs/theory.md §5.9).
     SolverError
         No route verified.
     ValueError, TypeError
@@ -319,11 +350,15 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
         ls = np.linalg.lstsq(Xrc, yr, rcond=TOLERANCES.rank_rtol)[0]
         r = float(np.linalg.norm(Xrc @ ls - yr))
         if r > TOLERANCES.consistency_rtol * yrnorm:
+            rank = int(np.linalg.matrix_rank(Xrc))
+            if rank == n:  # full row rank: every y is in the column space; the least-squares
+                return  # residual came from cutting singular values at rank_rtol (ill-
+                # conditioned, not inconsistent); the routes decide, a failure is a SolverError
             raise InconsistentSystemError(
                 f"{ctx}: X w = y has no solution: the least-squares residual is {r / yrnorm:.2e} "
                 f"of ||y||_2 (> consistency_rtol {TOLERANCES.consistency_rtol:.0e}; rows and "
                 f"columns scaled by powers of two to unit max-abs); X has rank "
-                f"{np.linalg.matrix_rank(Xrc)} < n = {n} and y leaves its column space. Drop "
+                f"{rank} < n = {n} and y leaves its column space. Drop "
                 f"redundant rows, or fit least squares instead.",
                 residual=float(np.ldexp(
                     np.linalg.norm(Xs @ np.ldexp(ls, -np.frexp(cmax)[1]) - ys), ey)))
@@ -377,6 +412,12 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
             limited.append(precision_limited(cert, rounding_floors(
                 Xs, out.w, out.dual, p, primal_norm=2.0,
                 primal_scale=float(np.linalg.norm(ys)))))
+            if limited[-1] is not None:
+                # failing only near float64's floor: refine with exact residuals, then round
+                # on the float64 grid (docs/theory.md §5.9); certified like any candidate
+                cert2 = _refine_exactly(Xs, ys, out, p, rtol, cert)
+                if cert2 is not None:
+                    return cert2
         return cert
 
     try:
@@ -394,8 +435,11 @@ def solve_min_norm(X, y, *, norm=2, method: str = "auto",
                        dual_value=float(np.ldexp(cert.dual_value, 2 * (ey - ex))))
         w = np.ldexp(out.w, ey - ex)
         dual = np.ldexp(out.dual, ey - 2 * ex)
+    if out.solver_status.startswith("optimal (refined"):
+        name += "+exact-refine"
     return MinNormSolution(w=w, value=float(np.ldexp(lp_norm(out.w, p), ey - ex)),
                            dual=dual,
-                           residual=float(np.ldexp(np.linalg.norm(Xs @ out.w - ys), ey)), norm=p,
+                           residual=float(np.ldexp(np.linalg.norm(  # exact where it matters (§5.9)
+                               residual_rows(Xs, out.w, ys, tol=rtol)), ey)), norm=p,
                            certificate=cert, solver=name, status="optimal",
                            attempts=tuple(attempts), route_reason=reason)
