@@ -111,12 +111,15 @@ class SolverError(MarginflowError):
 
 
 class PrecisionLimitError(SolverError):
-    """No float64 answer can meet the certificate's tolerance on these data (docs/theory.md §5.9).
+    """No float64 answer that meets the certificate's tolerance was found (docs/theory.md §5.9).
 
     Raised instead of a bare :class:`SolverError` when the best candidate fails only by residuals
-    within a small factor of what rounding its ``w`` or its multipliers to float64 alone causes
-    (e.g. a column scaled by 1e12: the multipliers' rounding error, amplified by the column's
-    scale, moves an ℓ1/ℓ∞ stationarity residual by ~1e-4). Nothing is claimed about the data.
+    within a small factor of what rounding its ``w`` or its multipliers to float64 alone causes,
+    and refining it with exactly evaluated residuals, then searching the float64 grid around it,
+    gave nothing that verifies (e.g. a square 6×6 system with one row scaled by 1e-12, where five
+    rows must cancel terms of ~1e14 with one spare entry). The grid search is not exhaustive, so
+    this says that float64 resolution is what the solvers ran into, not that no float64 answer
+    exists. Nothing is claimed about the data.
 
     Attributes
     ----------

@@ -282,7 +282,7 @@ def raise_precision_limit(exc, limited: list, context: str, rtol: float) -> None
     need = max(v["residual"] for v in best.values())
     raise PrecisionLimitError(
         f"{context}: no solver returned a verified solution at rtol = {rtol:g}, and float64 "
-        f"resolution is the reason: "
+        f"resolution is what they ran into: "
         f"the best candidate fails only by {what}, within 64x of what rounding its solution or "
         f"its multipliers to float64 alone can cause on these data (a row or column scaled far "
         f"from the others amplifies it), and refining it with exactly evaluated residuals, then "
