@@ -1,0 +1,430 @@
+r"""Clarke slopes at the kinks of a :class:`~solvers.nets.TorchNet` in the ℓ2 KKT check (private;
+docs/theory.md §7.5).
+
+Autograd differentiates a ReLU at 0 with slope 0 (LeakyReLU: ``α``) and a max-pool window at a tie
+through its first maximal entry: one element of the Clarke subdifferential. The ℓ2 program of
+:mod:`._torch` may use any element, so at each near-kink the choice is made a variable:
+
+* a ReLU/LeakyReLU input ``z_u`` of pair ``a`` (example ``e``) with ``|z_u| <= kink_rtol · max|z|``
+  (over the layer and the checked examples, as :meth:`TorchNet.kink_counts`): the **kink column**
+  ``c = (s' − s) · ∂q_a/∂h_u · ∇_θ z_u(θ̃; x_e)`` — the change of ``∇q_a`` when the slope goes from
+  autograd's value ``s`` to the other end ``s'`` of its interval ``[min(α, 1), max(α, 1)]``;
+* a max-pool window whose first maximal entry ``i*`` and another entry ``t`` differ by at most
+  ``kink_rtol · max|x|``: ``c = ∂q_a/∂o · (∇_θ x_t − ∇_θ x_{i*})`` (``o`` the window's output),
+  the change of ``∇q_a`` when the max is taken through ``t``.
+
+With ``μ_k = λ_a w_k`` (``w_k ∈ [0, 1]`` the position of the slope in its interval, or the weight on
+``t``), ``λ_a ∇q_a + Σ_k μ_k c_k`` ranges over ``λ_a`` times the chain-rule gradients with those
+slopes in their intervals, and ``0 <= μ_k <= λ_a`` is the cone of :class:`._qp.ConeStructure` with
+``α = 0``. When every pair's kinks lie in one module, ``∇q_a`` is affine in them and their box is
+the hull of the vertex choices: the program is **exact** (docs/theory.md §7.5). Otherwise the kinks
+of one module per pair are freed (the others keep autograd's choice, a valid subset) and ε is an
+**upper bound**; the same when a window has three or more tied entries (one alternative entry is
+freed: the simplex of all of them is not this cone), when a module is called more than once, and
+when the explicit columns would exceed :data:`_MAX_COLUMN_ENTRIES` (nothing is freed).
+
+What contributes nothing is not counted: a kink whose upstream derivative ``∂q_a/∂h_u`` (or
+``∂q_a/∂o``) is exactly 0, and a kink column that is exactly 0 (a tie between entries that do not
+depend on θ, e.g. a window of ReLU outputs with negative pre-activations). A **dead unit** — a ReLU
+input position near the kink on every checked example (issue 11: zero incoming weights leave
+thousands of near-kink pairs) — keeps autograd's slope, as the numpy path does
+(:mod:`._problem`): where ``z_u != 0`` that is the derivative at ``θ̃`` itself; where ``z_u = 0``
+exactly, with a nonzero upstream derivative, it is one Clarke choice and ε is an upper bound.
+
+The Gram entries of the ``k`` kink columns are computed explicitly: the columns ``(k, P)`` by
+``torch.func`` (``vmap(grad)`` of ``c · z`` at the hooked module's input, chunked), ``⟨c, c'⟩ =
+C Cᵀ``, ``⟨c, ∇q_a⟩`` against the working set's per-example gradients swept in chunks of at most
+:data:`_GRAD_CHUNK_ENTRIES` floats (never all ``(m, P)`` at once), ``⟨c, θ̃⟩ = C θ̃``. The cone QP
+over ``(λ, μ)`` is solved warm-started from the working set's multipliers (``μ = 0``, autograd's
+choice, is feasible), certified by :func:`._qp.cone_optimality`, and ε is recomputed from the final
+``(λ, μ)``: ``θ̃ − ∇_θ Σ_a λ_a q_a − Cᵀμ``. Pairs outside the working set are priced again with the
+new residual (their own kinks are not freed: as before, they are priced by autograd's gradient).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...tolerances import TOLERANCES
+from ._gpcg import solve_cone_qp_gpcg
+from ._qp import ConeStructure, cone_optimality, solve_cone_qp
+
+__all__: list[str] = []
+
+#: The explicit kink columns ``(k, P)`` are formed only when ``k · P`` is at most this many float64
+#: (512 MiB); above it no slope is freed and ε stays an upper bound (the report says why).
+_MAX_COLUMN_ENTRIES = 2 ** 26
+#: Per-example gradients held at once while computing ``⟨c, ∇q_a⟩`` and the columns (64 MiB).
+_GRAD_CHUNK_ENTRIES = 2 ** 23
+#: Pairs per forward/backward pass of the detection.
+_CHUNK = 512
+
+
+@dataclass(frozen=True)
+class KinkResult:
+    """What freeing the Clarke slopes gave (all fields in the working set's pair order).
+
+    ``freed`` is False when there was nothing to free (or the columns were too large): then the
+    multipliers and residual are None and the caller keeps its own. ``n_kinks`` counts the kinks
+    that matter (nonzero column; kinks left at autograd's choice that could matter), by module in
+    ``by_module``; ``exact`` says whether the minimum over the Clarke subdifferential was searched
+    in full; ``words`` is the verdict's explanation when it was not.
+    """
+
+    freed: bool
+    n_kinks: int
+    by_module: dict
+    exact: bool
+    words: str
+    n_freed: int = 0
+    lam: np.ndarray | None = None
+    mu: np.ndarray | None = None
+    eta: float = 0.0
+    eps: float = math.nan
+    resid: dict | None = None
+    viol: float = 0.0
+    comp: float = 0.0
+    viol_out: float = 0.0
+    n_viol_out: int = 0
+    method: str = ""
+    info: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"freed": self.freed, "n_kinks": self.n_kinks, "n_freed": self.n_freed,
+                "by_module": dict(self.by_module), "exact": self.exact, "words": self.words,
+                "eps": self.eps, "method": self.method, **self.info}
+
+
+# --- detection ------------------------------------------------------------------------------
+
+def _relu_alpha(mod) -> float:
+    return float(getattr(mod, "negative_slope", 0.0)) if type(mod).__name__ == "LeakyReLU" \
+        else 0.0
+
+
+def _pool_windows(tn, mod, x):
+    """The windows of a max-pool over its input ``x``: values ``(b, C, k, npos)`` and the flat
+    index (per example) of each entry in ``x``, ``(C, k, npos)`` (−1 on padding); None when the
+    pool's geometry is not supported (``ceil_mode``)."""
+    torch = tn._torch
+    F = torch.nn.functional
+    if getattr(mod, "ceil_mode", False):
+        return None
+    one_d = type(mod).__name__ == "MaxPool1d"
+
+    def pair(v):
+        return (1, v if isinstance(v, int) else v[0]) if one_d else \
+            (v if isinstance(v, tuple) else (v, v))
+    ks = pair(mod.kernel_size)
+    st = pair(mod.stride if mod.stride is not None else mod.kernel_size)
+    pd = (0, pair(mod.padding)[1]) if one_d else pair(mod.padding)
+    dl = pair(mod.dilation)
+    x4 = x.unsqueeze(2) if one_d else x
+    b, C = x4.shape[0], x4.shape[1]
+    idx = torch.arange(x4[0].numel(), dtype=torch.float64).reshape(1, *x4.shape[1:])
+    xp = F.pad(x4, (pd[1], pd[1], pd[0], pd[0]), value=-math.inf)
+    ip = F.pad(idx, (pd[1], pd[1], pd[0], pd[0]), value=-1.0)
+    w = F.unfold(xp, ks, dilation=dl, stride=st)
+    i = F.unfold(ip, ks, dilation=dl, stride=st)
+    kk = ks[0] * ks[1]
+    return (w.reshape(b, C, kk, -1),
+            i.reshape(C, kk, -1).round().to(torch.int64))
+
+
+def _detect(tn, X, y, rows, classes, rtol):
+    """Near-kinks of the pairs ``(rows, classes)`` with their upstream derivatives.
+
+    Returns ``(kinks, flags)``: ``kinks`` a dict of arrays over the kinks with a nonzero upstream
+    derivative — ``pair``, ``path``, ``plus``/``minus`` (flat input positions; ``minus = −1`` for
+    a ReLU), ``coef`` (the column's factor), ``zero`` (``z_u = 0`` exactly), ``dead`` (a dead
+    unit's position); ``flags`` counts what cannot be freed exactly."""
+    torch = tn._torch
+    T, r, Wp = tn._pair_setup(X, y, rows, classes)
+    mods = dict(tn.module.named_modules())
+    relus, pools = tuple(tn._relus), tuple(tn._pools)
+    paths = relus + pools
+    calls = {p: tn._calls.get(p, 1) for p in paths}
+    ex = np.unique(r)
+
+    # pass 1: the scale max|z| over the layer and the checked examples (as kink_counts)
+    scale = {p: 0.0 for p in paths}
+    handles = [mods[p].register_forward_hook(
+        lambda m, inp, out, p=p: scale.__setitem__(p, max(scale[p], float(inp[0].abs().max()))))
+        for p in paths]
+    try:
+        with torch.no_grad():
+            for s in range(0, ex.size, _CHUNK):
+                tn.module(T[torch.from_numpy(ex[s:s + _CHUNK])])
+    finally:
+        for h in handles:
+            h.remove()
+    tol = {p: rtol * (scale[p] or 1.0) for p in paths}
+
+    out = {k: [] for k in ("pair", "path", "plus", "minus", "coef", "zero")}
+    flags = {"multi_tie": 0, "repeated_module": 0, "unsupported_pool": 0}
+    all_near = {}
+    for s in range(0, r.size, _CHUNK):
+        idx = torch.from_numpy(r[s:s + _CHUNK])
+        cap: dict[str, list] = {}
+
+        def hook(m, inp, o, p, cap=cap):
+            if o.requires_grad:
+                o.retain_grad()
+            cap.setdefault(p, []).append((inp[0].detach(), o))
+        handles = [mods[p].register_forward_hook(
+            lambda m, inp, o, p=p, hook=hook: hook(m, inp, o, p)) for p in paths]
+        try:
+            with torch.enable_grad():
+                Xg = T[idx].clone().requires_grad_(True)
+                f = tn.module(Xg)
+                (f.reshape(f.shape[0], -1) * Wp[s:s + _CHUNK]).sum().backward()
+        finally:
+            for h in handles:
+                h.remove()
+        for p, got in cap.items():
+            if calls[p] != 1 or len(got) != 1:      # the module runs twice: not freed
+                flags["repeated_module"] += sum(tn._near_kinks(p, mods[p], z, tol[p])
+                                                for z, _ in got)
+                continue
+            z, o = got[0]
+            g = o.grad if o.grad is not None else torch.zeros_like(o)
+            b = z.shape[0]
+            if p in relus:
+                zf, gf = z.reshape(b, -1), g.detach().reshape(b, -1)
+                near = zf.abs() <= tol[p]
+                all_near[p] = near.all(0) if p not in all_near else all_near[p] & near.all(0)
+                i, u = torch.nonzero(near & (gf != 0), as_tuple=True)
+                if i.numel() == 0:
+                    continue
+                alpha = _relu_alpha(mods[p])
+                zu = zf[i, u]
+                s_auto = torch.where(zu > 0, torch.ones_like(zu), torch.full_like(zu, alpha))
+                s_other = torch.where(zu > 0, torch.full_like(zu, alpha), torch.ones_like(zu))
+                out["pair"].append(s + i.numpy())
+                out["path"].append(np.full(i.numel(), p, dtype=object))
+                out["plus"].append(u.numpy())
+                out["minus"].append(np.full(i.numel(), -1))
+                out["coef"].append(((s_other - s_auto) * gf[i, u]).numpy())
+                out["zero"].append((zu == 0).numpy())
+            else:
+                win = _pool_windows(tn, mods[p], z)
+                if win is None:
+                    flags["unsupported_pool"] += tn._near_kinks(p, mods[p], z, tol[p])
+                    continue
+                w, pos = win                                   # (b, C, k, npos), (C, k, npos)
+                top, arg = w.max(dim=2)                        # first maximal entry, as autograd
+                tied = (top.unsqueeze(2) - w <= tol[p])
+                tied.scatter_(2, arg.unsqueeze(2), False)
+                go = g.detach().reshape(b, w.shape[1], -1)     # ∂q/∂o per window
+                n_tied = tied.sum(2)
+                sel = (n_tied > 0) & (go != 0)
+                bi, ci, wi = torch.nonzero(sel, as_tuple=True)
+                if bi.numel() == 0:
+                    continue
+                flags["multi_tie"] += int((n_tied[bi, ci, wi] > 1).sum())
+                t = tied[bi, ci, :, wi].to(torch.int8).argmax(1)   # the first tied entry
+                out["pair"].append(s + bi.numpy())
+                out["path"].append(np.full(bi.numel(), p, dtype=object))
+                out["plus"].append(pos[ci, t, wi].numpy())
+                out["minus"].append(pos[ci, arg[bi, ci, wi], wi].numpy())
+                out["coef"].append(go[bi, ci, wi].numpy())
+                out["zero"].append(np.zeros(bi.numel(), dtype=bool))
+    kinks = {k: (np.concatenate(v) if v else np.zeros(0, dtype=object if k == "path" else
+                                                       (bool if k == "zero" else float)))
+             for k, v in out.items()}
+    for k in ("pair", "plus", "minus"):
+        kinks[k] = kinks[k].astype(np.int64)
+    dead = np.zeros(kinks["pair"].size, dtype=bool)
+    for p, mask in all_near.items():
+        on = kinks["path"] == p
+        dead[on] = mask.numpy()[kinks["plus"][on]]
+    kinks["dead"] = dead
+    return kinks, flags, T, r, Wp
+
+
+# --- columns and Gram entries ----------------------------------------------------------------
+
+def _columns(tn, T, r, kinks, sel):
+    """The kink columns ``(k, P)`` of the kinks ``sel``, in :meth:`TorchNet.flat` order: per
+    module, ``∇_θ Σ_j w_j · inp_j(θ̃; x_e)`` by ``torch.func`` with a forward hook on the module
+    (``w`` holds ``coef`` at ``plus`` and ``−coef`` at ``minus``)."""
+    torch = tn._torch
+    from torch.func import functional_call, grad, vmap
+
+    mods = dict(tn.module.named_modules())
+    params = {k: v.detach() for k, v in tn.module.named_parameters()}
+    names = tn.parameter_names
+    P = tn.n_params
+    C = np.zeros((sel.size, P))
+    for p in np.unique(kinks["path"][sel]).tolist():
+        ks = np.flatnonzero(kinks["path"][sel] == p)
+        cap = {}
+        h = mods[p].register_forward_hook(
+            lambda m, inp, o, cap=cap: cap.__setitem__("z", inp[0]))
+        try:
+            def one(prm, x, w, cap=cap):
+                functional_call(tn.module, prm, (x.unsqueeze(0),))
+                return torch.dot(cap["z"].reshape(-1), w)
+            with torch.no_grad():
+                tn.module(T[:1])                           # the hook sets cap["z"]
+            D = cap["z"][0].numel()
+            chunk = max(1, min(ks.size, _GRAD_CHUNK_ENTRIES // max(P + D, 1)))
+            for s0 in range(0, ks.size, chunk):
+                kk = sel[ks[s0:s0 + chunk]]
+                Wt = torch.zeros((kk.size, D), dtype=torch.float64)
+                ar = torch.arange(kk.size)
+                coef = torch.from_numpy(kinks["coef"][kk].astype(np.float64))
+                Wt[ar, torch.from_numpy(kinks["plus"][kk])] += coef
+                has_m = torch.from_numpy(kinks["minus"][kk] >= 0)
+                Wt[ar[has_m], torch.from_numpy(kinks["minus"][kk])[has_m]] -= coef[has_m]
+                Xk = T[torch.from_numpy(r[kinks["pair"][kk]])]
+                g = vmap(grad(one), in_dims=(None, 0, 0))(params, Xk, Wt)
+                C[ks[s0:s0 + chunk]] = torch.cat(
+                    [g[n].reshape(kk.size, -1) for n in names], dim=1).numpy()
+        finally:
+            h.remove()
+    return C
+
+
+def _cross(tn, T, r, Wp, C):
+    """``⟨∇q_a, c_k⟩`` for every pair ``a`` and column ``k``, shape ``(m, k)``, from per-example
+    gradients swept in chunks of at most :data:`_GRAD_CHUNK_ENTRIES` floats."""
+    torch = tn._torch
+    P = tn.n_params
+    chunk = max(1, min(r.size, _GRAD_CHUNK_ENTRIES // max(P, 1)))
+    out = np.empty((r.size, C.shape[0]))
+    for s in range(0, r.size, chunk):
+        J = tn._autograd_jacobian(T[torch.from_numpy(r[s:s + chunk])], Wp[s:s + chunk],
+                                  tn.parameter_names)
+        out[s:s + chunk] = J.numpy() @ C.T
+    return out
+
+
+# --- the check ---------------------------------------------------------------------------------
+
+def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, cfg,
+               outside=None) -> KinkResult:
+    """Free the Clarke slopes of the working set's near-kinks and solve the ℓ2 cone QP again
+    (module docstring). ``G, b, qc, nu, eta`` are the working set's Gram matrix, linear term,
+    margins and solution at ``θ̃`` (``tn``); ``R = ||θ̃||``, ``budget`` the δ budget;
+    ``outside = (rows, classes, q)`` the candidate pairs outside the working set, priced again
+    with the new residual."""
+    from ._torch import _combination, _pair_directional
+
+    rows = np.asarray(rows, dtype=np.int64)
+    classes = np.asarray(classes, dtype=np.int64)
+    nw = rows.size
+    paths = (*tn._relus, *tn._pools)
+    kinks, flags, T, r, Wp = _detect(tn, X, y, rows, classes, rtol)
+    live = ~kinks["dead"]
+    dead_zero = int(np.sum(kinks["dead"] & kinks["zero"]))
+    # per pair: the modules with live kinks; pairs with several keep all but the largest
+    sel = np.flatnonzero(live)
+    multi = 0
+    if sel.size:
+        key = np.char.add(kinks["pair"][sel].astype(str),
+                          np.char.add("|", kinks["path"][sel].astype(str)))
+        uk, inv, cnt = np.unique(key, return_inverse=True, return_counts=True)
+        pair_of = np.array([int(k.split("|", 1)[0]) for k in uk])
+        best = {}
+        for j in np.argsort(-cnt, kind="stable"):
+            best.setdefault(int(pair_of[j]), int(j))
+        multi = int(sum(1 for a in np.unique(pair_of) if np.sum(pair_of == a) > 1))
+        keep = np.isin(inv, np.array(sorted(best.values())))
+        unfreed_other = sel[~keep]
+        sel = sel[keep]
+    else:
+        unfreed_other = sel
+    P = tn.n_params
+    problems = []
+    if multi:
+        problems.append(f"{multi} pair(s) have kinks in several modules: those of one module "
+                        f"are freed")
+    if flags["multi_tie"]:
+        problems.append(f"{flags['multi_tie']} max-pool window(s) with three or more tied "
+                        f"entries: one alternative entry is freed")
+    if dead_zero:
+        problems.append(f"{dead_zero} dead-unit input(s) exactly at 0 keep autograd's slope")
+    for k, words in (("repeated_module", "in modules called more than once"),
+                     ("unsupported_pool", "in max-pools with ceil_mode")):
+        if flags[k]:
+            problems.append(f"{flags[k]} near-kink(s) {words} are not freed")
+    by_module = {p: 0 for p in paths}
+    too_big = sel.size * P > _MAX_COLUMN_ENTRIES
+    if too_big:
+        problems.append(f"the {sel.size} kink columns x {P} parameters would exceed the "
+                        f"{_MAX_COLUMN_ENTRIES:.1e} entries of explicit columns: no slope is "
+                        f"freed")
+        C = np.zeros((0, P))
+        counted = np.concatenate([sel, unfreed_other])
+        sel = sel[:0]
+    else:
+        C = _columns(tn, T, r, kinks, sel)
+        nz = np.linalg.norm(C, axis=1) > 0           # an exactly zero column changes nothing
+        C, sel = C[nz], sel[nz]
+        counted = np.concatenate([sel, unfreed_other])
+    counted = np.concatenate([counted, np.flatnonzero(kinks["dead"] & kinks["zero"])])
+    for p in kinks["path"][counted].tolist():
+        by_module[p] += 1
+    n_kinks = int(counted.size) + flags["repeated_module"] + flags["unsupported_pool"]
+    exact = not problems
+    words = ("; ε is an upper bound (" + "; ".join(problems) + ")") if problems else ""
+    info = {"n_dead_kinks": int(np.sum(kinks["dead"])), "multi_module_pairs": multi,
+            **{k: int(v) for k, v in flags.items()}}
+    if sel.size == 0:
+        return KinkResult(False, n_kinks, by_module, exact, words, info=info)
+
+    # the cone QP over (λ, μ): G extended by the kink columns' rows
+    k = sel.size
+    Gx = _cross(tn, T, r, Wp, C)                              # (nw, k)
+    Gk = C @ C.T
+    Ga = np.block([[G, Gx], [Gx.T, 0.5 * (Gk + Gk.T)]])
+    theta = tn.flat()
+    ba = np.concatenate([b, C @ theta])
+    cone = ConeStructure(nw, kinks["pair"][sel], 0.0)
+    colscale = np.sqrt(np.maximum(np.diag(Ga), 1e-300))
+    x0 = np.concatenate([nu, np.zeros(k)])
+    N = nw + k
+    meth, res = "", None
+    if N > cfg.first_order_min_variables:
+        fo = solve_cone_qp_gpcg(Ga.__matmul__, np.diag(Ga), ba, cone, col_scale=colscale,
+                                obj_scale=R, tol=TOLERANCES.kkt_working_set_rtol,
+                                budget_row=qc - 1.0, budget=budget, x0=x0,
+                                max_iter=cfg.first_order_max_iter)
+        meth = f"gradient projection + CG ({fo.iterations} it.)"
+        if fo.converged or N > 4 * cfg.first_order_min_variables:
+            res = fo
+        else:
+            meth += "; not converged, interior point instead: "
+    if res is None:
+        res = solve_cone_qp(Ga, ba, cone, tol=TOLERANCES.kkt_qp_tol, budget_row=qc - 1.0,
+                            budget=budget)
+        meth += f"interior-point QP ({res.iterations} it.)"
+    viol, comp = cone_optimality(Ga, ba, res.nu, cone, colscale, R, budget_row=qc - 1.0,
+                                 budget=budget, eta=res.eta)
+    lam, mu = res.nu[:nw], res.nu[nw:]
+    parts = _combination(tn, X, y, rows, classes, lam)
+    v = np.concatenate([parts[n].ravel() for n in tn.parameter_names]) + C.T @ mu
+    resid_flat = theta - v
+    eps = float(np.linalg.norm(resid_flat))                 # recomputed from (λ, μ)
+    sizes = [parts[n].size for n in tn.parameter_names]
+    resid = dict(zip(tn.parameter_names, np.split(resid_flat, np.cumsum(sizes)[:-1]),
+                     strict=True))
+    viol_out, n_viol_out = 0.0, 0
+    if outside is not None and np.asarray(outside[0]).size:
+        torch = tn._torch
+        tangent = {n: torch.from_numpy(-resid[n].reshape(parts[n].shape))
+                   for n in tn.parameter_names}
+        ro, co, qo = outside
+        g_out = _pair_directional(tn, X, y, ro, co, tangent) + res.eta * (qo - 1.0)
+        rel = np.maximum(-g_out, 0.0) / (tn.degree * qo)
+        viol_out = float(np.max(rel, initial=0.0))
+        n_viol_out = int(np.sum(rel > TOLERANCES.kkt_optimality_rtol))
+    method = (f"; Clarke slopes freed at {k} kink(s) ({meth} over {nw} pairs + {k} kink "
+              f"variables, 0 <= μ <= λ; kink columns explicit, {k}x{P})")
+    return KinkResult(True, n_kinks, by_module, exact, words, n_freed=k, lam=lam, mu=mu,
+                      eta=float(res.eta), eps=eps, resid=resid, viol=viol, comp=comp,
+                      viol_out=viol_out, n_viol_out=n_viol_out, method=method, info=info)
