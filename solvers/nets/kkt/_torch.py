@@ -37,9 +37,9 @@ modules). The constraints ``a`` are the candidates: examples (one output) or
 - The network is evaluated at unit parameter norm and the scale is carried as a logarithm, so a
   net multiplied by ``1e±300`` is checked exactly like the unscaled one.
 - Kinks: the gradients are autograd's at ``θ̃`` (``σ'(0) = 0`` for ReLU, one index per max-pool
-  window), an element of the Clarke subdifferential; near-kink ReLU inputs and near-tied max-pool
-  windows are counted, and when there are any, ε is reported as an upper bound of the minimum over
-  Clarke subgradients (their slopes are not freed in this back-end).
+  window), an element of the Clarke subdifferential; after the working set, the near-kink ReLU
+  inputs and near-tied max-pool windows of its pairs get free slopes (:mod:`._torch_kinks`,
+  docs/theory.md §7.5): exact when each pair's kinks lie in one module, else ε is an upper bound.
 """
 
 from __future__ import annotations

@@ -14,7 +14,8 @@ through
 
 ε is recomputed over all ``P`` coordinates from the final multipliers and an explicit ``g``; the
 gap to the restricted LP's optimum (a lower bound) certifies optimality (``optimality_residual``).
-Kinks are treated as in :mod:`._torch` (autograd's choice; counted; ε an upper bound if any).
+Kinks keep autograd's choice here (counted; ε an upper bound if any); only the ℓ2 check frees
+their Clarke slopes (:mod:`._torch_kinks`).
 """
 
 from __future__ import annotations
