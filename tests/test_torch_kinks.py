@@ -272,3 +272,15 @@ def test_dead_unit_exactly_zero_makes_an_upper_bound():
     a = check_kkt(HomogeneousMLP(tuple(Ws), activation="relu"), X, y, support_factor=100.0)
     assert not b.exact and not a.exact                            # a Clarke choice not freed
     assert "dead-unit" in b.verdict
+
+
+@pytest.mark.parametrize("per_example", [0.0, 1e9])
+def test_both_routes_to_the_cross_gram_agree(monkeypatch, per_example):
+    """⟨c_k, ∇q_a⟩ by per-example gradients (0) or forward-mode passes (1e9): same ε as numpy."""
+    monkeypatch.setattr(tk, "_JVP_PER_EXAMPLE", per_example)
+    Ws, X, y = _kinked_mlp(2, 3)
+    kw = {"support_factor": 100.0, "delta_tol": 0.5}
+    a = check_kkt(HomogeneousMLP(tuple(Ws), activation="relu"), X, y, **kw)
+    b = check_kkt(_sequential(Ws), X, y, **kw)
+    assert b.exact and b.extra["clarke_kinks"]["n_freed"] > 0
+    assert b.epsilon_relative == pytest.approx(a.epsilon_relative, rel=BACKEND_RTOL)

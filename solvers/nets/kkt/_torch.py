@@ -364,6 +364,7 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     if kk.freed:
         nu, eta, eps, resid, viol, comp = kk.lam, kk.eta, kk.eps, kk.resid, kk.viol, kk.comp
         viol_out, n_viol_out, qp_method = kk.viol_out, kk.n_viol_out, qp_method + kk.method
+    stage("kinks")
     del G, fac_w
     euler_vals = _euler(tilde, X, y, rows, classes)
     euler = float(np.max(np.abs(euler_vals - b)) / (L * float(qc.max())))

@@ -59,6 +59,10 @@ __all__: list[str] = []
 _MAX_COLUMN_ENTRIES = 2 ** 26
 #: Per-example gradients held at once while computing ``⟨c, ∇q_a⟩`` and the columns (64 MiB).
 _GRAD_CHUNK_ENTRIES = 2 ** 23
+#: ``⟨∇q_a, c_k⟩`` by one forward-mode pass per column while the columns are fewer than this
+#: times the distinct examples (a pass costs about one example's gradient per example), else by
+#: one sweep of per-example gradients.
+_JVP_PER_EXAMPLE = 1.0
 #: Pairs per forward/backward pass of the detection.
 _CHUNK = 512
 
@@ -289,11 +293,25 @@ def _columns(tn, T, r, kinks, sel):
     return C
 
 
-def _cross(tn, T, r, Wp, C):
-    """``⟨∇q_a, c_k⟩`` for every pair ``a`` and column ``k``, shape ``(m, k)``, from per-example
-    gradients swept in chunks of at most :data:`_GRAD_CHUNK_ENTRIES` floats."""
+def _cross(tn, X, y, rows, classes, T, r, Wp, C):
+    """``⟨∇q_a, c_k⟩`` for every pair ``a`` and column ``k``, shape ``(m, k)``: one forward-mode
+    pass per column (tangent ``c_k``) over the distinct examples when there are fewer columns than
+    examples times :data:`_JVP_PER_EXAMPLE`, else per-example gradients swept in chunks of at most
+    :data:`_GRAD_CHUNK_ENTRIES` floats (one pass over the pairs)."""
     torch = tn._torch
     P = tn.n_params
+    if C.shape[0] < _JVP_PER_EXAMPLE * np.unique(r).size:
+        from ._torch import _pair_directional
+
+        shapes = [tuple(s) for s in tn._shapes]
+        cuts = np.cumsum([int(np.prod(s)) for s in shapes])[:-1]
+        out = np.empty((r.size, C.shape[0]))
+        for k, c in enumerate(C):
+            tangent = {n: torch.from_numpy(np.ascontiguousarray(part).reshape(s))
+                       for n, part, s in zip(tn.parameter_names, np.split(c, cuts), shapes,
+                                             strict=True)}
+            out[:, k] = _pair_directional(tn, X, y, rows, classes, tangent)
+        return out
     chunk = max(1, min(r.size, _GRAD_CHUNK_ENTRIES // max(P, 1)))
     out = np.empty((r.size, C.shape[0]))
     for s in range(0, r.size, chunk):
@@ -379,7 +397,7 @@ def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, c
 
     # the cone QP over (λ, μ): G extended by the kink columns' rows
     k = sel.size
-    Gx = _cross(tn, T, r, Wp, C)                              # (nw, k)
+    Gx = _cross(tn, X, y, rows, classes, T, r, Wp, C)         # (nw, k)
     Gk = C @ C.T
     Ga = np.block([[G, Gx], [Gx.T, 0.5 * (Gk + Gk.T)]])
     theta = tn.flat()
