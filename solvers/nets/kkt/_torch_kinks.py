@@ -138,6 +138,34 @@ def _pool_windows(tn, mod, x):
             i.reshape(C, kk, -1).round().to(torch.int64))
 
 
+def _input_tangents(tn, Xc, paths, v):
+    """The directional derivative ``⟨∇_θ inp, v⟩`` of each module's input along the parameter
+    direction ``v`` (name → tensor), by one forward-mode pass: a kink column vanishes exactly
+    when this is 0 for its entries (``v`` random: a nonzero gradient orthogonal to it has
+    probability 0). Path → tensor shaped like the input (zeros where it does not depend on θ)."""
+    torch = tn._torch
+    import torch.autograd.forward_ad as fwAD
+    from torch.func import functional_call
+
+    mods = dict(tn.module.named_modules())
+    got = {}
+
+    def keep(p, inp):
+        t = fwAD.unpack_dual(inp).tangent
+        got[p] = torch.zeros_like(fwAD.unpack_dual(inp).primal) if t is None else t.detach()
+    handles = [mods[p].register_forward_hook(lambda m, inp, o, p=p: keep(p, inp[0]))
+               for p in paths]
+    try:
+        with torch.no_grad(), fwAD.dual_level():
+            params = {k: fwAD.make_dual(q.detach(), v[k])
+                      for k, q in tn.module.named_parameters()}
+            functional_call(tn.module, params, (Xc,))
+    finally:
+        for h in handles:
+            h.remove()
+    return got
+
+
 def _detect(tn, X, y, rows, classes, rtol):
     """Near-kinks of the pairs ``(rows, classes)`` with their upstream derivatives.
 
@@ -170,6 +198,10 @@ def _detect(tn, X, y, rows, classes, rtol):
     out = {k: [] for k in ("pair", "path", "plus", "minus", "coef", "zero")}
     flags = {"multi_tie": 0, "repeated_module": 0, "unsupported_pool": 0}
     all_near = {}
+    shadow = np.zeros(r.size, dtype=bool)   # a tie of θ-constant entries that q depends on
+    gen = torch.Generator().manual_seed(0)
+    v = {k: torch.randn(q.shape, generator=gen, dtype=torch.float64)
+         for k, q in tn.module.named_parameters()}
     for s in range(0, r.size, _CHUNK):
         idx = torch.from_numpy(r[s:s + _CHUNK])
         cap: dict[str, list] = {}
@@ -188,6 +220,7 @@ def _detect(tn, X, y, rows, classes, rtol):
         finally:
             for h in handles:
                 h.remove()
+        tang = _input_tangents(tn, T[idx], [p for p in cap if calls[p] == 1], v)
         for p, got in cap.items():
             if calls[p] != 1 or len(got) != 1:      # the module runs twice: not freed
                 flags["repeated_module"] += sum(tn._near_kinks(p, mods[p], z, tol[p])
@@ -200,7 +233,8 @@ def _detect(tn, X, y, rows, classes, rtol):
                 zf, gf = z.reshape(b, -1), g.detach().reshape(b, -1)
                 near = zf.abs() <= tol[p]
                 all_near[p] = near.all(0) if p not in all_near else all_near[p] & near.all(0)
-                i, u = torch.nonzero(near & (gf != 0), as_tuple=True)
+                live = near & (gf != 0) & (tang[p].reshape(b, -1) != 0)   # nonzero column
+                i, u = torch.nonzero(live, as_tuple=True)
                 if i.numel() == 0:
                     continue
                 alpha = _relu_alpha(mods[p])
@@ -219,10 +253,18 @@ def _detect(tn, X, y, rows, classes, rtol):
                     flags["unsupported_pool"] += tn._near_kinks(p, mods[p], z, tol[p])
                     continue
                 w, pos = win                                   # (b, C, k, npos), (C, k, npos)
+                dw = _pool_windows(tn, mods[p], tang[p])[0]    # their tangents (padding: 0)
+                dw = dw.nan_to_num(0.0, posinf=0.0, neginf=0.0)
                 top, arg = w.max(dim=2)                        # first maximal entry, as autograd
                 tied = (top.unsqueeze(2) - w <= tol[p])
                 tied.scatter_(2, arg.unsqueeze(2), False)
                 go = g.detach().reshape(b, w.shape[1], -1)     # ∂q/∂o per window
+                # ∇x_t = ∇x_{i*} (e.g. both 0: ReLU outputs of negative pre-activations): the
+                # column is 0, nothing to free — but such a tie may hide ReLU kinks upstream
+                same = (dw - dw.gather(2, arg.unsqueeze(2))) == 0
+                shadow[s + np.unique(torch.nonzero(
+                    (tied & same).any(2) & (go != 0), as_tuple=True)[0].numpy())] = True
+                tied &= ~same
                 n_tied = tied.sum(2)
                 sel = (n_tied > 0) & (go != 0)
                 bi, ci, wi = torch.nonzero(sel, as_tuple=True)
@@ -246,6 +288,7 @@ def _detect(tn, X, y, rows, classes, rtol):
         on = kinks["path"] == p
         dead[on] = mask.numpy()[kinks["plus"][on]]
     kinks["dead"] = dead
+    kinks["shadow"] = shadow
     return kinks, flags, T, r, Wp
 
 
@@ -358,6 +401,11 @@ def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, c
         unfreed_other = sel
     P = tn.n_params
     problems = []
+    relu_pairs = np.unique(kinks["pair"][live & np.isin(kinks["path"], list(tn._relus))])
+    hidden = int(np.sum(kinks["shadow"][relu_pairs])) if relu_pairs.size else 0
+    if hidden:
+        problems.append(f"{hidden} pair(s) have ReLU kinks and max-pool ties of entries with "
+                        f"equal gradients (the tied entries' own ReLU slopes may matter)")
     if multi:
         problems.append(f"{multi} pair(s) have kinks in several modules: those of one module "
                         f"are freed")
@@ -391,6 +439,7 @@ def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, c
     exact = not problems
     words = ("; ε is an upper bound (" + "; ".join(problems) + ")") if problems else ""
     info = {"n_dead_kinks": int(np.sum(kinks["dead"])), "multi_module_pairs": multi,
+            "shadow_tie_pairs": hidden,
             **{k: int(v) for k, v in flags.items()}}
     if sel.size == 0:
         return KinkResult(False, n_kinks, by_module, exact, words, info=info)
