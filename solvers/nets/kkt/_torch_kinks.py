@@ -63,8 +63,9 @@ _GRAD_CHUNK_ENTRIES = 2 ** 23
 #: times the distinct examples (a pass costs about one example's gradient per example), else by
 #: one sweep of per-example gradients.
 _JVP_PER_EXAMPLE = 1.0
-#: Pairs per forward/backward pass of the detection.
-_CHUNK = 512
+#: Examples (pairs) per pass of the detection: the forward-mode pass holds each hooked input
+#: and its tangent (Lyu & Li's CNN: 128 × 2 × 18,432 floats per module, 36 MiB).
+_CHUNK = 128
 
 
 @dataclass(frozen=True)
@@ -139,20 +140,22 @@ def _pool_windows(tn, mod, x):
 
 
 def _input_tangents(tn, Xc, paths, v):
-    """The directional derivative ``⟨∇_θ inp, v⟩`` of each module's input along the parameter
+    """Each module's input and its directional derivative ``⟨∇_θ inp, v⟩`` along the parameter
     direction ``v`` (name → tensor), by one forward-mode pass: a kink column vanishes exactly
     when this is 0 for its entries (``v`` random: a nonzero gradient orthogonal to it has
-    probability 0). Path → tensor shaped like the input (zeros where it does not depend on θ)."""
+    probability 0). Two dicts path → tensor shaped like the input (tangent zeros where the input
+    does not depend on θ)."""
     torch = tn._torch
     import torch.autograd.forward_ad as fwAD
     from torch.func import functional_call
 
     mods = dict(tn.module.named_modules())
-    got = {}
+    got, prim = {}, {}
 
     def keep(p, inp):
-        t = fwAD.unpack_dual(inp).tangent
-        got[p] = torch.zeros_like(fwAD.unpack_dual(inp).primal) if t is None else t.detach()
+        pr, t = fwAD.unpack_dual(inp)
+        prim[p] = pr.detach()
+        got[p] = torch.zeros_like(pr) if t is None else t.detach()
     handles = [mods[p].register_forward_hook(lambda m, inp, o, p=p: keep(p, inp[0]))
                for p in paths]
     try:
@@ -163,25 +166,35 @@ def _input_tangents(tn, Xc, paths, v):
     finally:
         for h in handles:
             h.remove()
-    return got
+    return prim, got
 
 
 def _detect(tn, X, y, rows, classes, rtol):
     """Near-kinks of the pairs ``(rows, classes)`` with their upstream derivatives.
 
-    Returns ``(kinks, flags)``: ``kinks`` a dict of arrays over the kinks with a nonzero upstream
-    derivative — ``pair``, ``path``, ``plus``/``minus`` (flat input positions; ``minus = −1`` for
-    a ReLU), ``coef`` (the column's factor), ``zero`` (``z_u = 0`` exactly), ``dead`` (a dead
-    unit's position); ``flags`` counts what cannot be freed exactly."""
+    Three passes: the scale ``max|z|`` per module over the distinct examples (no gradients); per
+    example, by one forward-mode pass along a random parameter direction, the near-kink ReLU
+    inputs and near-tied max-pool entries whose column is not identically 0 (and each example's
+    ties of entries with equal gradients); then, only for the pairs of examples that have such
+    kinks, one backward pass for the upstream derivatives ``∂q_a/∂h`` (``∂q_a/∂o``).
+
+    Returns ``(kinks, flags, T, r, Wp)``: ``kinks`` a dict of arrays over the kinks with a
+    nonzero upstream derivative — ``pair``, ``path``, ``plus``/``minus`` (flat input positions;
+    ``minus = −1`` for a ReLU), ``coef`` (the column's factor), ``zero`` (``z_u = 0`` exactly),
+    ``dead`` (a dead unit's position) — and ``shadow`` over the pairs (a tie of entries with equal
+    gradients that ``q_a`` depends on); ``flags`` counts what cannot be freed exactly."""
     torch = tn._torch
     T, r, Wp = tn._pair_setup(X, y, rows, classes)
     mods = dict(tn.module.named_modules())
     relus, pools = tuple(tn._relus), tuple(tn._pools)
     paths = relus + pools
     calls = {p: tn._calls.get(p, 1) for p in paths}
+    once = [p for p in paths if calls[p] == 1]
     ex = np.unique(r)
+    flags = {"multi_tie": 0, "repeated_module": 0, "unsupported_pool": 0}
 
-    # pass 1: the scale max|z| over the layer and the checked examples (as kink_counts)
+    # pass 1: the scale max|z| over the layer and the checked examples (as kink_counts), and
+    # the near-kinks of modules called more than once (counted, not freed)
     scale = {p: 0.0 for p in paths}
     handles = [mods[p].register_forward_hook(
         lambda m, inp, out, p=p: scale.__setitem__(p, max(scale[p], float(inp[0].abs().max()))))
@@ -194,101 +207,150 @@ def _detect(tn, X, y, rows, classes, rtol):
         for h in handles:
             h.remove()
     tol = {p: rtol * (scale[p] or 1.0) for p in paths}
-
-    out = {k: [] for k in ("pair", "path", "plus", "minus", "coef", "zero")}
-    flags = {"multi_tie": 0, "repeated_module": 0, "unsupported_pool": 0}
-    all_near = {}
-    shadow = np.zeros(r.size, dtype=bool)   # a tie of θ-constant entries that q depends on
-    gen = torch.Generator().manual_seed(0)
-    v = {k: torch.randn(q.shape, generator=gen, dtype=torch.float64)
-         for k, q in tn.module.named_parameters()}
-    for s in range(0, r.size, _CHUNK):
-        idx = torch.from_numpy(r[s:s + _CHUNK])
-        cap: dict[str, list] = {}
-
-        def hook(m, inp, o, p, cap=cap):
-            if o.requires_grad:
-                o.retain_grad()
-            cap.setdefault(p, []).append((inp[0].detach(), o))
+    if len(once) < len(paths):
+        rep = [p for p in paths if calls[p] != 1]
         handles = [mods[p].register_forward_hook(
-            lambda m, inp, o, p=p, hook=hook: hook(m, inp, o, p)) for p in paths]
+            lambda m, inp, out, p=p: flags.__setitem__(
+                "repeated_module", flags["repeated_module"]
+                + tn._near_kinks(p, mods[p], inp[0], tol[p]))) for p in rep]
         try:
-            with torch.enable_grad():
-                Xg = T[idx].clone().requires_grad_(True)
-                f = tn.module(Xg)
-                (f.reshape(f.shape[0], -1) * Wp[s:s + _CHUNK]).sum().backward()
+            with torch.no_grad():
+                for s in range(0, ex.size, _CHUNK):
+                    tn.module(T[torch.from_numpy(ex[s:s + _CHUNK])])
         finally:
             for h in handles:
                 h.remove()
-        tang = _input_tangents(tn, T[idx], [p for p in cap if calls[p] == 1], v)
-        for p, got in cap.items():
-            if calls[p] != 1 or len(got) != 1:      # the module runs twice: not freed
-                flags["repeated_module"] += sum(tn._near_kinks(p, mods[p], z, tol[p])
-                                                for z, _ in got)
-                continue
-            z, o = got[0]
-            g = o.grad if o.grad is not None else torch.zeros_like(o)
+
+    # pass 2, per example: candidate kinks whose column is not identically 0
+    gen = torch.Generator().manual_seed(0)
+    v = {k: torch.randn(q.shape, generator=gen, dtype=torch.float64)
+         for k, q in tn.module.named_parameters()}
+    cand = {k: [] for k in ("ex", "path", "plus", "minus", "zero", "win", "zval", "multi")}
+    shadow_of: dict[int, dict[str, np.ndarray]] = {}   # example → path → flat window indices
+    all_near = {}
+    for s in range(0, ex.size, _CHUNK):
+        e_chunk = ex[s:s + _CHUNK]
+        prim, tang = _input_tangents(tn, T[torch.from_numpy(e_chunk)], once, v)
+        for p in once:
+            z, dz = prim[p], tang[p]
             b = z.shape[0]
             if p in relus:
-                zf, gf = z.reshape(b, -1), g.detach().reshape(b, -1)
+                zf = z.reshape(b, -1)
                 near = zf.abs() <= tol[p]
                 all_near[p] = near.all(0) if p not in all_near else all_near[p] & near.all(0)
-                live = near & (gf != 0) & (tang[p].reshape(b, -1) != 0)   # nonzero column
-                i, u = torch.nonzero(live, as_tuple=True)
-                if i.numel() == 0:
-                    continue
-                alpha = _relu_alpha(mods[p])
-                zu = zf[i, u]
-                s_auto = torch.where(zu > 0, torch.ones_like(zu), torch.full_like(zu, alpha))
-                s_other = torch.where(zu > 0, torch.full_like(zu, alpha), torch.ones_like(zu))
-                out["pair"].append(s + i.numpy())
-                out["path"].append(np.full(i.numel(), p, dtype=object))
-                out["plus"].append(u.numpy())
-                out["minus"].append(np.full(i.numel(), -1))
-                out["coef"].append(((s_other - s_auto) * gf[i, u]).numpy())
-                out["zero"].append((zu == 0).numpy())
-            else:
-                win = _pool_windows(tn, mods[p], z)
-                if win is None:
-                    flags["unsupported_pool"] += tn._near_kinks(p, mods[p], z, tol[p])
-                    continue
-                w, pos = win                                   # (b, C, k, npos), (C, k, npos)
-                dw = _pool_windows(tn, mods[p], tang[p])[0]    # their tangents (padding: 0)
-                dw = dw.nan_to_num(0.0, posinf=0.0, neginf=0.0)
-                top, arg = w.max(dim=2)                        # first maximal entry, as autograd
-                tied = (top.unsqueeze(2) - w <= tol[p])
-                tied.scatter_(2, arg.unsqueeze(2), False)
-                go = g.detach().reshape(b, w.shape[1], -1)     # ∂q/∂o per window
-                # ∇x_t = ∇x_{i*} (e.g. both 0: ReLU outputs of negative pre-activations): the
-                # column is 0, nothing to free — but such a tie may hide ReLU kinks upstream
-                same = (dw - dw.gather(2, arg.unsqueeze(2))) == 0
-                shadow[s + np.unique(torch.nonzero(
-                    (tied & same).any(2) & (go != 0), as_tuple=True)[0].numpy())] = True
-                tied &= ~same
-                n_tied = tied.sum(2)
-                sel = (n_tied > 0) & (go != 0)
-                bi, ci, wi = torch.nonzero(sel, as_tuple=True)
-                if bi.numel() == 0:
-                    continue
-                flags["multi_tie"] += int((n_tied[bi, ci, wi] > 1).sum())
-                t = tied[bi, ci, :, wi].to(torch.int8).argmax(1)   # the first tied entry
-                out["pair"].append(s + bi.numpy())
-                out["path"].append(np.full(bi.numel(), p, dtype=object))
-                out["plus"].append(pos[ci, t, wi].numpy())
-                out["minus"].append(pos[ci, arg[bi, ci, wi], wi].numpy())
-                out["coef"].append(go[bi, ci, wi].numpy())
-                out["zero"].append(np.zeros(bi.numel(), dtype=bool))
-    kinks = {k: (np.concatenate(v) if v else np.zeros(0, dtype=object if k == "path" else
-                                                       (bool if k == "zero" else float)))
-             for k, v in out.items()}
-    for k in ("pair", "plus", "minus"):
-        kinks[k] = kinks[k].astype(np.int64)
-    dead = np.zeros(kinks["pair"].size, dtype=bool)
+                i, u = torch.nonzero(near & (dz.reshape(b, -1) != 0), as_tuple=True)
+                cand["ex"].append(e_chunk[i.numpy()])
+                cand["path"].append(np.full(i.numel(), p, dtype=object))
+                cand["plus"].append(u.numpy())
+                cand["minus"].append(np.full(i.numel(), -1))
+                cand["zero"].append((zf[i, u] == 0).numpy())
+                cand["win"].append(np.full(i.numel(), -1))
+                cand["zval"].append(zf[i, u].numpy())
+                cand["multi"].append(np.zeros(i.numel(), dtype=bool))
+                continue
+            win = _pool_windows(tn, mods[p], z)
+            if win is None:
+                flags["unsupported_pool"] += tn._near_kinks(p, mods[p], z, tol[p])
+                continue
+            w, pos = win                                       # (b, C, k, npos), (C, k, npos)
+            dw = _pool_windows(tn, mods[p], dz)[0]             # their tangents (padding: 0)
+            dw = dw.nan_to_num(0.0, posinf=0.0, neginf=0.0)
+            top, arg = w.max(dim=2)                            # first maximal entry, as autograd
+            tied = top.unsqueeze(2) - w <= tol[p]
+            tied.scatter_(2, arg.unsqueeze(2), False)
+            # ∇x_t = ∇x_{i*} (e.g. both 0: ReLU outputs of negative pre-activations): the column
+            # is 0, nothing to free — but such a tie may hide ReLU kinks upstream (kept per
+            # example, judged per pair below)
+            same = (dw - dw.gather(2, arg.unsqueeze(2))) == 0
+            sh = (tied & same).any(2).reshape(b, -1)
+            for j in torch.nonzero(sh.any(1)).ravel().tolist():
+                shadow_of.setdefault(int(e_chunk[j]), {})[p] = \
+                    torch.nonzero(sh[j]).ravel().numpy()
+            tied &= ~same
+            n_tied = tied.sum(2)
+            bi, ci, wi = torch.nonzero(n_tied > 0, as_tuple=True)
+            t = tied[bi, ci, :, wi].to(torch.int8).argmax(1)   # the first tied entry
+            cand["ex"].append(e_chunk[bi.numpy()])
+            cand["path"].append(np.full(bi.numel(), p, dtype=object))
+            cand["plus"].append(pos[ci, t, wi].numpy())
+            cand["minus"].append(pos[ci, arg[bi, ci, wi], wi].numpy())
+            cand["zero"].append(np.zeros(bi.numel(), dtype=bool))
+            cand["win"].append((ci * w.shape[3] + wi).numpy())
+            cand["zval"].append(np.zeros(bi.numel()))
+            cand["multi"].append((n_tied[bi, ci, wi] > 1).numpy())
+    types = {"ex": np.int64, "path": object, "plus": np.int64, "minus": np.int64, "zero": bool,
+             "win": np.int64, "zval": np.float64, "multi": bool}
+    cat = {k: (np.concatenate(cand[k]).astype(t) if cand[k] else np.zeros(0, dtype=t))
+           for k, t in types.items()}
+    # a dead unit (near the kink on every example) keeps autograd's slope: not a candidate,
+    # unless exactly at 0 (then whether q depends on it decides whether ε is an upper bound)
+    dead = np.zeros(cat["ex"].size, dtype=bool)
     for p, mask in all_near.items():
-        on = kinks["path"] == p
-        dead[on] = mask.numpy()[kinks["plus"][on]]
-    kinks["dead"] = dead
-    kinks["shadow"] = shadow
+        on = cat["path"] == p
+        dead[on] = mask.numpy()[cat["plus"][on]]
+    n_dead = int(dead.sum())
+    keep = ~dead | cat["zero"]
+    cat = {k: a[keep] for k, a in cat.items()}
+    cat["dead"] = dead[keep]
+
+    # pass 3, per pair of an example with candidates: the upstream derivatives
+    out = {k: [] for k in ("pair", "cand", "coef")}
+    shadow = np.zeros(r.size, dtype=bool)
+    pairs = np.flatnonzero(np.isin(r, np.unique(cat["ex"])))
+    for s in range(0, pairs.size, _CHUNK):
+        pc = pairs[s:s + _CHUNK]
+        cap: dict[str, object] = {}
+
+        def hook(m, inp, o, p, cap=cap):
+            o.retain_grad()
+            cap[p] = o
+        handles = [mods[p].register_forward_hook(
+            lambda m, inp, o, p=p, hook=hook: hook(m, inp, o, p)) for p in once]
+        try:
+            with torch.enable_grad():
+                Xg = T[torch.from_numpy(r[pc])].clone().requires_grad_(True)
+                f = tn.module(Xg)
+                (f.reshape(f.shape[0], -1) * Wp[torch.from_numpy(pc)]).sum().backward()
+        finally:
+            for h in handles:
+                h.remove()
+        grads = {p: (o.grad.detach().reshape(o.shape[0], -1).numpy() if o.grad is not None
+                     else np.zeros((o.shape[0], o[0].numel()))) for p, o in cap.items()}
+        for j, a in enumerate(pc):
+            for p, wins in shadow_of.get(int(r[a]), {}).items():
+                shadow[a] |= bool(np.any(grads[p][j, wins] != 0))
+        # join: every candidate of example e with every pair of e in this chunk
+        order = np.argsort(r[pc], kind="stable")
+        se = r[pc][order]
+        lo = np.searchsorted(se, cat["ex"], "left")
+        cnt = np.searchsorted(se, cat["ex"], "right") - lo
+        kk = np.repeat(np.arange(cat["ex"].size), cnt)
+        jj = order[np.repeat(lo, cnt) + (np.arange(kk.size) - np.repeat(np.cumsum(cnt) - cnt,
+                                                                           cnt))]
+        g = np.zeros(kk.size)
+        for p in np.unique(cat["path"][kk]).tolist():
+            on = cat["path"][kk] == p
+            at = np.where(cat["minus"][kk[on]] >= 0, cat["win"][kk[on]], cat["plus"][kk[on]])
+            g[on] = grads[p][jj[on], at]
+        nz = g != 0.0
+        out["pair"].append(pc[jj[nz]])
+        out["cand"].append(kk[nz])
+        out["coef"].append(g[nz])
+    kc = np.concatenate(out["cand"]) if out["cand"] else np.zeros(0, dtype=np.int64)
+    coef = np.concatenate(out["coef"]) if out["coef"] else np.zeros(0)
+    # a ReLU's column: (s' − s) times the upstream derivative (s autograd's slope, s' the other
+    # end of [min(α, 1), max(α, 1)]); a max-pool tie's: the upstream derivative of the window
+    alpha = np.array([_relu_alpha(mods[p]) for p in cat["path"][kc]])
+    relu = cat["minus"][kc] < 0
+    pos = cat["zval"][kc] > 0
+    coef = np.where(relu, coef * np.where(pos, alpha - 1.0, 1.0 - alpha), coef)
+    kinks = {"pair": (np.concatenate(out["pair"]) if out["pair"]
+                      else np.zeros(0, dtype=np.int64)).astype(np.int64),
+             "path": cat["path"][kc], "plus": cat["plus"][kc], "minus": cat["minus"][kc],
+             "coef": coef, "zero": cat["zero"][kc], "dead": cat["dead"][kc],
+             "shadow": shadow}
+    flags["multi_tie"] = int(np.sum(cat["multi"][kc]))
+    flags["n_dead"] = n_dead
     return kinks, flags, T, r, Wp
 
 
@@ -438,7 +500,7 @@ def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, c
     n_kinks = int(counted.size) + flags["repeated_module"] + flags["unsupported_pool"]
     exact = not problems
     words = ("; ε is an upper bound (" + "; ".join(problems) + ")") if problems else ""
-    info = {"n_dead_kinks": int(np.sum(kinks["dead"])), "multi_module_pairs": multi,
+    info = {"n_dead_kinks": flags.pop("n_dead"), "multi_module_pairs": multi,
             "shadow_tie_pairs": hidden,
             **{k: int(v) for k, v in flags.items()}}
     if sel.size == 0:
