@@ -87,21 +87,40 @@ def test_closed_form_kkt_point_fails_with_autograds_slope(unfreed):
     assert r.status != "approximate_kkt" and "upper bound" in r.verdict
 
 
+@pytest.mark.parametrize("alpha", [None, 0.2])
+def test_slope_needed_beyond_the_interval(alpha):
+    """With c = −1.5 the slope that would make θ stationary is −c = 1.5, outside [α, 1]: the
+    best Clarke slope is the end 1 (a wrong interval, e.g. [α, 1 + α], would reach lower)."""
+    Ws, X, _, _ = _kkt_point(c=-1.5)
+    y = np.sign(_numpy_net(Ws, alpha).outputs(X)[:, 0])
+    act = nn.ReLU if alpha is None else (lambda: nn.LeakyReLU(alpha))
+    a = check_kkt(_numpy_net(Ws, alpha), X, y, support_factor=100.0)
+    b = check_kkt(_sequential(Ws, act=act), X, y, support_factor=100.0)
+    assert a.exact and b.exact and b.n_kink_pairs == a.n_kink_pairs == 1
+    assert b.epsilon_relative > 1e-3                                # not stationary
+    assert b.epsilon_relative == pytest.approx(a.epsilon_relative, rel=BACKEND_RTOL)
+
+
 # --- (a) the numpy back-end on kinks in one layer ----------------------------------------------
 
-def _kinked_mlp(L=2, K=1, seed=0, n=12, d=4, m=6):
-    """Random bias-free ReLU MLP with exact zero pre-activations in layer 1: units 0 and 1 read
-    only coordinate 3, which is 0 on half the examples (not all: those units are not dead).
-    Labels from the net itself, so every example is fitted."""
+def _kinked_mlp(L=2, K=1, seed=0, n=12, d=4, m=6, alpha=None):
+    """Random bias-free ReLU (LeakyReLU if ``alpha``) MLP with exact zero pre-activations in
+    layer 1: units 0 and 1 read only coordinate 3, which is 0 on half the examples (not all:
+    those units are not dead). Labels from the net itself, so every example is fitted."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d))
     X[: n // 2, 3] = 0.0
     W1 = rng.normal(size=(m, d))
     W1[0], W1[1] = [0, 0, 0, 1.5], [0, 0, 0, -0.75]
     Ws = [W1] + [rng.normal(size=(m, m)) for _ in range(L - 2)] + [rng.normal(size=(K, m))]
-    F = HomogeneousMLP(tuple(Ws), activation="relu").outputs(X)
+    F = _numpy_net(Ws, alpha).outputs(X)
     y = np.sign(F[:, 0]) if K == 1 else F.argmax(1)
     return Ws, X, y
+
+
+def _numpy_net(Ws, alpha=None):
+    return (HomogeneousMLP(tuple(Ws), activation="relu") if alpha is None else
+            HomogeneousMLP(tuple(Ws), activation="leaky_relu", alpha=alpha))
 
 
 @pytest.mark.parametrize(("L", "K"), [(2, 1), (3, 1), (2, 3)])
@@ -117,6 +136,18 @@ def test_same_answer_as_the_numpy_backend_with_kinks(L, K):
                                              abs=BACKEND_RTOL * a.delta_tol)
     assert b.status == a.status
     np.testing.assert_array_equal(a.support, b.support)
+
+
+def test_same_answer_as_the_numpy_backend_with_leaky_relu_kinks():
+    """LeakyReLU: autograd's slope at 0 is α, the other end 1 (at z > 0 the other way round)."""
+    Ws, X, y = _kinked_mlp(3, 1, alpha=0.2)
+    kw = {"support_factor": 100.0, "delta_tol": 0.5}
+    a = check_kkt(_numpy_net(Ws, 0.2), X, y, **kw)
+    b = check_kkt(_sequential(Ws, act=lambda: nn.LeakyReLU(0.2)), X, y, **kw)
+    assert a.n_kink_pairs > 0 and a.exact
+    assert b.exact and b.n_kink_pairs == a.n_kink_pairs
+    assert b.epsilon_relative == pytest.approx(a.epsilon_relative, rel=BACKEND_RTOL)
+    assert b.status == a.status
 
 
 def test_freeing_lowers_epsilon(monkeypatch):
