@@ -315,3 +315,93 @@ def test_both_routes_to_the_cross_gram_agree(monkeypatch, per_example):
     b = check_kkt(_sequential(Ws), X, y, **kw)
     assert b.exact and b.extra["clarke_kinks"]["n_freed"] > 0
     assert b.epsilon_relative == pytest.approx(a.epsilon_relative, rel=BACKEND_RTOL)
+
+
+# --- what is not exact is an upper bound: sandwiched by the Clarke hull ------------------------
+
+def _mlp_vertex_grads(Wt, x, yi):
+    """Gradients of yi f(θ̃; x) at every vertex choice of the slopes at exact zero
+    pre-activations, in every layer (plain autograd, slopes held fixed)."""
+    x = torch.from_numpy(x)
+    zs, h = [], x
+    with torch.no_grad():                                 # the pre-activations at θ̃
+        for W in Wt[:-1]:
+            z = W @ h
+            zs.append(z)
+            h = torch.relu(z)
+    where = [(t, u) for t, z in enumerate(zs) for u in np.flatnonzero(z.numpy() == 0.0)]
+    out = []
+    for choice in itertools.product([0.0, 1.0], repeat=len(where)):
+        sl = [(z > 0).double() for z in zs]
+        for (t, u), c in zip(where, choice, strict=True):
+            sl[t][u] = c
+        h = x
+        for W, s in zip(Wt[:-1], sl, strict=True):
+            h = s * (W @ h)
+        g = torch.autograd.grad(yi * (Wt[-1] @ h)[0], Wt)
+        out.append(torch.cat([gg.reshape(-1) for gg in g]).numpy())
+    return np.array(out)
+
+
+def test_kinks_in_two_layers_give_an_upper_bound_of_the_clarke_minimum(monkeypatch):
+    """Layer-2 unit 0 reads only layer-1 units 0 and 1, so it is at z = 0 exactly wherever they
+    are: kinks in two layers on the same examples. The minimum over the Clarke hull (all vertex
+    choices, CVXPY) <= the check's ε (one layer freed) <= ε with autograd's slopes."""
+    Ws, X, y = _kinked_mlp(3, 1, seed=6)
+    Ws[1][0] = 0.0
+    Ws[1][0, :2] = [0.7, 1.1]
+    y = np.sign(_numpy_net(Ws).outputs(X)[:, 0])
+    kw = {"support_factor": 100.0, "delta_tol": 0.5}
+    Wt, q = _rescaled(Ws, X, y, 3)
+    theta = np.concatenate([W.detach().numpy().ravel() for W in Wt])
+    ref = _hull_epsilon(lambda i: _mlp_vertex_grads(Wt, X[i], y[i]), theta, q, **kw)
+    r = check_kkt(_sequential(Ws), X, y, **kw)
+    assert not r.exact and "several modules" in r.verdict
+    assert r.extra["clarke_kinks"]["n_freed"] > 0
+    monkeypatch.setattr(tk, "_MAX_COLUMN_ENTRIES", 0)
+    fixed = check_kkt(_sequential(Ws), X, y, **kw)
+    assert ref <= r.epsilon_relative * (1.0 + CROSS_RTOL)
+    assert r.epsilon_relative <= fixed.epsilon_relative * (1.0 + CROSS_RTOL)
+    assert ref < fixed.epsilon_relative * (1.0 - 1e-3)             # premise: the kinks matter
+
+
+def test_relu_kinks_under_a_tie_of_zeros_are_an_upper_bound():
+    """Both entries of the first window are ReLU outputs of z = 0 exactly (W1 rows 0 and 1 read
+    only coordinate 3, which is 0 on half the examples): there q = a relu(max(z0, z1)) + …,
+    whose Clarke subdifferential holds ∇z1 as well as ∇z0, but autograd routes the window
+    through entry 0 only and entry 1's upstream derivative is 0. The check must not claim
+    exactness; its ε is an achieved value above the Clarke-hull minimum (CVXPY)."""
+    net, X, y, W1, a = _pool_net()
+    W1 = W1.copy()
+    W1[0], W1[1] = [0, 0, 0, 1.0], [0, 0, 0, 2.0]
+    W1[3] = -W1[2]                                   # max(h2, h3) = |z2| > 0: every q != 0
+    with torch.no_grad():
+        net[0].weight.copy_(torch.from_numpy(W1))
+        F = net(torch.from_numpy(X))[:, 0].numpy()
+    assert np.all(F != 0)
+    y = np.sign(F)
+    r = check_kkt(net, X, y, support_factor=100.0, delta_tol=0.5)
+    assert not r.exact and "equal gradients" in r.verdict
+    assert r.extra["clarke_kinks"]["shadow_tie_pairs"] > 0
+
+    c = (y * F).min() ** -0.5
+    Wt = [torch.tensor(W1 * c, requires_grad=True), torch.tensor(a * c, requires_grad=True)]
+    theta = np.concatenate([W.detach().numpy().ravel() for W in Wt])
+
+    def grads_of(i):
+        x = torch.from_numpy(X[i])
+        z0 = (Wt[0] @ x).detach()
+        out = []
+        for route in ([None, 0, 1] if z0[0] == z0[1] == 0 else ["max"]):
+            z = Wt[0] @ x
+            h = torch.relu(z)
+            first = (torch.max(h[0], h[1]) if route == "max" else
+                     torch.zeros(()) if route is None else z[route])   # slope 0, or 1 via route
+            f = y[i] * (Wt[1][0, 0] * first + Wt[1][0, 1] * torch.max(h[2], h[3]))
+            g = torch.autograd.grad(f, Wt, allow_unused=True)
+            out.append(torch.cat([(gg if gg is not None else torch.zeros_like(W)).reshape(-1)
+                                  for gg, W in zip(g, Wt, strict=True)]).numpy())
+        return np.array(out)
+
+    ref = _hull_epsilon(grads_of, theta, y * F / (y * F).min(), 100.0, 0.5)
+    assert ref <= r.epsilon_relative * (1.0 + CROSS_RTOL)
