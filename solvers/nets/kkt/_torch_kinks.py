@@ -103,6 +103,25 @@ class KinkResult:
                 "eps": self.eps, "method": self.method, **self.info}
 
 
+@dataclass(frozen=True)
+class KinkColumns:
+    """The kink columns ``C`` ``(k, P)`` of a set of pairs and each one's pair ``pair`` ``(k,)``,
+    with the count of kinks that matter (``n_kinks``, ``by_module``), whether freeing them is
+    exact (``exact``; else ``words`` says why ε is an upper bound), diagnostics ``info``, and
+    the pairs' inputs ``T``, example indices ``r`` and output weights ``Wp``."""
+
+    C: np.ndarray
+    pair: np.ndarray
+    n_kinks: int
+    by_module: dict
+    exact: bool
+    words: str
+    info: dict
+    T: object
+    r: np.ndarray
+    Wp: object
+
+
 # --- detection ------------------------------------------------------------------------------
 
 def _relu_alpha(mod) -> float:
@@ -428,18 +447,12 @@ def _cross(tn, X, y, rows, classes, T, r, Wp, C):
 
 # --- the check ---------------------------------------------------------------------------------
 
-def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, cfg,
-               outside=None) -> KinkResult:
-    """Free the Clarke slopes of the working set's near-kinks and solve the ℓ2 cone QP again
-    (module docstring). ``G, b, qc, nu, eta`` are the working set's Gram matrix, linear term,
-    margins and solution at ``θ̃`` (``tn``); ``R = ||θ̃||``, ``budget`` the δ budget;
-    ``outside = (rows, classes, q)`` the candidate pairs outside the working set, priced again
-    with the new residual."""
-    from ._torch import _combination, _pair_directional
-
+def kink_columns(tn, X, y, rows, classes, rtol) -> KinkColumns:
+    """The kink columns of the pairs ``(rows, classes)`` at ``θ̃`` (``tn``), with what could not
+    be freed exactly (module docstring): detection, one module per pair, the memory limit, zero
+    columns dropped."""
     rows = np.asarray(rows, dtype=np.int64)
     classes = np.asarray(classes, dtype=np.int64)
-    nw = rows.size
     paths = (*tn._relus, *tn._pools)
     kinks, flags, T, r, Wp = _detect(tn, X, y, rows, classes, rtol)
     live = ~kinks["dead"]
@@ -455,7 +468,7 @@ def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, c
         best = {}
         for j in np.argsort(-cnt, kind="stable"):
             best.setdefault(int(pair_of[j]), int(j))
-        multi = int(sum(1 for a in np.unique(pair_of) if np.sum(pair_of == a) > 1))
+        multi = int(np.sum(np.unique(pair_of, return_counts=True)[1] > 1))
         keep = np.isin(inv, np.array(sorted(best.values())))
         unfreed_other = sel[~keep]
         sel = sel[keep]
@@ -503,17 +516,37 @@ def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, c
     info = {"n_dead_kinks": flags.pop("n_dead"), "multi_module_pairs": multi,
             "shadow_tie_pairs": hidden,
             **{k: int(v) for k, v in flags.items()}}
-    if sel.size == 0:
+    return KinkColumns(C=C, pair=kinks["pair"][sel], n_kinks=n_kinks, by_module=by_module,
+                       exact=exact, words=words, info=info, T=T, r=r, Wp=Wp)
+
+
+def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, cfg,
+               outside=None) -> KinkResult:
+    """Free the Clarke slopes of the working set's near-kinks and solve the ℓ2 cone QP again
+    (module docstring). ``G, b, qc, nu, eta`` are the working set's Gram matrix, linear term,
+    margins and solution at ``θ̃`` (``tn``); ``R = ||θ̃||``, ``budget`` the δ budget;
+    ``outside = (rows, classes, q)`` the candidate pairs outside the working set, priced again
+    with the new residual."""
+    from ._torch import _combination, _pair_directional
+
+    rows = np.asarray(rows, dtype=np.int64)
+    classes = np.asarray(classes, dtype=np.int64)
+    nw = rows.size
+    kc = kink_columns(tn, X, y, rows, classes, rtol)
+    C, T, r, Wp, P = kc.C, kc.T, kc.r, kc.Wp, tn.n_params
+    n_kinks, by_module, exact, words, info = kc.n_kinks, kc.by_module, kc.exact, kc.words, \
+        kc.info
+    if C.shape[0] == 0:
         return KinkResult(False, n_kinks, by_module, exact, words, info=info)
 
     # the cone QP over (λ, μ): G extended by the kink columns' rows
-    k = sel.size
+    k = C.shape[0]
     Gx = _cross(tn, X, y, rows, classes, T, r, Wp, C)         # (nw, k)
     Gk = C @ C.T
     Ga = np.block([[G, Gx], [Gx.T, 0.5 * (Gk + Gk.T)]])
     theta = tn.flat()
     ba = np.concatenate([b, C @ theta])
-    cone = ConeStructure(nw, kinks["pair"][sel], 0.0)
+    cone = ConeStructure(nw, kc.pair, 0.0)
     colscale = np.sqrt(np.maximum(np.diag(Ga), 1e-300))
     x0 = np.concatenate([nu, np.zeros(k)])
     N = nw + k
