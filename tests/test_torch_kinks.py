@@ -405,3 +405,23 @@ def test_relu_kinks_under_a_tie_of_zeros_are_an_upper_bound():
 
     ref = _hull_epsilon(grads_of, theta, y * F / (y * F).min(), 100.0, 0.5)
     assert ref <= r.epsilon_relative * (1.0 + CROSS_RTOL)
+
+
+# --- ℓ1 / ℓ∞ -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("p", "norm_rtol"), [(1, 0.3), (np.inf, 0.6)])
+def test_l1_linf_same_answer_as_the_numpy_backend_with_kinks(p, norm_rtol, monkeypatch):
+    """The LPs of _torch_lp with the kink columns as variables against the numpy LPs (which
+    free the slopes with their own columns); and lower than autograd's slopes. (A wide
+    ``norm_rtol``, as in tests/test_kkt_norms.py, so that multipliers matter: ε/||θ̃|| < 1.)"""
+    Ws, X, y = _kinked_mlp(2, 1, seed=1)
+    kw = {"support_factor": 100.0, "delta_tol": 1.0, "norm": p, "norm_rtol": norm_rtol}
+    a = check_kkt(HomogeneousMLP(tuple(Ws), activation="relu"), X, y, **kw)
+    b = check_kkt(_sequential(Ws), X, y, **kw)
+    assert a.exact and a.n_kink_pairs > 0 and a.epsilon_relative < 0.95
+    assert b.exact and b.n_kink_pairs == a.n_kink_pairs
+    assert b.solver_status == "optimal"
+    assert b.epsilon_relative == pytest.approx(a.epsilon_relative, rel=CROSS_RTOL)
+    monkeypatch.setattr(tk, "_MAX_COLUMN_ENTRIES", 0)
+    fixed = check_kkt(_sequential(Ws), X, y, **kw)
+    assert not fixed.exact and b.epsilon < fixed.epsilon * (1.0 - 1e-3)
