@@ -33,12 +33,20 @@ exactly, with a nonzero upstream derivative, it is one Clarke choice and ε is a
 
 The Gram entries of the ``k`` kink columns are computed explicitly: the columns ``(k, P)`` by
 ``torch.func`` (``vmap(grad)`` of ``c · z`` at the hooked module's input, chunked), ``⟨c, c'⟩ =
-C Cᵀ``, ``⟨c, ∇q_a⟩`` against the working set's per-example gradients swept in chunks of at most
-:data:`_GRAD_CHUNK_ENTRIES` floats (never all ``(m, P)`` at once), ``⟨c, θ̃⟩ = C θ̃``. The cone QP
-over ``(λ, μ)`` is solved warm-started from the working set's multipliers (``μ = 0``, autograd's
-choice, is feasible), certified by :func:`._qp.cone_optimality`, and ε is recomputed from the final
-``(λ, μ)``: ``θ̃ − ∇_θ Σ_a λ_a q_a − Cᵀμ``. Pairs outside the working set are priced again with the
-new residual (their own kinks are not freed: as before, they are priced by autograd's gradient).
+C Cᵀ``, ``⟨c, ∇q_a⟩`` by one forward-mode pass per column (tangent ``c``) when there are fewer
+columns than examples, else against the working set's per-example gradients swept in chunks of
+at most :data:`_GRAD_CHUNK_ENTRIES` floats (never all ``(m, P)`` at once), ``⟨c, θ̃⟩ = C θ̃``.
+The ℓ1/ℓ∞ check (:mod:`._torch_lp`) uses :func:`kink_columns` only: its LP reads rows of ``C``.
+
+Detection costs one forward pass (the scale) and one forward-mode pass (along a random
+direction: a kink column is identically 0 exactly when its entries' tangents agree) over the
+distinct examples, and one backward pass over the pairs of the examples that have candidates.
+
+The cone QP over ``(λ, μ)`` is solved warm-started from the working set's multipliers
+(``μ = 0``, autograd's choice, is feasible), certified by :func:`._qp.cone_optimality`, and ε is
+recomputed from the final ``(λ, μ)``: ``θ̃ − ∇_θ Σ_a λ_a q_a − Cᵀμ``. Pairs outside the working
+set are priced again with the new residual (their own kinks are not freed: as before, they are
+priced by autograd's gradient).
 """
 
 from __future__ import annotations
