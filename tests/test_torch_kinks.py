@@ -425,3 +425,30 @@ def test_l1_linf_same_answer_as_the_numpy_backend_with_kinks(p, norm_rtol, monke
     monkeypatch.setattr(tk, "_MAX_COLUMN_ENTRIES", 0)
     fixed = check_kkt(_sequential(Ws), X, y, **kw)
     assert not fixed.exact and b.epsilon < fixed.epsilon * (1.0 - 1e-3)
+
+
+# --- pricing the pairs outside a working set ----------------------------------------------------
+
+def test_pricing_outside_the_working_set_takes_the_worst_clarke_vertex():
+    """A pair outside the working set violates the dual cone iff some Clarke gradient h of it
+    has ⟨h, v − θ̃⟩ < 0: the reduced cost with its kinks freed is the minimum over the vertex
+    gradients (plain autograd, slopes held fixed), one pair at a time, for a random residual."""
+    from solvers.nets import TorchNet
+
+    Ws, X, y = _kinked_mlp(2, 1)
+    tn = TorchNet(_sequential(Ws))
+    Wt = [torch.tensor(W, requires_grad=True) for W in Ws]
+    resid = np.random.default_rng(5).normal(size=tn.n_params)      # θ̃ − v
+    yi = y.astype(np.int64)
+    none = np.zeros(0, dtype=np.int64)
+    seen_kinks = 0
+    for i in range(X.shape[0]):
+        G = _mlp_vertex_grads(Wt, X[i], float(y[i]))
+        seen_kinks += G.shape[0] > 1
+        want = max(-float(np.min(G @ (-resid))), 0.0) / 2.0          # L q with q = 1
+        got = tk._price_outside(tn, X, yi, none, none, None, resid, 0.0,
+                                TOLERANCES.kink_rtol, (np.array([i]), np.array([-1]),
+                                                       np.array([1.0])), always=True)
+        assert got[2]                                              # one layer: exact
+        assert got[0] == pytest.approx(want, rel=1e-9, abs=1e-12 * np.abs(G).max())
+    assert seen_kinks >= 3                                          # premise: kinked examples

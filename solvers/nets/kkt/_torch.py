@@ -363,7 +363,9 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
                     outside=(rows_all[out], cls_all[out], qt[out]))
     if kk.freed:
         nu, eta, eps, resid, viol, comp = kk.lam, kk.eta, kk.eps, kk.resid, kk.viol, kk.comp
-        viol_out, n_viol_out, qp_method = kk.viol_out, kk.n_viol_out, qp_method + kk.method
+        qp_method += kk.method
+    if kk.viol_out is not None:     # the pairs outside priced again, with their kinks
+        viol_out, n_viol_out = kk.viol_out, kk.n_viol_out
     stage("kinks")
     del G, fac_w
     euler_vals = _euler(tilde, X, y, rows, classes)

@@ -100,7 +100,7 @@ class KinkResult:
     resid: dict | None = None
     viol: float = 0.0
     comp: float = 0.0
-    viol_out: float = 0.0
+    viol_out: float | None = None     # None: the caller's pricing of the pairs outside stands
     n_viol_out: int = 0
     method: str = ""
     info: dict = field(default_factory=dict)
@@ -196,6 +196,38 @@ def _input_tangents(tn, Xc, paths, v):
     return prim, got
 
 
+def _dead_mask(tn, path, size, rtol) -> np.ndarray:
+    """Dead units of the ReLU ``path`` over its flat per-example input positions (``size``):
+    where the ReLU reads a Linear/Conv layer directly, the output units (channels) whose
+    incoming weights (and bias) have norm at most ``rtol`` times the layer's largest — the
+    numpy path's rule (:mod:`._problem`); all False when the input comes from anything else."""
+    torch = tn._torch
+    mask = np.zeros(size, dtype=bool)
+    mods = dict(tn.module.named_modules())
+    try:
+        gm = torch.fx.symbolic_trace(tn.module)
+    except Exception:  # noqa: BLE001 - TorchNet traced it already; be safe, find no dead unit
+        return mask
+    for node in gm.graph.nodes:
+        if node.op != "call_module" or node.target != path or not node.args:
+            continue
+        src = node.args[0]
+        if not (isinstance(src, torch.fx.Node) and src.op == "call_module"):
+            return mask
+        lay = mods.get(src.target)
+        if type(lay).__name__ not in ("Linear", "Conv1d", "Conv2d"):
+            return mask
+        W = lay.weight.detach().reshape(lay.weight.shape[0], -1).numpy()
+        if lay.bias is not None:
+            W = np.hstack([W, lay.bias.detach().numpy()[:, None]])
+        rn = np.linalg.norm(W, axis=1)
+        d = rn <= rtol * rn.max()
+        if type(lay).__name__ == "Linear":          # units last: (..., out)
+            return np.tile(d, size // d.size)
+        return np.repeat(d, size // d.size)         # channels first: (C, positions)
+    return mask
+
+
 def _detect(tn, X, y, rows, classes, rtol):
     """Near-kinks of the pairs ``(rows, classes)`` with their upstream derivatives.
 
@@ -264,7 +296,8 @@ def _detect(tn, X, y, rows, classes, rtol):
             if p in relus:
                 zf = z.reshape(b, -1)
                 near = zf.abs() <= tol[p]
-                all_near[p] = near.all(0) if p not in all_near else all_near[p] & near.all(0)
+                if p not in all_near:
+                    all_near[p] = _dead_mask(tn, p, zf.shape[1], rtol)
                 i, u = torch.nonzero(near & (dz.reshape(b, -1) != 0), as_tuple=True)
                 cand["ex"].append(e_chunk[i.numpy()])
                 cand["path"].append(np.full(i.numel(), p, dtype=object))
@@ -309,12 +342,12 @@ def _detect(tn, X, y, rows, classes, rtol):
              "win": np.int64, "zval": np.float64, "multi": bool}
     cat = {k: (np.concatenate(cand[k]).astype(t) if cand[k] else np.zeros(0, dtype=t))
            for k, t in types.items()}
-    # a dead unit (near the kink on every example) keeps autograd's slope: not a candidate,
-    # unless exactly at 0 (then whether q depends on it decides whether ε is an upper bound)
+    # a dead unit (negligible incoming weights) keeps autograd's slope: not a candidate, unless
+    # exactly at 0 (then whether q depends on it decides whether ε is an upper bound)
     dead = np.zeros(cat["ex"].size, dtype=bool)
     for p, mask in all_near.items():
         on = cat["path"] == p
-        dead[on] = mask.numpy()[cat["plus"][on]]
+        dead[on] = mask[cat["plus"][on]]
     n_dead = int(dead.sum())
     keep = ~dead | cat["zero"]
     cat = {k: a[keep] for k, a in cat.items()}
@@ -528,6 +561,41 @@ def kink_columns(tn, X, y, rows, classes, rtol) -> KinkColumns:
                        exact=exact, words=words, info=info, T=T, r=r, Wp=Wp)
 
 
+def _price_outside(tn, X, y, rows, classes, lam, resid_flat, eta, rtol, outside, *,
+                   always=False):
+    """Reduced costs of the candidate pairs outside the working set with their own kinks freed:
+    ``⟨∇q_a, v − θ̃⟩ + η (q_a − 1) + Σ_k min(0, ⟨c_k, v − θ̃⟩)`` (the dual cone of §7.4 with
+    ``α = 0``), relative to ``L q_a`` as in :mod:`._torch`. ``resid_flat = θ̃ − v`` (None: from
+    ``lam`` by a backward pass). Returns ``(largest violation, count above
+    kkt_optimality_rtol, exact, words)``, or None when there is nothing outside or (unless
+    ``always``) no kink among the pairs outside (the caller's pricing then stands)."""
+    from ._torch import _combination, _pair_directional
+
+    if outside is None or np.asarray(outside[0]).size == 0:
+        return None
+    ro, co, qo = (np.asarray(a) for a in outside)
+    kc = kink_columns(tn, X, y, ro, co, rtol)
+    if kc.C.shape[0] == 0 and kc.exact and not always:
+        return None
+    torch = tn._torch
+    if resid_flat is None:
+        parts = _combination(tn, X, y, rows, classes, lam)
+        resid_flat = tn.flat() - np.concatenate([parts[n].ravel() for n in tn.parameter_names])
+    shapes = [tuple(sh) for sh in tn._shapes]
+    cuts = np.cumsum([int(np.prod(sh)) for sh in shapes])[:-1]
+    tangent = {n: torch.from_numpy(np.ascontiguousarray(-part).reshape(sh))
+               for n, part, sh in zip(tn.parameter_names, np.split(resid_flat, cuts), shapes,
+                                      strict=True)}
+    g_out = _pair_directional(tn, X, y, ro, co, tangent) + eta * (qo - 1.0)
+    if kc.C.shape[0]:
+        np.add.at(g_out, kc.pair, np.minimum(kc.C @ (-resid_flat), 0.0))
+    rel = np.maximum(-g_out, 0.0) / (tn.degree * qo)
+    words = ("" if kc.exact else
+             kc.words.replace("upper bound (", "upper bound (outside the working set: ", 1))
+    return (float(np.max(rel, initial=0.0)),
+            int(np.sum(rel > TOLERANCES.kkt_optimality_rtol)), kc.exact, words)
+
+
 def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, cfg,
                outside=None) -> KinkResult:
     """Free the Clarke slopes of the working set's near-kinks and solve the ℓ2 cone QP again
@@ -535,7 +603,7 @@ def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, c
     margins and solution at ``θ̃`` (``tn``); ``R = ||θ̃||``, ``budget`` the δ budget;
     ``outside = (rows, classes, q)`` the candidate pairs outside the working set, priced again
     with the new residual."""
-    from ._torch import _combination, _pair_directional
+    from ._torch import _combination
 
     rows = np.asarray(rows, dtype=np.int64)
     classes = np.asarray(classes, dtype=np.int64)
@@ -545,7 +613,11 @@ def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, c
     n_kinks, by_module, exact, words, info = kc.n_kinks, kc.by_module, kc.exact, kc.words, \
         kc.info
     if C.shape[0] == 0:
-        return KinkResult(False, n_kinks, by_module, exact, words, info=info)
+        out = _price_outside(tn, X, y, rows, classes, nu, None, eta, rtol, outside)
+        if out is None:
+            return KinkResult(False, n_kinks, by_module, exact, words, info=info)
+        return KinkResult(False, n_kinks, by_module, exact and out[2], words + out[3],
+                          viol_out=out[0], n_viol_out=out[1], info=info)
 
     # the cone QP over (λ, μ): G extended by the kink columns' rows
     k = C.shape[0]
@@ -583,16 +655,12 @@ def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, c
     sizes = [parts[n].size for n in tn.parameter_names]
     resid = dict(zip(tn.parameter_names, np.split(resid_flat, np.cumsum(sizes)[:-1]),
                      strict=True))
-    viol_out, n_viol_out = 0.0, 0
-    if outside is not None and np.asarray(outside[0]).size:
-        torch = tn._torch
-        tangent = {n: torch.from_numpy(-resid[n].reshape(parts[n].shape))
-                   for n in tn.parameter_names}
-        ro, co, qo = outside
-        g_out = _pair_directional(tn, X, y, ro, co, tangent) + res.eta * (qo - 1.0)
-        rel = np.maximum(-g_out, 0.0) / (tn.degree * qo)
-        viol_out = float(np.max(rel, initial=0.0))
-        n_viol_out = int(np.sum(rel > TOLERANCES.kkt_optimality_rtol))
+    viol_out, n_viol_out = None, 0
+    out = _price_outside(tn, X, y, rows, classes, lam, resid_flat, res.eta, rtol, outside,
+                         always=True)
+    if out is not None:
+        viol_out, n_viol_out = out[0], out[1]
+        exact, words = exact and out[2], words + out[3]
     method = (f"; Clarke slopes freed at {k} kink(s) ({meth} over {nw} pairs + {k} kink "
               f"variables, 0 <= μ <= λ; kink columns explicit, {k}x{P})")
     return KinkResult(True, n_kinks, by_module, exact, words, n_freed=k, lam=lam, mu=mu,
