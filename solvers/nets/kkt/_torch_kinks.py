@@ -25,11 +25,12 @@ when the explicit columns would exceed :data:`_MAX_COLUMN_ENTRIES` (nothing is f
 
 What contributes nothing is not counted: a kink whose upstream derivative ``∂q_a/∂h_u`` (or
 ``∂q_a/∂o``) is exactly 0, and a kink column that is exactly 0 (a tie between entries that do not
-depend on θ, e.g. a window of ReLU outputs with negative pre-activations). A **dead unit** — a ReLU
-input position near the kink on every checked example (issue 11: zero incoming weights leave
-thousands of near-kink pairs) — keeps autograd's slope, as the numpy path does
-(:mod:`._problem`): where ``z_u != 0`` that is the derivative at ``θ̃`` itself; where ``z_u = 0``
-exactly, with a nonzero upstream derivative, it is one Clarke choice and ε is an upper bound.
+depend on θ, e.g. a window of ReLU outputs with negative pre-activations). A **dead unit** — a
+ReLU reading a Linear/Conv layer directly whose unit (channel) has incoming weights and bias of
+norm at most ``kink_rtol`` times the layer's largest (issue 11: four such units left 1,814
+near-kink pairs) — keeps autograd's slope, as the numpy path does (:mod:`._problem`): where
+``z_u != 0`` that is the derivative at ``θ̃`` itself; where ``z_u = 0`` exactly, with a nonzero
+upstream derivative, it is one Clarke choice and ε is an upper bound.
 
 The Gram entries of the ``k`` kink columns are computed explicitly: the columns ``(k, P)`` by
 ``torch.func`` (``vmap(grad)`` of ``c · z`` at the hooked module's input, chunked), ``⟨c, c'⟩ =
@@ -44,9 +45,11 @@ distinct examples, and one backward pass over the pairs of the examples that hav
 
 The cone QP over ``(λ, μ)`` is solved warm-started from the working set's multipliers
 (``μ = 0``, autograd's choice, is feasible), certified by :func:`._qp.cone_optimality`, and ε is
-recomputed from the final ``(λ, μ)``: ``θ̃ − ∇_θ Σ_a λ_a q_a − Cᵀμ``. Pairs outside the working
-set are priced again with the new residual (their own kinks are not freed: as before, they are
-priced by autograd's gradient).
+recomputed from the final ``(λ, μ)``: ``θ̃ − ∇_θ Σ_a λ_a q_a − Cᵀμ``. Pairs outside the
+(multi-class) working set are priced again with the new residual and their own kink columns: the
+reduced cost is that of the worst Clarke vertex, ``⟨∇q_a, v − θ̃⟩ + η (q_a − 1) + Σ_k min(0,
+⟨c_k, v − θ̃⟩)``; a violation makes the result "inaccurate" (the working-set loop of
+:mod:`._torch` itself prices by autograd's gradient, so it does not add such pairs).
 """
 
 from __future__ import annotations
