@@ -452,3 +452,31 @@ def test_pricing_outside_the_working_set_takes_the_worst_clarke_vertex():
         assert got[2]                                              # one layer: exact
         assert got[0] == pytest.approx(want, rel=1e-9, abs=1e-12 * np.abs(G).max())
     assert seen_kinks >= 3                                          # premise: kinked examples
+
+
+class _SharedReLU(nn.Module):
+    """One ReLU module applied after two layers (fx: the module is called twice)."""
+
+    def __init__(self, Ws):
+        super().__init__()
+        self.l1, self.l2, self.l3 = (nn.Linear(W.shape[1], W.shape[0], bias=False).double()
+                                     for W in Ws)
+        with torch.no_grad():
+            for lin, W in zip((self.l1, self.l2, self.l3), Ws, strict=True):
+                lin.weight.copy_(torch.from_numpy(W))
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        return self.l3(self.act(self.l2(self.act(self.l1(x)))))
+
+
+def test_kinks_in_a_module_called_twice_are_counted_not_freed():
+    Ws, X, y = _kinked_mlp(3, 1)
+    r = check_kkt(_SharedReLU(Ws), X, y, support_factor=100.0)
+    a = check_kkt(_sequential(Ws), X, y, support_factor=100.0)   # the same net, two modules
+    assert a.exact and a.n_kink_pairs > 0
+    assert not r.exact and "called more than once" in r.verdict
+    assert r.n_kink_pairs > 0 and r.extra["clarke_kinks"]["n_freed"] == 0
+    assert r.epsilon >= a.epsilon * (1.0 - CROSS_RTOL)             # a subset of the choices
+    json_ready = r.extra["clarke_kinks"]
+    assert json_ready["eps"] is None and json_ready["freed"] is False

@@ -99,7 +99,7 @@ class KinkResult:
     lam: np.ndarray | None = None
     mu: np.ndarray | None = None
     eta: float = 0.0
-    eps: float = math.nan
+    eps: float | None = None
     resid: dict | None = None
     viol: float = 0.0
     comp: float = 0.0
