@@ -253,7 +253,13 @@ def _detect(tn, X, y, rows, classes, rtol):
     calls = {p: tn._calls.get(p, 1) for p in paths}
     once = [p for p in paths if calls[p] == 1]
     ex = np.unique(r)
-    flags = {"multi_tie": 0, "repeated_module": 0, "unsupported_pool": 0}
+    flags = {"multi_tie": 0, "repeated_module": 0, "unsupported_pool": 0, "n_dead": 0}
+    if not paths:                                  # no ReLU or max-pool module: no kink
+        empty = np.zeros(0, dtype=np.int64)
+        return ({"pair": empty, "path": np.zeros(0, dtype=object), "plus": empty,
+                 "minus": empty, "coef": np.zeros(0), "zero": np.zeros(0, dtype=bool),
+                 "dead": np.zeros(0, dtype=bool), "shadow": np.zeros(r.size, dtype=bool)},
+                flags, T, r, Wp)
 
     # pass 1: the scale max|z| over the layer and the checked examples (as kink_counts), and
     # the near-kinks of modules called more than once (counted, not freed)
