@@ -554,7 +554,7 @@ def kink_columns(tn, X, y, rows, classes, rtol) -> KinkColumns:
         sel = sel[:0]
     else:
         C = _columns(tn, T, r, kinks, sel)
-        nz = np.linalg.norm(C, axis=1) > 0           # an exactly zero column changes nothing
+        nz = np.any(C != 0.0, axis=1)                # an exactly zero column changes nothing
         C, sel = C[nz], sel[nz]
         counted = np.concatenate([sel, unfreed_other])
     counted = np.concatenate([counted, np.flatnonzero(kinks["dead"] & kinks["zero"])])
