@@ -545,10 +545,9 @@ def kink_columns(tn, X, y, rows, classes, rtol) -> KinkColumns:
             problems.append(f"{flags[k]} near-kink(s) {words} are not freed")
     by_module = {p: 0 for p in paths}
     too_big = sel.size * P > _MAX_COLUMN_ENTRIES
-    if too_big:
-        problems.append(f"the {sel.size} kink columns x {P} parameters would exceed the "
-                        f"{_MAX_COLUMN_ENTRIES:.1e} entries of explicit columns: no slope is "
-                        f"freed")
+    if too_big:     # nothing is freed: the reasons above (what would be freed) do not apply
+        problems = [f"the {sel.size} kink columns x {P} parameters would exceed the "
+                    f"{_MAX_COLUMN_ENTRIES:.1e} entries of explicit columns: no slope is freed"]
         C = np.zeros((0, P))
         counted = np.concatenate([sel, unfreed_other])
         sel = sel[:0]
