@@ -37,9 +37,9 @@ modules). The constraints ``a`` are the candidates: examples (one output) or
 - The network is evaluated at unit parameter norm and the scale is carried as a logarithm, so a
   net multiplied by ``1e±300`` is checked exactly like the unscaled one.
 - Kinks: the gradients are autograd's at ``θ̃`` (``σ'(0) = 0`` for ReLU, one index per max-pool
-  window), an element of the Clarke subdifferential; near-kink ReLU inputs and near-tied max-pool
-  windows are counted, and when there are any, ε is reported as an upper bound of the minimum over
-  Clarke subgradients (their slopes are not freed in this back-end).
+  window), an element of the Clarke subdifferential; after the working set, the near-kink ReLU
+  inputs and near-tied max-pool windows of its pairs get free slopes (:mod:`._torch_kinks`,
+  docs/theory.md §7.5): exact when each pair's kinks lie in one module, else ε is an upper bound.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from ._gpcg import solve_cone_qp_gpcg
 from ._qp import ConeStructure, cone_optimality, solve_cone_qp
 from ._report import KKTReport, decide
 from ._solve import KKTConfig
+from ._torch_kinks import free_kinks
 
 __all__: list[str] = []
 
@@ -356,6 +357,16 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
         x0 = np.concatenate([nu, np.zeros(new.size)])     # feasible: the new pairs start at 0
         warm = "the previous round's multipliers"
         stage("gram")
+    # Clarke slopes at the working set's near-kinks (docs/theory.md §7.5; ._torch_kinks)
+    kk = free_kinks(tilde, X, y, rows, classes, G=G, b=b, qc=qc, nu=nu, eta=eta, R=R,
+                    budget=budget, rtol=kink_rtol, cfg=cfg,
+                    outside=(rows_all[out], cls_all[out], qt[out]))
+    if kk.freed:
+        nu, eta, eps, resid, viol, comp = kk.lam, kk.eta, kk.eps, kk.resid, kk.viol, kk.comp
+        qp_method += kk.method
+    if kk.viol_out is not None:     # the pairs outside priced again, with their kinks
+        viol_out, n_viol_out = kk.viol_out, kk.n_viol_out
+    stage("kinks")
     del G, fac_w
     euler_vals = _euler(tilde, X, y, rows, classes)
     euler = float(np.max(np.abs(euler_vals - b)) / (L * float(qc.max())))
@@ -379,12 +390,11 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
                           key=lambda kv: -kv[1])
 
     primal = float(max(0.0, 1.0 - float(tilde.margins(X, y).min())))   # a forward pass of θ̃
-    kinks = tilde.kink_counts(X[np.unique(rows)], rtol=kink_rtol)
-    n_kinks = int(sum(kinks.values()))
-    exact = n_kinks == 0
+    kinks, n_kinks, exact = kk.by_module, kk.n_kinks, kk.exact
     stage("kinks")
 
-    o = _outcome(n=n, rows=rows, nu=nu, nat_rows=rows_all[cand], nat_vals=scale * nat_all,
+    o = _outcome(kink_words=kk.words,
+                 n=n, rows=rows, nu=nu, nat_rows=rows_all[cand], nat_vals=scale * nat_all,
                  qc=qc, eps=eps, R=R, eps_tol=eps_tol, delta_tol=delta_tol, opt_res=opt_res,
                  beaten=qp_beaten, euler=euler, L=L, exact=exact, n_kinks=n_kinks, K=K,
                  pname="2", residual_words="program's optimality residual")
@@ -401,6 +411,7 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     keep = o.keep
     extra = {"backend": "torch", "P": int(theta.size), "n_near_kink_pairs": n_kinks,
              "kinks_by_module": kinks, "epsilon_by_layer": [[k, v] for k, v in eps_by_layer],
+             "clarke_kinks": kk.to_dict(),
              "notes": list(tn.notes), "n_working_set": int(nw), "seconds": seconds,
              "working_set_rounds": int(rounds), "working_set_sizes": ws_sizes,
              "working_set_violation": float(viol_out)}
@@ -425,7 +436,7 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
 
 
 def _outcome(*, n, rows, nu, nat_rows, nat_vals, qc, eps, R, eps_tol, delta_tol, opt_res, beaten,
-             euler, L, exact, n_kinks, K, pname, residual_words):
+             kink_words=None, euler, L, exact, n_kinks, K, pname, residual_words):
     """What the torch checks (ℓ2 here, ℓ1/ℓ∞ in :mod:`._torch_lp`) conclude from their final
     multipliers ``nu`` over the candidate pairs: multipliers and natural multipliers by example,
     δ, the support, the solver status, the status and the verdict (docs/theory.md §7.4, §7.8)."""
@@ -461,7 +472,8 @@ def _outcome(*, n, rows, nu, nat_rows, nat_vals, qc, eps, R, eps_tol, delta_tol,
     if not homogeneous:
         verdict += f"; Euler's identity fails by {euler:.1e} (relative)"
     if not exact:
-        verdict += (f"; ε is an upper bound ({n_kinks} near-kink ReLU inputs or max-pool ties: "
+        verdict += (kink_words if kink_words is not None else
+                    f"; ε is an upper bound ({n_kinks} near-kink ReLU inputs or max-pool ties: "
                     f"their Clarke slopes are not freed for torch networks)")
     if solver_status != "optimal":
         verdict += "; optimality of ε not certified"

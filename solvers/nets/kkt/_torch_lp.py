@@ -14,7 +14,9 @@ through
 
 ε is recomputed over all ``P`` coordinates from the final multipliers and an explicit ``g``; the
 gap to the restricted LP's optimum (a lower bound) certifies optimality (``optimality_residual``).
-Kinks are treated as in :mod:`._torch` (autograd's choice; counted; ε an upper bound if any).
+Kinks: the candidates' kink columns (:func:`._torch_kinks.kink_columns`, docs/theory.md §7.5) join
+the LP as variables ``0 <= μ <= λ`` (their rows are explicit); exact when each pair's kinks lie in
+one module, else ε is an upper bound.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ._lp_colgen import solve_lp_colgen
 from ._qp import ConeStructure
 from ._report import NORM_NAMES, KKTReport
 from ._torch import _combination, _euler, _normalise, _outcome
+from ._torch_kinks import kink_columns
 
 __all__: list[str] = []
 
@@ -120,17 +123,24 @@ def check_kkt_torch_lp(net, X, y, *, p: float, loss: str, eps_tol: float, delta_
     scale = min(float(nat_res.nu[0]), cmax) if np.isfinite(nat_res.eps) else 0.0
     nat_eps = best_residual(theta, scale * v_nat, p, norm_rtol)[0]
 
-    cone = ConeStructure(nc, np.zeros(0, dtype=int), 0.0)
-    res = solve_lp_colgen(theta, p, cone, lambda S: _rows(tilde, X, y, rows, classes, S),
-                          combine, lambda w: _apply(tilde, X, y, rows, classes, w),
+    # Clarke slopes at the candidates' kinks (docs/theory.md §7.5): columns C, 0 <= μ <= λ
+    kc = kink_columns(tilde, X, y, rows, classes, kink_rtol)
+    Ck = kc.C
+    cone = ConeStructure(nc, kc.pair, 0.0)
+    res = solve_lp_colgen(theta, p, cone,
+                          lambda S: np.hstack([_rows(tilde, X, y, rows, classes, S), Ck[:, S].T]),
+                          lambda nu: combine(nu[:nc]) + Ck.T @ nu[nc:],
+                          lambda w: np.concatenate([_apply(tilde, X, y, rows, classes, w),
+                                                    Ck @ w]),
                           rtol=norm_rtol, solver_eps=TOLERANCES.solver_eps,
-                          budget_row=qc - 1.0, budget=budget, nu0=scale * nat_lam, gap_rtol=gap,
-                          initial=_INITIAL, batch=_BATCH)
+                          budget_row=qc - 1.0, budget=budget,
+                          nu0=np.concatenate([scale * nat_lam, np.zeros(Ck.shape[0])]),
+                          gap_rtol=gap, initial=_INITIAL, batch=_BATCH)
     if not np.isfinite(res.eps):
         raise SolverError(f"the l{NORM_NAMES[p]} KKT LP failed: {res.message}",
                           attempts=[{"solver": "HiGHS", "status": res.message}])
-    nu = res.nu
-    v, g = combine(nu), res.g                # ε recomputed from ν and the explicit g
+    nu = res.nu[:nc]
+    v, g = combine(nu) + Ck.T @ res.nu[nc:], res.g    # ε recomputed from ν, μ and explicit g
     eps = float(np.linalg.norm(g - v, ord=np.inf if p == 1.0 else 1.0))
     opt_res = max(res.gap_relative, (eps - res.lower) / R)
     eps_note, lp_beaten = "", nat_eps < eps
@@ -149,11 +159,10 @@ def check_kkt_torch_lp(net, X, y, *, p: float, loss: str, eps_tol: float, delta_
                            for k, v_ in by_layer.items()), key=lambda kv: -kv[1])
 
     primal = float(max(0.0, 1.0 - float(tilde.margins(X, y).min())))
-    kinks = tilde.kink_counts(X[np.unique(rows)], rtol=kink_rtol)
-    n_kinks = int(sum(kinks.values()))
-    exact = n_kinks == 0
+    kinks, n_kinks, exact = kc.by_module, kc.n_kinks, kc.exact
     pname = NORM_NAMES[p]
-    o = _outcome(n=n, rows=rows, nu=nu, nat_rows=rows, nat_vals=scale * nat_lam, qc=qc, eps=eps,
+    o = _outcome(kink_words=kc.words,
+                 n=n, rows=rows, nu=nu, nat_rows=rows, nat_vals=scale * nat_lam, qc=qc, eps=eps,
                  R=R, eps_tol=eps_tol, delta_tol=delta_tol, opt_res=opt_res, beaten=lp_beaten,
                  euler=euler, L=L, exact=exact, n_kinks=n_kinks, K=K, pname=pname,
                  residual_words="LP's optimality gap (relative)")
@@ -164,6 +173,7 @@ def check_kkt_torch_lp(net, X, y, *, p: float, loss: str, eps_tol: float, delta_
            f"coordinates + {res.n_cuts} cutting planes")
     extra = {"backend": "torch", "P": int(theta.size), "n_near_kink_pairs": n_kinks,
              "kinks_by_module": kinks, "epsilon_by_layer": [[k, v_] for k, v_ in eps_by_layer],
+             "clarke_kinks": {"n_freed": int(Ck.shape[0]), **kc.info},
              "notes": list(tn.notes), "norm_rtol": float(norm_rtol),
              "constraint_generation": res.to_dict()}
     if K > 1:
