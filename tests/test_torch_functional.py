@@ -10,8 +10,6 @@
 - G8: an unequal-degree residual inside a sub-block is named by the block's module path.
 """
 
-import warnings
-
 import numpy as np
 import pytest
 
@@ -34,91 +32,95 @@ def _one_torch_thread():
 
 # --- G1: functional kink sites ------------------------------------------------------------------
 
-class _Fn2d(nn.Module):
-    """conv 1×1 → act → 2×2 max-pool → linear, with act and pool written functionally."""
+class _Act(nn.Module):
+    """2-2-1 MLP with a functional activation."""
 
-    def __init__(self, act, pool):
+    def __init__(self, act):
         super().__init__()
-        self.c = nn.Conv2d(1, 1, 1, bias=False)
-        self.l = nn.Linear(1, 1, bias=False)
-        self.act, self.pool = act, pool
+        self.a = nn.Linear(2, 2, bias=False)
+        self.b = nn.Linear(2, 1, bias=False)
+        self.act = act
 
     def forward(self, x):
-        return self.l(torch.flatten(self.pool(self.act(self.c(x))), 1))
+        return self.b(self.act(self.a(x)))
 
 
-class _Fn1d(nn.Module):
-    """conv1d → F.leaky_relu(0.2) → F.max_pool1d(2, stride 1) → linear."""
+class _Pool(nn.Module):
+    """conv 1×1 on two channels → functional max-pool → flatten → linear."""
 
-    def __init__(self):
+    def __init__(self, conv, pool, width):
         super().__init__()
-        self.c = nn.Conv1d(1, 1, 1, bias=False)
-        self.l = nn.Linear(3, 1, bias=False)
+        self.c = conv
+        self.l = nn.Linear(width, 1, bias=False)
+        self.pool = pool
 
     def forward(self, x):
-        h = F.max_pool1d(F.leaky_relu(self.c(x), negative_slope=0.2), 2, stride=1)
-        return self.l(torch.flatten(h, 1))
+        return self.l(torch.flatten(self.pool(self.c(x)), 1))
 
 
-def _ones(*modules):
+def _mlp(act):
+    return nn.Sequential(nn.Linear(2, 2, bias=False), act, nn.Linear(2, 1, bias=False))
+
+
+def _set(module, *weights):
     with torch.no_grad():
-        for m in modules:
-            for p in m.parameters():
-                p.fill_(1.0)
-    return modules
+        for p, w in zip(module.parameters(), weights, strict=True):
+            p.copy_(torch.tensor(w, dtype=p.dtype).reshape(p.shape))
+    return module
 
 
+W_MLP = ([[1.0, -1.0], [1.0, 1.0]], [[1.0, 1.0]])
+# example 0: hidden unit 0 at its kink (z = 0) with gradient x ≠ 0; example 1: no kink
+X_MLP = np.array([[1.0, 1.0], [2.0, 1.0]])
 # the same network twice: functional, and with nn modules (the oracle)
-CASES = {
-    "torch.relu": (lambda: _Fn2d(torch.relu, lambda h: F.max_pool2d(h, 2)),
-                   lambda: nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.ReLU(),
-                                         nn.MaxPool2d(2), nn.Flatten(),
-                                         nn.Linear(1, 1, bias=False))),
-    "F.relu": (lambda: _Fn2d(F.relu, lambda h: F.max_pool2d(h, kernel_size=2, stride=2)),
-               lambda: nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.ReLU(),
-                                     nn.MaxPool2d(2, stride=2), nn.Flatten(),
-                                     nn.Linear(1, 1, bias=False))),
-    "Tensor.relu": (lambda: _Fn2d(lambda h: h.relu(), lambda h: F.max_pool2d(h, (2, 2))),
-                    lambda: nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.ReLU(),
-                                          nn.MaxPool2d((2, 2)), nn.Flatten(),
-                                          nn.Linear(1, 1, bias=False))),
-    "F.leaky_relu": (lambda: _Fn2d(lambda h: F.leaky_relu(h, 0.1), lambda h: F.max_pool2d(h, 2)),
-                     lambda: nn.Sequential(nn.Conv2d(1, 1, 1, bias=False), nn.LeakyReLU(0.1),
-                                           nn.MaxPool2d(2), nn.Flatten(),
-                                           nn.Linear(1, 1, bias=False))),
+ACTS = {
+    "torch.relu": (torch.relu, nn.ReLU()),
+    "F.relu": (F.relu, nn.ReLU()),
+    "Tensor.relu": (lambda h: h.relu(), nn.ReLU()),
+    "F.leaky_relu": (lambda h: F.leaky_relu(h, 0.1), nn.LeakyReLU(0.1)),
 }
-# one ReLU kink (the 0 of example 0) and one max-pool tie (the two 2's of example 1)
-X2 = np.array([[[[0.0, 1.0], [-1.0, 0.5]]], [[[2.0, 2.0], [1.0, -3.0]]]])
-# example 0: a LeakyReLU kink at 0; example 1: a max-pool tie (3, 3) in the first window
-X1 = np.array([[[0.0, 1.0, -1.0, 0.5]], [[3.0, 3.0, 1.0, -2.0]]])
+# example 0: two tied window maxima (u, v) = (1, 0) and (0, 1): different gradients; 1: no tie
+X_POOL2 = np.array([[[[1.0, 0.0], [0.0, 0.0]], [[0.0, 1.0], [-1.0, -2.0]]],
+                    [[[3.0, 0.0], [1.0, 0.0]], [[0.0, 1.0], [0.0, 0.5]]]])
+X_POOL1 = np.array([[[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, -1.0, -2.0]],
+                    [[3.0, 0.0, 1.0, 0.0], [0.0, 2.0, 0.0, 0.5]]])
 
 
 def _pair(case):
-    if case == "F.max_pool1d":
-        return _ones(_Fn1d(), nn.Sequential(
-            nn.Conv1d(1, 1, 1, bias=False), nn.LeakyReLU(0.2), nn.MaxPool1d(2, stride=1),
-            nn.Flatten(), nn.Linear(3, 1, bias=False))), X1
-    fn, mod = CASES[case]
-    return _ones(fn(), mod()), X2
+    if case == "F.max_pool2d":
+        conv = (nn.Conv2d(2, 1, 1, bias=False), nn.Conv2d(2, 1, 1, bias=False))
+        fn = _Pool(conv[0], lambda h: F.max_pool2d(h, 2), 1)
+        mod = nn.Sequential(conv[1], nn.MaxPool2d(2), nn.Flatten(), nn.Linear(1, 1, bias=False))
+        w, X = ([1.0, 1.0], [1.0]), X_POOL2
+    elif case == "F.max_pool1d":
+        conv = (nn.Conv1d(2, 1, 1, bias=False), nn.Conv1d(2, 1, 1, bias=False))
+        fn = _Pool(conv[0], lambda h: F.max_pool1d(h, kernel_size=2, stride=1), 3)
+        mod = nn.Sequential(conv[1], nn.MaxPool1d(2, stride=1), nn.Flatten(),
+                            nn.Linear(3, 1, bias=False))
+        w, X = ([1.0, 1.0], [1.0, 1.0, 1.0]), X_POOL1
+    else:
+        f, m = ACTS[case]
+        fn, mod, w, X = _Act(f), _mlp(m), W_MLP, X_MLP
+    return (_set(fn, *w), _set(mod, *w)), X
 
 
-@pytest.mark.parametrize("case", [*CASES, "F.max_pool1d"])
+@pytest.mark.parametrize("case", [*ACTS, "F.max_pool2d", "F.max_pool1d"])
 def test_functional_kinks_are_counted_like_module_kinks(case):
     (fn, mod), X = _pair(case)
     a, b = TorchNet(fn), TorchNet(mod)
-    R = np.random.default_rng(0).normal(size=(64, *X.shape[1:]))  # incl. all-negative windows
+    R = np.random.default_rng(0).normal(size=(64, *X.shape[1:]))  # incl. negative entries
     np.testing.assert_array_equal(a.outputs(R), b.outputs(R))     # the same arithmetic
     ka, kb = a.kink_counts(X), b.kink_counts(X)
-    assert list(kb.values()) == [1, 1]                           # the oracle sees both kinks
+    assert sum(kb.values()) == 1                                 # the oracle sees the kink
     assert list(ka.values()) == list(kb.values()), (ka, kb)
     assert a.parameter_names == tuple(n for n, _ in fn.named_parameters())
     y = np.array([1, 1])
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)          # ε = 0: residual at rounding
-        ra, rb = check_kkt(fn, X, y), check_kkt(mod, X, y)
-    assert rb.n_kink_pairs >= 1 and not rb.exact
+    ra = check_kkt(fn, X, y, support_factor=10.0)                 # both examples candidates
+    rb = check_kkt(mod, X, y, support_factor=10.0)
+    assert rb.n_kink_pairs == 1                                  # a kink that matters
     assert (ra.n_kink_pairs, ra.exact) == (rb.n_kink_pairs, rb.exact)
     np.testing.assert_array_equal(ra.multipliers, rb.multipliers)
+    assert ra.epsilon == rb.epsilon
 
 
 class _Nested(nn.Module):
