@@ -125,7 +125,7 @@ def test_functional_kinks_are_counted_like_module_kinks(case):
 
 class _Nested(nn.Module):
     """Functional kinks inside a nested block, an unused module declared first, a module
-    registered under two names, an in-place F.relu whose input is used again."""
+    registered under two names, an in-place F.relu."""
 
     def __init__(self):
         super().__init__()
@@ -136,9 +136,7 @@ class _Nested(nn.Module):
         self.alias = self.head
 
     def forward(self, x):
-        h = self.inp(x)
-        r = F.relu(h, inplace=True)       # h is now relu(h) as well
-        return self.head(self.blocks[0](h + r))
+        return self.head(self.blocks[0](F.relu(self.inp(x), inplace=True)))
 
 
 class _ReluBlock(nn.Module):
@@ -191,14 +189,40 @@ def test_a_rewrite_that_changes_the_outputs_is_caught():
         net.outputs(X)
 
 
-def test_in_place_relu_kinks_are_read_before_the_relu():
-    """An in-place ReLU overwrites its input: its negative entries must not be counted as zeros."""
+def test_in_place_relu_gives_the_gram_and_kinks_of_the_plain_relu():
+    """An in-place ReLU overwrites the previous layer's output: read there, its negative entries
+    looked like kinks and that layer's output-gradient missed the ReLU's mask (a wrong Gram)."""
     torch.manual_seed(0)
     X = np.random.default_rng(0).normal(size=(10, 2))
     inplace = nn.Sequential(nn.Linear(2, 3, bias=False), nn.ReLU(inplace=True),
                             nn.Linear(3, 1, bias=False))
     plain = nn.Sequential(inplace[0], nn.ReLU(), inplace[2])
-    assert TorchNet(inplace).kink_counts(X) == TorchNet(plain).kink_counts(X) == {"1": 0}
+    a, b = TorchNet(inplace), TorchNet(plain)
+    assert a.kink_counts(X) == b.kink_counts(X) == {"1": 0}
+    y, rows, classes = np.ones(10), np.arange(10), np.full(10, -1)
+    J = b.pair_gradients(X, y, rows, classes)                  # plain autograd, per example
+    np.testing.assert_allclose(a.pair_gram(X, y, rows, classes), J @ J.T,
+                               rtol=1e-12, atol=1e-12)
+    assert inplace[1].inplace and any("out of place" in n for n in a.notes)
+
+
+class _InPlaceReused(nn.Module):
+    def __init__(self, functional):
+        super().__init__()
+        self.a = nn.Linear(3, 3, bias=False)
+        self.b = nn.Linear(3, 1, bias=False)
+        self.act = (lambda h: F.relu(h, inplace=True)) if functional else nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        h = self.a(x)
+        r = self.act(h)                     # h is now relu(h) as well
+        return self.b(h + r)
+
+
+@pytest.mark.parametrize("functional", [False, True])
+def test_in_place_relu_whose_input_is_used_again_is_refused(functional):
+    with pytest.raises(NotHomogeneousError, match=r"in-place ReLU.*'add'.*inplace=False"):
+        TorchNet(_InPlaceReused(functional))
 
 
 class _PaddedPool(nn.Module):

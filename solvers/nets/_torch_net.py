@@ -229,6 +229,35 @@ def _modularise(module, torch):
     return gm, gm, reference, tuple(made)
 
 
+def _out_of_place(module, gm) -> list:
+    """Make in-place ``ReLU``/``LeakyReLU`` modules (``inplace=True``, also from
+    ``F.relu(..., inplace=True)``) compute out of place, and return their paths.
+
+    In place, the activation overwrites the output of the layer before it, so that layer's
+    retained output-gradient (the Gram factors of :meth:`TorchNet.pair_gram`) and any hook
+    reading the activation's input see the activation's output instead. When the activation is
+    the only user of its input, out of place computes the same function; when the input is used
+    again, the in-place write changes that use too, and the network is refused."""
+    mods = dict(module.named_modules())
+    users: dict = {}
+    for node in gm.graph.nodes:
+        if node.op != "call_module" or type(mods.get(node.target)).__name__ not in (
+                "ReLU", "LeakyReLU") or not mods[node.target].inplace:
+            continue
+        inp = node.args[0] if node.args else None
+        others = [u.name for u in getattr(inp, "users", {}) if u is not node]
+        if others:
+            raise NotHomogeneousError(
+                f"module {str(node.target)!r}: an in-place {type(mods[node.target]).__name__} "
+                f"whose input is also used by {', '.join(map(repr, others))} changes that use "
+                f"too, and its layer's gradients cannot be captured; compute it out of place "
+                f"(inplace=False).")
+        users[str(node.target)] = mods[node.target]
+    for sub in users.values():
+        sub.inplace = False
+    return list(users)
+
+
 def _has_node(v, torch) -> bool:
     """Whether an fx argument (possibly a nested tuple/list/dict) holds an fx Node."""
     found = []
@@ -445,6 +474,10 @@ class TorchNet:
         if made:
             notes.append("functional kink sites made modules (kinks counted there): " + ", ".join(
                 f"{label} as {name!r}" for label, name in made))
+        moved = _out_of_place(net, gm)
+        if moved:
+            notes.append(f"in-place activations computed out of place (the same function): "
+                         f"{', '.join(map(repr, moved))}")
         self._torch = torch
         self.module = net
         self.notes = tuple(notes)
