@@ -242,7 +242,7 @@ class _GlobalPool(_PaddedPool):
 
 
 @pytest.mark.parametrize("module, words", [
-    (_PaddedPool(), ["padding"]),
+    (_PaddedPool(), ["operation (F.max_pool2d) 'max_pool2d'", "padding"]),
     (_GlobalPool(), ["kernel_size", "computed in forward", "nn.MaxPool2d"]),
 ])
 def test_functional_max_pools_whose_ties_cannot_be_located_are_refused(module, words):

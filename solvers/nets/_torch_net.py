@@ -212,6 +212,7 @@ def _modularise(module, torch):
         name, k = base, 1
         while hasattr(gm, name):
             name, k = f"{base}_{k}", k + 1
+        sub._marginflow_functional = label   # how the user wrote it, for error messages
         gm.add_module(name, sub.to(torch.float64))
         with graph.inserting_before(node):
             new = graph.call_module(name, (inp,))
@@ -281,12 +282,15 @@ def _analyse(module, torch, gm=None):
     def d(a):
         return deg.get(a.name) if isinstance(a, torch.fx.Node) else None
 
-    def refuse(path, why, node=None):
+    def refuse(path, why, node=None, tail="the network is not positively homogeneous in its "
+               "parameters"):
         what = "operation" if " (" in path else "module"
         scope = _scope(node) if node is not None and node.op != "call_module" else ""
+        made_from = getattr(mods.get(path), "_marginflow_functional", None)
+        if made_from:   # a module inserted for a functional call (_modularise): name the call
+            what, scope = f"operation ({made_from})", _scope(node) if node is not None else ""
         where = f"module {scope!r}, {what} {path!r}" if scope else f"{what} {path!r}"
-        raise NotHomogeneousError(f"{where}: {why}; the network is not positively "
-                                  f"homogeneous in its parameters.")
+        raise NotHomogeneousError(f"{where}: {why}; {tail}.")
 
     for node in gm.graph.nodes:
         args = [a for a in node.args if isinstance(a, torch.fx.Node)]
@@ -317,12 +321,13 @@ def _analyse(module, torch, gm=None):
                 layers.append(LayerInfo(path, kind, x, x + 1, grad))
             elif kind in _SAME_DEGREE_MODULES:
                 if kind == "LeakyReLU" and not np.isfinite(sub.negative_slope):
-                    refuse(path, "LeakyReLU with a non-finite slope")
+                    refuse(path, "LeakyReLU with a non-finite slope", node)
                 if kind in ("MaxPool1d", "MaxPool2d") and (
                         np.any(np.asarray(sub.padding) != 0)
                         or np.any(np.asarray(sub.dilation) != 1) or sub.ceil_mode):
                     refuse(path, "max-pooling with padding, dilation or ceil_mode is not "
-                           "supported (its ties cannot be located)")
+                           "supported (its ties cannot be located)", node,
+                           "use a max-pool without them")
                 if kind in ("ReLU", "LeakyReLU"):
                     relus.append(path)
                 if kind in ("MaxPool1d", "MaxPool2d"):
