@@ -22,10 +22,15 @@ Accepted (anything ``torch.fx.symbolic_trace`` can trace into these): ``Linear``
 first layer's bias keeps ``f`` homogeneous in θ jointly), ``ReLU``, ``LeakyReLU``, ``MaxPool1d/2d``,
 ``AvgPool1d/2d``, ``AdaptiveAvgPool1d/2d``, ``Flatten``, ``Unflatten``, ``Dropout`` (a no-op in eval
 mode), ``Identity``, nested ``Sequential`` and custom modules; reshapes; additions and
-concatenations of equal degree; products (degrees add); scaling by a constant. Everything else
-(normalisation layers, ``Softmax``, ``Tanh``, a bias after the first layer, a residual addition of
-unequal degrees, constants added to θ-dependent tensors) raises
-:class:`~solvers.errors.NotHomogeneousError` naming the module path and the reason.
+concatenations of equal degree; products (degrees add); scaling by a constant. The functional
+forms ``torch.relu``, ``F.relu``, ``Tensor.relu()``, ``F.leaky_relu`` and ``F.max_pool1d/2d`` are
+made module calls (:func:`_modularise`, same arguments, parameter names unchanged) so that their
+kinks are found like the modules'; ``F.dropout`` only when it is a no-op (``training=False``, or
+``training=self.training`` in eval mode, or ``p = 0``). Everything else (normalisation layers,
+``Softmax``, ``Tanh``, a bias after the first layer, a residual addition of unequal degrees,
+constants added to θ-dependent tensors, a random ``F.dropout``) raises
+:class:`~solvers.errors.NotHomogeneousError` naming the module path (for an operation, the
+module whose ``forward`` holds it) and the reason.
 
 Torch is imported lazily (``pip install 'marginflow[torch]'``).
 """
@@ -85,16 +90,187 @@ def _same_degree_functions(torch):
             F.dropout, torch.clone}
 
 
-def _analyse(module, torch):
-    """(degree, layers, relu-like module paths, max-pool module paths, call counts) from fx."""
+def _trace(module, torch):
+    """``torch.fx.symbolic_trace(module)``, or NotHomogeneousError saying why it failed."""
     try:
-        gm = torch.fx.symbolic_trace(module)
+        return torch.fx.symbolic_trace(module)
     except Exception as exc:  # noqa: BLE001 - any tracing failure means we cannot prove anything
         raise NotHomogeneousError(
             f"module {type(module).__name__} could not be traced by torch.fx "
             f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
             f"homogeneity cannot be established. Write its forward without data-dependent "
             f"control flow.") from None
+
+
+def _scope(node) -> str:
+    """The module path whose ``forward`` holds the fx node (``''`` at the top level), from the
+    ``nn_module_stack`` that ``symbolic_trace`` records."""
+    stack = node.meta.get("nn_module_stack") or {}
+    if not stack:
+        return ""
+    key, last = list(stack.items())[-1]
+    return str(last[0] if isinstance(last, tuple) else key)
+
+
+def _bound(node, signature) -> dict:
+    """The fx node's arguments by name, defaults filled in, against ``signature`` (a stub with
+    the documented signature of the torch function)."""
+    import inspect
+
+    b = inspect.signature(signature).bind(*node.args, **node.kwargs)
+    b.apply_defaults()
+    return dict(b.arguments)
+
+
+def _sig_relu(input, inplace=False): ...                                  # noqa: A002, E704
+
+
+def _sig_leaky_relu(input, negative_slope=0.01, inplace=False): ...       # noqa: A002, E704
+
+
+def _sig_max_pool(input, kernel_size, stride=None, padding=0, dilation=1,  # noqa: A002
+                  ceil_mode=False, return_indices=False): ...             # noqa: E704
+
+
+def _sig_dropout(input, p=0.5, training=True, inplace=False): ...         # noqa: A002, E704
+
+
+def _kink_functions(torch) -> dict:
+    """Functional kink sites → (how the user wrote it, module class, argument stub)."""
+    F = torch.nn.functional
+    nn = torch.nn
+    return {torch.relu: ("torch.relu", nn.ReLU, _sig_relu),
+            F.relu: ("F.relu", nn.ReLU, _sig_relu),
+            F.leaky_relu: ("F.leaky_relu", nn.LeakyReLU, _sig_leaky_relu),
+            F.max_pool1d: ("F.max_pool1d", nn.MaxPool1d, _sig_max_pool),
+            F.max_pool2d: ("F.max_pool2d", nn.MaxPool2d, _sig_max_pool)}
+
+
+def _modularise(module, torch):
+    """Trace ``module`` and turn its functional kink sites into module calls.
+
+    ``torch.relu``, ``F.relu``, ``Tensor.relu()``, ``F.leaky_relu`` and ``F.max_pool1d/2d`` are
+    traced by fx as ``call_function``/``call_method`` nodes; every consumer of kinks (the
+    near-kink counts, the Clarke slopes of :mod:`solvers.nets.kkt._torch_kinks`) finds ReLU and
+    max-pool *modules*. Each such node is replaced by a call of an inserted ``nn.ReLU``,
+    ``nn.LeakyReLU(negative_slope, inplace)`` or ``nn.MaxPool1d/2d(...)`` with the call's exact
+    arguments, registered at the top level under the node's name (prefixed by the enclosing
+    module path, dots as ``_``). The user's submodules, parameters and buffers are kept under
+    the same names and in the same order (asserted).
+
+    Returns ``(module, gm, reference, made)``: the module to use (``module`` itself when there
+    was nothing to rewrite, else a ``GraphModule``), the traced (rewritten) graph module, the
+    graph before the rewrite (``None`` without one; :meth:`TorchNet._check_shape` runs it and
+    requires outputs identical to the rewritten module's) and ``(function, module path)`` of
+    each rewrite.
+    """
+    gm = _trace(module, torch)
+    graph = gm.graph
+    kinds = _kink_functions(torch)
+
+    def is_site(n):
+        site = (n.op == "call_function" and n.target in kinds) or \
+            (n.op == "call_method" and n.target == "relu")
+        return site and bool(n.args) and isinstance(n.args[0], torch.fx.Node)
+    todo = [n for n in graph.nodes if is_site(n)]
+    if not todo:
+        return module, gm, None, ()
+    reference = copy.deepcopy(graph)
+    # the user's module tree as it is (GraphModule keeps only the used modules, in graph order)
+    for attr in ("_modules", "_parameters", "_buffers"):
+        getattr(gm, attr).clear()
+        getattr(gm, attr).update(getattr(module, attr))
+    gm._non_persistent_buffers_set = set(module._non_persistent_buffers_set)
+    made = []
+    for node in todo:
+        if node.op == "call_method":
+            label, cls, sig = ".relu()", torch.nn.ReLU, _sig_relu
+        else:
+            label, cls, sig = kinds[node.target]
+        scope = _scope(node)
+        where = f"operation {node.name!r} ({label})" + (f" in module {scope!r}" if scope else "")
+        try:
+            args = _bound(node, sig)
+        except TypeError as exc:
+            raise NotHomogeneousError(f"{where}: its arguments do not match {label} ({exc}).") \
+                from None
+        inp = args.pop("input")
+        computed = [k for k, v in args.items() if _has_node(v, torch)]
+        if computed:
+            raise NotHomogeneousError(
+                f"{where}: argument(s) {', '.join(computed)} are computed in forward, so its "
+                f"kinks cannot be located; give them as constants or use nn.{cls.__name__}.")
+        if cls is torch.nn.ReLU:
+            sub = cls(inplace=bool(args.get("inplace", False)))
+        elif cls is torch.nn.LeakyReLU:
+            sub = cls(negative_slope=args["negative_slope"], inplace=bool(args["inplace"]))
+        else:
+            sub = cls(args["kernel_size"], stride=args["stride"], padding=args["padding"],
+                      dilation=args["dilation"], return_indices=bool(args["return_indices"]),
+                      ceil_mode=bool(args["ceil_mode"]))
+        base = (scope.replace(".", "_") + "_" if scope else "") + node.name
+        name, k = base, 1
+        while hasattr(gm, name):
+            name, k = f"{base}_{k}", k + 1
+        sub._marginflow_functional = label   # how the user wrote it, for error messages
+        gm.add_module(name, sub.to(torch.float64))
+        with graph.inserting_before(node):
+            new = graph.call_module(name, (inp,))
+        new.meta = dict(node.meta)
+        node.replace_all_uses_with(new)
+        graph.erase_node(node)
+        made.append((label, name))
+    graph.lint()
+    gm.recompile()
+    gm.train(module.training)
+    if [n for n, _ in gm.named_parameters()] != [n for n, _ in module.named_parameters()] or \
+            list(gm.state_dict()) != list(module.state_dict()):  # pragma: no cover - a bug
+        raise RuntimeError("rewriting functional calls changed the parameter names; please "
+                           "report this with the module.")
+    return gm, gm, reference, tuple(made)
+
+
+def _out_of_place(module, gm) -> list:
+    """Make in-place ``ReLU``/``LeakyReLU`` modules (``inplace=True``, also from
+    ``F.relu(..., inplace=True)``) compute out of place, and return their paths.
+
+    In place, the activation overwrites the output of the layer before it, so that layer's
+    retained output-gradient (the Gram factors of :meth:`TorchNet.pair_gram`) and any hook
+    reading the activation's input see the activation's output instead. When the activation is
+    the only user of its input, out of place computes the same function; when the input is used
+    again, the in-place write changes that use too, and the network is refused."""
+    mods = dict(module.named_modules())
+    users: dict = {}
+    for node in gm.graph.nodes:
+        if node.op != "call_module" or type(mods.get(node.target)).__name__ not in (
+                "ReLU", "LeakyReLU") or not mods[node.target].inplace:
+            continue
+        inp = node.args[0] if node.args else None
+        others = [u.name for u in getattr(inp, "users", {}) if u is not node]
+        if others:
+            raise NotHomogeneousError(
+                f"module {str(node.target)!r}: an in-place {type(mods[node.target]).__name__} "
+                f"whose input is also used by {', '.join(map(repr, others))} changes that use "
+                f"too, and its layer's gradients cannot be captured; compute it out of place "
+                f"(inplace=False).")
+        users[str(node.target)] = mods[node.target]
+    for sub in users.values():
+        sub.inplace = False
+    return list(users)
+
+
+def _has_node(v, torch) -> bool:
+    """Whether an fx argument (possibly a nested tuple/list/dict) holds an fx Node."""
+    found = []
+    torch.fx.node.map_arg(v, lambda a: found.append(a) or a)
+    return bool(found)
+
+
+def _analyse(module, torch, gm=None):
+    """(degree, layers, relu-like module paths, max-pool module paths, call counts) from fx
+    (``gm``: ``module`` already traced)."""
+    if gm is None:
+        gm = _trace(module, torch)
     mods = dict(module.named_modules())
     same_fns = _same_degree_functions(torch)
     deg: dict = {}
@@ -106,10 +282,15 @@ def _analyse(module, torch):
     def d(a):
         return deg.get(a.name) if isinstance(a, torch.fx.Node) else None
 
-    def refuse(path, why):
+    def refuse(path, why, node=None, tail="the network is not positively homogeneous in its "
+               "parameters"):
         what = "operation" if " (" in path else "module"
-        raise NotHomogeneousError(f"{what} {path!r}: {why}; the network is not positively "
-                                  f"homogeneous in its parameters.")
+        scope = _scope(node) if node is not None and node.op != "call_module" else ""
+        made_from = getattr(mods.get(path), "_marginflow_functional", None)
+        if made_from:   # a module inserted for a functional call (_modularise): name the call
+            what, scope = f"operation ({made_from})", _scope(node) if node is not None else ""
+        where = f"module {scope!r}, {what} {path!r}" if scope else f"{what} {path!r}"
+        raise NotHomogeneousError(f"{where}: {why}; {tail}.")
 
     for node in gm.graph.nodes:
         args = [a for a in node.args if isinstance(a, torch.fx.Node)]
@@ -140,12 +321,13 @@ def _analyse(module, torch):
                 layers.append(LayerInfo(path, kind, x, x + 1, grad))
             elif kind in _SAME_DEGREE_MODULES:
                 if kind == "LeakyReLU" and not np.isfinite(sub.negative_slope):
-                    refuse(path, "LeakyReLU with a non-finite slope")
+                    refuse(path, "LeakyReLU with a non-finite slope", node)
                 if kind in ("MaxPool1d", "MaxPool2d") and (
                         np.any(np.asarray(sub.padding) != 0)
                         or np.any(np.asarray(sub.dilation) != 1) or sub.ceil_mode):
                     refuse(path, "max-pooling with padding, dilation or ceil_mode is not "
-                           "supported (its ties cannot be located)")
+                           "supported (its ties cannot be located)", node,
+                           "use a max-pool without them")
                 if kind in ("ReLU", "LeakyReLU"):
                     relus.append(path)
                 if kind in ("MaxPool1d", "MaxPool2d"):
@@ -159,12 +341,14 @@ def _analyse(module, torch):
             name = getattr(fn, "__name__", str(fn))
             if fn in same_fns:
                 if not tensor_ins:
-                    refuse(name, "no tensor input")
+                    refuse(name, "no tensor input", node)
+                if fn is torch.nn.functional.dropout:
+                    _check_dropout(node)
                 deg[node.name] = tensor_ins[0]
             elif fn in (operator.add, operator.sub, torch.add, torch.sub, operator.iadd):
                 if len(tensor_ins) != 2 or len(set(tensor_ins)) != 1:
                     refuse(f"{node.name} ({name})", f"adds terms of degrees {ins} (a residual "
-                           f"or constant addition of unequal degree)")
+                           f"or constant addition of unequal degree)", node)
                 deg[node.name] = tensor_ins[0]
             elif fn in (operator.mul, torch.mul):
                 if len(tensor_ins) == 2:
@@ -179,13 +363,13 @@ def _analyse(module, torch):
             elif fn in (torch.cat, torch.stack):
                 parts = [d(a) for a in node.args[0]]
                 if len(set(parts)) != 1 or parts[0] is None:
-                    refuse(f"{node.name} ({name})", f"concatenates degrees {parts}")
+                    refuse(f"{node.name} ({name})", f"concatenates degrees {parts}", node)
                 deg[node.name] = parts[0]
             elif fn is operator.getitem:
                 deg[node.name] = tensor_ins[0] if tensor_ins else None
             else:
                 refuse(f"{node.name} ({name})", f"function {name} is not known to be "
-                       f"positively homogeneous")
+                       f"positively homogeneous", node)
         elif node.op == "call_method":
             if node.target in _NON_TENSOR_METHODS:
                 deg[node.name] = None
@@ -193,7 +377,7 @@ def _analyse(module, torch):
                 deg[node.name] = tensor_ins[0]
             else:
                 refuse(f"{node.name} (.{node.target})", f"method .{node.target}() is not known "
-                       f"to be positively homogeneous")
+                       f"to be positively homogeneous", node)
         elif node.op == "output":
             out = node.args[0]
             if not isinstance(out, torch.fx.Node):
@@ -203,6 +387,27 @@ def _analyse(module, torch):
                 refuse("output", "the output does not depend on the parameters")
             return L, tuple(layers), tuple(relus), tuple(pools), calls
     raise NotHomogeneousError("the traced graph has no output")  # pragma: no cover
+
+
+def _check_dropout(node) -> None:
+    """Refuse ``F.dropout`` unless it is a no-op in the traced graph: ``training=False`` (also
+    what ``training=self.training`` traces to, the module being in eval mode) or ``p = 0``.
+    ``F.dropout``'s default ``training=True`` keeps it random in eval mode."""
+    try:
+        args = _bound(node, _sig_dropout)
+    except TypeError:
+        args = {}
+    p, training = args.get("p"), args.get("training")
+    if training is False or (isinstance(p, (int, float)) and not isinstance(p, bool)
+                             and p == 0):
+        return
+    scope = _scope(node)
+    where = f"module {scope!r}, operation" if scope else "operation"
+    raise NotHomogeneousError(
+        f"{where} {node.name!r} (F.dropout): p={p!r}, training={training!r} drops units at "
+        f"random even in eval mode (training defaults to True), so the outputs are random and "
+        f"cannot be checked. Use nn.Dropout(p) (a no-op in eval mode) or F.dropout(x, p, "
+        f"training=self.training).")
 
 
 def _conv_jacobian(a4, d4, geom):
@@ -234,13 +439,20 @@ class TorchNet:
     layers : tuple of LayerInfo
         The parametrised layers in graph order.
     notes : tuple of str
-        Conversions made (dtype, device, train → eval).
+        Conversions made (dtype, device, train → eval, functional ReLU/max-pool calls made
+        modules).
 
     Raises
     ------
     NotHomogeneousError
         Naming the module path and the reason, for any part of the graph that is not positively
         homogeneous (or a graph ``torch.fx`` cannot trace).
+
+    Notes
+    -----
+    Every method taking ``X`` first runs the network on one example of a shape it has not seen
+    (cached per shape): a shape the network cannot take raises ``ValueError`` naming ``X``'s
+    shape, what the first layer expects (or the later module that failed) and the fix.
     """
 
     def __init__(self, module):
@@ -263,11 +475,20 @@ class TorchNet:
         net = copy.deepcopy(module).to(device="cpu", dtype=torch.float64).eval()
         for p in net.parameters():
             p.requires_grad_(False)
+        net, gm, self._reference, made = _modularise(net, torch)
+        if made:
+            notes.append("functional kink sites made modules (kinks counted there): " + ", ".join(
+                f"{label} as {name!r}" for label, name in made))
+        moved = _out_of_place(net, gm)
+        if moved:
+            notes.append(f"in-place activations computed out of place (the same function): "
+                         f"{', '.join(map(repr, moved))}")
         self._torch = torch
         self.module = net
         self.notes = tuple(notes)
         (self.degree, self.layers, self._relus, self._pools,
-         self._calls) = _analyse(net, torch)
+         self._calls) = _analyse(net, torch, gm)
+        self._good_shapes: set = set()   # per-example input shapes the net took (shared by copies)
         self._names = [n for n, _ in net.named_parameters()]
         self._shapes = [tuple(p.shape) for _, p in net.named_parameters()]
 
@@ -312,7 +533,88 @@ class TorchNet:
         X = X.astype(np.float64, copy=False)
         if not np.all(np.isfinite(X)):
             raise ValueError(f"{name} contains NaN or inf.")
-        return self._torch.from_numpy(np.ascontiguousarray(X))
+        T = self._torch.from_numpy(np.ascontiguousarray(X))
+        self._check_shape(T, name)
+        return T
+
+    def _check_shape(self, T, name):
+        """One forward pass on the first example when its shape is new: a shape the network
+        cannot take is a ValueError naming it, the first layer's expectation and the fix, before
+        any work. A network whose functional kink sites were made modules (:func:`_modularise`)
+        must give outputs identical to the traced original on that example and on four random
+        ones of its shape, or this raises RuntimeError (a bug, not a user error)."""
+        torch = self._torch
+        shape = tuple(T.shape[1:])
+        good = self.__dict__.setdefault("_good_shapes", set())
+        if shape in good:
+            return
+        x1 = T[:1].clone()                     # an in-place first op must not touch X
+        mods = dict(self.module.named_modules())
+        entered, done = [], set()              # which modules ran, to name the one that failed
+        handles = [h for p in self._calls for h in (
+            mods[p].register_forward_pre_hook(lambda m, i, p=p: entered.append(p)),
+            mods[p].register_forward_hook(lambda m, i, o, p=p: done.add(p)))]
+        try:
+            with torch.no_grad():
+                out = self.module(x1.clone())
+        except (RuntimeError, ValueError, IndexError) as exc:
+            failed = next((p for p in reversed(entered) if p not in done), None)
+            raise ValueError(self._shape_message(tuple(T.shape), name, exc, failed, done)
+                             ) from None
+        finally:
+            for h in handles:
+                h.remove()
+        reference = getattr(self, "_reference", None)
+        if reference is not None:
+            gen = torch.Generator().manual_seed(0)
+            for x in (x1, torch.randn((4, *shape), generator=gen, dtype=torch.float64)):
+                with torch.no_grad():
+                    a = out if x is x1 else self.module(x.clone())
+                    b = torch.fx.Interpreter(self.module, graph=reference).run(x.clone())
+                if not (isinstance(a, torch.Tensor) and isinstance(b, torch.Tensor)
+                        and torch.equal(a, b)):
+                    raise RuntimeError("the module with its functional ReLU/max-pool calls made "
+                                       "modules does not reproduce the traced original exactly; "
+                                       "please report this with the module.")
+        good.add(shape)
+
+    def _shape_message(self, shape, name, exc, failed, done) -> str:
+        """What :meth:`_check_shape` says: the shape, what the first layer expects (or which
+        later module failed), the fix."""
+        mods = dict(self.module.named_modules())
+        first = next((info for info in self.layers if info.degree_in == 0), None)
+        n, ex, d = shape[0], shape[1:], int(np.prod(shape[1:]))
+        said = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        head = (f"{name} has shape {shape} (examples of shape {ex}), which the network cannot "
+                f"take (torch: {said})")
+        if first is None:
+            return head + f". Pass {name} with the per-example shape the module's forward expects."
+        if first.path in done:   # the first layer took it; a later shape does not fit
+            fm = mods[failed] if failed else None
+            at = (f"module {failed!r} ({type(fm).__name__}"
+                  + (f", in_features {fm.in_features})" if hasattr(fm, "in_features") else ")")
+                  if failed else "an operation after it")
+            return (f"{head}: its first layer {first.path!r} ({first.kind}) took it, but {at} "
+                    f"did not, so the examples' size does not fit the later layers. Pass "
+                    f"examples of the size the network was built for.")
+        mod = mods[first.path]
+        if first.kind == "Linear":
+            expect = f"inputs whose last dimension is {mod.in_features}"
+            fix = (f"e.g. {name}.reshape({n}, {mod.in_features})" if d == mod.in_features
+                   else f"{name} of shape (n, {mod.in_features})")
+        else:
+            C, k = mod.in_channels, tuple(mod.kernel_size)
+            if first.kind == "Conv1d":
+                expect = f"examples of shape ({C}, L) with L ≥ {k[0]}"
+                fix = (f"e.g. {name}.reshape({n}, {C}, {d // C})" if d % C == 0
+                       else f"{name} of shape (n, {C}, L)")
+            else:
+                expect = f"examples of shape ({C}, H, W) with H ≥ {k[0]}, W ≥ {k[1]}"
+                s = int(np.sqrt(d // C)) if d % C == 0 else 0
+                fix = (f"e.g. {name}.reshape({n}, {C}, {s}, {s}) for square images"
+                       if s and s * s * C == d else f"{name} of shape (n, {C}, H, W)")
+        return (f"{head}: its first layer {first.path!r} ({first.kind}) expects {expect} "
+                f"(after any reshapes before it). Pass {fix}.")
 
     def outputs(self, X, *, chunk_size: int = 1024) -> np.ndarray:
         """``f(θ; x_n)`` for every example, shape ``(n, K)``."""
@@ -670,8 +972,9 @@ class TorchNet:
         counts = {p: 0 for p in paths}
 
         def run(visit):
-            handles = [mods[p].register_forward_hook(
-                lambda m, inp, out, p=p: visit(p, inp[0].detach())) for p in paths]
+            # before the module runs: an in-place ReLU would have overwritten its input by then
+            handles = [mods[p].register_forward_pre_hook(
+                lambda m, inp, p=p: visit(p, inp[0].detach())) for p in paths]
             try:
                 with torch.no_grad():
                     for s in range(0, T.shape[0], chunk_size):
