@@ -139,7 +139,7 @@ def run(args) -> int:
     if not hasattr(net, "n_outputs"):
         try:  # torch's own shape errors name no file and carry a traceback
             k_out = net.outputs(X[:1]).shape[1]
-        except RuntimeError as exc:
+        except (RuntimeError, ValueError) as exc:
             raise ValueError(
                 f"data file {args.data!r}: the network in {args.weights!r} cannot take inputs "
                 f"of shape {tuple(X.shape[1:])} per example (torch: "
