@@ -399,6 +399,8 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
             viol_out = float(np.max(rel_out, initial=0.0))
             n_viol_out = int(np.sum(rel_out > TOLERANCES.kkt_optimality_rtol))
         stage("certification")
+        logger.info("torch KKT working set round %d: %d pairs; %s; largest relative dual "
+                    "violation outside %.1e", rounds, nw, qp_method, viol_out)
         add = np.flatnonzero(rel_out > TOLERANCES.kkt_working_set_rtol)
         if add.size == 0:
             break
