@@ -219,6 +219,21 @@ def test_working_set_adds_violating_pairs_until_the_full_program_is_certified():
     np.testing.assert_array_equal(part.support, full.support)
 
 
+def test_binary_working_set_from_few_examples_reaches_the_full_program():
+    # one output: the working set is of examples; it starts from the 3 smallest margins, which
+    # miss part of the support, and must end at the full program's certified optimum
+    tn, X, y = _trained_mlp(1, n=40)
+    y = y.astype(float)
+    ws = KKTConfig(working_set_min_candidates=0, working_set_initial=3, working_set_batch=1)
+    full, part = _check(tn, X, y, None, 3.0), _check(tn, X, y, ws, 3.0)
+    first = set(np.argsort(tn.margins(X, y), kind="stable")[:3].tolist())
+    assert set(full.support.tolist()) - first             # support outside the first set
+    assert part.extra["working_set_sizes"][0] == 3 and part.extra["working_set_rounds"] >= 2
+    assert full.solver_status == part.solver_status == "optimal"
+    assert part.epsilon_relative == pytest.approx(full.epsilon_relative, rel=1e-6)
+    np.testing.assert_array_equal(part.support, full.support)
+
+
 def test_working_set_gram_grown_by_block_rows_is_the_pair_gram():
     from solvers.nets.kkt._torch import _BlockRowGram, _new_rows
 

@@ -13,13 +13,17 @@ Instances:
 - default: the architecture ``[Conv 32 5×5 (bias), MaxPool 2, Conv 64 3×3, MaxPool 2,
   Linear 1024, Linear 10]`` (1,667,904 parameters) at random initialisation (seed 0) labelling
   its own ``n`` Gaussian 28×28 inputs (the instance of ``bench_torch_kkt.py``);
-- ``--data D.npz --state S.pt``: a trained instance, ``X`` and ``y`` (class indices) from
+- ``--trained S.pt``: the trained instance of ``bench_torch_kkt.py`` (``--export``; e.g.
+  ``/tmp/rs4/instances/cnn_trained_n10000.pt``): its state dict, with ``X`` and ``y`` rebuilt by
+  that file's ``gaussian_images(n, 0)`` and ``teacher_labels(X, 1, 0)`` (branch cnninst);
+- ``--data D.npz --state S.pt``: any trained instance, ``X`` and ``y`` (class indices) from
   ``D.npz`` and the state dict of the same architecture from ``S.pt`` (``--n`` then takes the
   first ``n`` examples; every one must be fitted).
 
-Run: ``python tests/benchmarks/bench_torch_ws.py --n 10000 --threads 1`` (add
-``--initial 500 1000 2000`` to compare first sizes). Prints one line per stage and a summary per
-run.
+Run: ``OPENBLAS_NUM_THREADS=1 python tests/benchmarks/bench_torch_ws.py --n 10000 --threads 1
+--trained /tmp/rs4/instances/cnn_trained_n10000.pt`` (without ``--trained``: the random
+instance; add ``--initial 500 1000 2000`` to compare first sizes). Prints one line per stage and
+a summary per run.
 """
 
 from __future__ import annotations
@@ -103,9 +107,22 @@ def main() -> None:
                     help="KKTConfig.working_set_initial values, one run each")
     ap.add_argument("--data", help="npz with X (n, 1, 28, 28) and y (class indices)")
     ap.add_argument("--state", help="state dict of the architecture (with --data)")
+    ap.add_argument("--trained", help="state dict exported by bench_torch_kkt.py --export")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    if args.data:
+    if args.trained:
+        try:
+            from bench_torch_kkt import gaussian_images, teacher_labels
+        except ImportError as exc:
+            raise SystemExit("--trained needs gaussian_images and teacher_labels from "
+                             "tests/benchmarks/bench_torch_kkt.py (branch cnninst); use --data "
+                             "and --state instead.") from exc
+        X = gaussian_images(args.n, 0)
+        y = teacher_labels(X, 1, 0)
+        module = lyu_li_cnn().double()
+        module.load_state_dict(torch.load(args.trained, map_location="cpu", weights_only=True))
+        net, what = TorchNet(module), f"trained ({args.trained})"
+    elif args.data:
         d = np.load(args.data)
         X, y = np.asarray(d["X"][:args.n], dtype=np.float64), np.asarray(d["y"][:args.n])
         module = lyu_li_cnn().double()          # the saved parameters' precision is kept
