@@ -105,6 +105,9 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--initial", type=int, nargs="+", default=[KKTConfig().working_set_initial],
                     help="KKTConfig.working_set_initial values, one run each")
+    ap.add_argument("--max-rounds", type=int, default=KKTConfig().working_set_max_rounds,
+                    help="KKTConfig.working_set_max_rounds (1: the passes over n without the "
+                         "rounds that grow the working set)")
     ap.add_argument("--data", help="npz with X (n, 1, 28, 28) and y (class indices)")
     ap.add_argument("--state", help="state dict of the architecture (with --data)")
     ap.add_argument("--trained", help="state dict exported by bench_torch_kkt.py --export")
@@ -139,7 +142,8 @@ def main() -> None:
           f"{args.threads}, OPENBLAS_NUM_THREADS {os.environ.get('OPENBLAS_NUM_THREADS')}, "
           f"load average {os.getloadavg()[0]:.1f}; support_factor {sf:.3g} (every example)")
     for k in args.initial:
-        run_check(f"working_set_initial={k}", net, X, y, sf, KKTConfig(working_set_initial=k))
+        run_check(f"working_set_initial={k}", net, X, y, sf,
+                  KKTConfig(working_set_initial=k, working_set_max_rounds=args.max_rounds))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 
