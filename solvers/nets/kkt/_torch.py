@@ -63,9 +63,12 @@ __all__: list[str] = []
 
 logger = logging.getLogger(__name__)
 
-#: examples per forward/backward pass (a chunk of Lyu & Li's MNIST CNN holds ≈ 0.4 GB of
-#: float64 activations and their gradients)
-_CHUNK = 512
+#: examples per forward/backward pass. 128 keeps each of a chunk's float64 tensors of Lyu &
+#: Li's MNIST CNN (conv1's output: 128·32·24·24·8 B = 19 MB) below glibc's largest mmap
+#: threshold (32 MB), so freed activations are reused instead of returned to the OS and
+#: zero-filled again: at 512 a forward-mode pass over 2,000 examples spent 2.0 of its 4.3 CPU
+#: seconds in page faults, at 128 0.1 of 3.6 (docs/benchmarks.md, branch torchws2)
+_CHUNK = 128
 
 
 def _pairs(F: np.ndarray, y: np.ndarray):
@@ -349,7 +352,7 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     stage("natural multipliers")
 
     # the working set's layer factors (one store per round) and its Gram matrix by block rows
-    facs = [tilde._pair_factors(X, y, rows, classes)]
+    facs = [tilde._pair_factors(X, y, rows, classes, _CHUNK)]
     G = _BlockRowGram()
     G.append(tilde._gram_symmetric(facs[0]))
     b = L * qc
@@ -418,7 +421,7 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
             break
         # only the new pairs' Gram rows G[new, W ∪ new], from the working set's layer factors
         # kept between rounds (a round's passes cover the new pairs), appended as a block row
-        fac_new = tilde._pair_factors(X, y, rows_all[new], cls_all[new])
+        fac_new = tilde._pair_factors(X, y, rows_all[new], cls_all[new], _CHUNK)
         G.append(_new_rows(tilde, facs, fac_new))
         facs.append(fac_new)
         del fac_new
