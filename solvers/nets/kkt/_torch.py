@@ -177,7 +177,7 @@ def _initial_working_set(qt, cand, cfg: KKTConfig):
     """The first working set, a boolean mask over ``cand``: every candidate pair when there are
     at most ``KKTConfig.working_set_min_candidates``, else the ``KKTConfig.working_set_initial``
     pairs of smallest margin ``q_a(θ̃)`` — those of largest natural multiplier, which for the exp
-    and logistic losses decrease with the margin (docs/theory.md §7.4)."""
+    and logistic losses decrease with the margin (docs/theory.md §7.7)."""
     nc = cand.size
     ws = np.ones(nc, dtype=bool)
     if nc > cfg.working_set_min_candidates and nc > cfg.working_set_initial:
