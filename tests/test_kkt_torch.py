@@ -168,42 +168,97 @@ def _self_labelled(seed, n=30):
     return tn, X, y, float(q.max() / q.min()) * 1.01      # every example a candidate
 
 
+def _pair_margins(tn, X, y):
+    """Every (example, competing class) pair's margin relative to the smallest, in the order of
+    the check's candidates (row-major over examples, then classes)."""
+    F = tn.outputs(X)
+    q = np.array([F[i, y[i]] - F[i, j] for i in range(len(y)) for j in range(F.shape[1])
+                  if j != y[i]])
+    pairs = [(i, j) for i in range(len(y)) for j in range(F.shape[1]) if j != y[i]]
+    return pairs, q / q.min()
+
+
 def test_working_set_adds_violating_pairs_until_the_full_program_is_certified():
-    # working set forced (from 0 candidates), one pair added at least per round (so at most
-    # half the working set more: several rounds); it starts from each example's maximal
-    # competitor and must end at the full program's optimum, certified
-    ws = KKTConfig(working_set_min_candidates=0, working_set_batch=1)
-    # a random self-labelled net: pairs with a non-maximal competitor are needed
+    # working set forced (from 0 candidates) from the 10 smallest-margin pairs, one pair added at
+    # least per round (so at most half the working set more: several rounds); it must end at the
+    # full program's optimum, certified
+    ws = KKTConfig(working_set_min_candidates=0, working_set_initial=10, working_set_batch=1)
+    # a random self-labelled net: support pairs outside the 10 smallest margins are needed
     tn, X, y, sf = _self_labelled(0)
     full, part = _check(tn, X, y, None, sf), _check(tn, X, y, ws, sf)
+    assert full.extra["working_set_sizes"] == [full.n_candidates]      # the full program
+    pairs, q = _pair_margins(tn, X, y)
+    first = {pairs[k] for k in np.argsort(q, kind="stable")[:10]}
+    support = {(r, c) for r, c, _ in full.extra["support_pairs"]}
+    assert support - first                     # the initial working set misses support pairs
     assert full.solver_status == part.solver_status == "optimal"
-    assert part.extra["working_set_sizes"][0] == len(y) < part.n_candidates
+    assert part.extra["working_set_sizes"][0] == 10 < part.n_candidates
     assert part.extra["working_set_rounds"] >= 2              # pairs were added
-    assert part.extra["working_set_sizes"][-1] > len(y)
+    assert part.extra["working_set_sizes"][-1] > 10
     assert part.extra["working_set_violation"] <= TOLERANCES.kkt_working_set_rtol
     assert "could lower ε" not in part.verdict
     # both certified to TOLERANCES.kkt_optimality_rtol (1e-6, relative dual violation)
     assert part.epsilon_relative == pytest.approx(full.epsilon_relative, rel=1e-6)
     np.testing.assert_array_equal(part.support, full.support)
+    assert {(r, c) for r, c, _ in part.extra["support_pairs"]} == support
     assert part.status == full.status
     # past KKTConfig.working_set_max_share of the candidates every outside pair is added at once:
     # the second round is the full program
-    share = _check(tn, X, y, KKTConfig(working_set_min_candidates=0, working_set_max_share=0.01),
-                   sf)
-    assert share.extra["working_set_sizes"] == [len(y), share.n_candidates]
+    share = _check(tn, X, y, KKTConfig(working_set_min_candidates=0, working_set_initial=10,
+                                       working_set_max_share=0.01), sf)
+    assert share.extra["working_set_sizes"] == [10, share.n_candidates]
     assert share.solver_status == "optimal"
     assert share.epsilon_relative == pytest.approx(full.epsilon_relative, rel=1e-6)
-    # a trained net: the maximal competitors suffice, certified in one round
+    # a trained net, from as many pairs as examples: the same certified optimum
     tn, X, y = _trained_cnn_40()
-    full, part = _check(tn, X, y, None, 5.0), _check(tn, X, y, ws, 5.0)
-    assert part.extra["n_working_set"] == len(y) < part.n_candidates
-    assert part.extra["working_set_rounds"] == 1
+    ws40 = KKTConfig(working_set_min_candidates=0, working_set_initial=40, working_set_batch=1)
+    full, part = _check(tn, X, y, None, 5.0), _check(tn, X, y, ws40, 5.0)
+    assert part.extra["working_set_sizes"][0] == 40 < part.n_candidates
     assert full.solver_status == part.solver_status == "optimal"
     assert part.epsilon_relative == pytest.approx(full.epsilon_relative, rel=1e-6)
+    np.testing.assert_array_equal(part.support, full.support)
+
+
+def test_binary_working_set_from_few_examples_reaches_the_full_program():
+    # one output: the working set is of examples; it starts from the 3 smallest margins, which
+    # miss part of the support, and must end at the full program's certified optimum
+    tn, X, y = _trained_mlp(1, n=40)
+    y = y.astype(float)
+    ws = KKTConfig(working_set_min_candidates=0, working_set_initial=3, working_set_batch=1)
+    full, part = _check(tn, X, y, None, 3.0), _check(tn, X, y, ws, 3.0)
+    first = set(np.argsort(tn.margins(X, y), kind="stable")[:3].tolist())
+    assert set(full.support.tolist()) - first             # support outside the first set
+    assert part.extra["working_set_sizes"][0] == 3 and part.extra["working_set_rounds"] >= 2
+    assert full.solver_status == part.solver_status == "optimal"
+    assert part.epsilon_relative == pytest.approx(full.epsilon_relative, rel=1e-6)
+    np.testing.assert_array_equal(part.support, full.support)
+
+
+def test_working_set_gram_grown_by_block_rows_is_the_pair_gram():
+    from solvers.nets.kkt._torch import _BlockRowGram, _new_rows
+
+    tn, X, y, _ = _self_labelled(1, n=12)
+    rows = np.repeat(np.arange(12), 2)
+    classes = np.array([j for i in range(12) for j in range(3) if j != y[i]])
+    perm = np.random.default_rng(0).permutation(24)
+    rows, classes = rows[perm], classes[perm]
+    G = tn.pair_gram(X, y, rows, classes)
+    grown, facs = _BlockRowGram(), []
+    for a, b in ((0, 5), (5, 6), (6, 17), (17, 24)):          # four rounds of unequal sizes
+        fac = tn._pair_factors(X, y, rows[a:b], classes[a:b])
+        grown.append(_new_rows(tn, facs, fac))
+        facs.append(fac)
+    scale = np.abs(G).max()
+    np.testing.assert_allclose(grown.dense(), G, rtol=1e-12, atol=1e-12 * scale)
+    np.testing.assert_allclose(grown.diagonal(), np.diag(G), rtol=1e-12, atol=1e-12 * scale)
+    v = np.random.default_rng(1).normal(size=24)
+    np.testing.assert_allclose(grown @ v, G @ v, rtol=1e-12, atol=1e-12 * scale * np.abs(v).sum())
+    with pytest.raises(ValueError, match="block of new rows"):
+        grown.append(np.zeros((2, 3)))
 
 
 def test_working_set_round_cap_reports_an_upper_bound():
-    ws = KKTConfig(working_set_min_candidates=0, working_set_max_rounds=1)
+    ws = KKTConfig(working_set_min_candidates=0, working_set_initial=10, working_set_max_rounds=1)
     tn, X, y, sf = _self_labelled(0)
     full = _check(tn, X, y, None, sf)
     with pytest.warns(RuntimeWarning, match="upper bound"):
@@ -219,12 +274,16 @@ def test_check_kkt_passes_config_to_the_torch_backend():
     tn, X, y, sf = _self_labelled(0, n=12)
     with pytest.warns(RuntimeWarning, match="upper bound"):   # one round: not certified
         rep = check_kkt(tn, X, y, support_factor=sf,
-                        config=KKTConfig(working_set_min_candidates=0, working_set_max_rounds=1))
+                        config=KKTConfig(working_set_min_candidates=0, working_set_initial=12,
+                                         working_set_max_rounds=1))
     assert rep.extra["working_set_sizes"] == [12] < [rep.n_candidates]
     with pytest.raises(TypeError, match="config must be"):
         check_kkt(tn, X, y, config={"working_set_batch": 1})
     with pytest.raises(ValueError, match=f"max_dense_entries={rep.n_candidates ** 2}"):
         check_kkt(tn, X, y, support_factor=sf, max_dense_entries=100)
+    with pytest.raises(ValueError, match="max_dense_entries=144.*working_set_initial"):
+        check_kkt(tn, X, y, support_factor=sf, max_dense_entries=100,
+                  config=KKTConfig(working_set_min_candidates=0, working_set_initial=12))
 
 
 def test_pair_gram_between_is_the_block_of_the_full_pair_gram():

@@ -616,8 +616,10 @@ class TorchNet:
         return (f"{head}: its first layer {first.path!r} ({first.kind}) expects {expect} "
                 f"(after any reshapes before it). Pass {fix}.")
 
-    def outputs(self, X, *, chunk_size: int = 1024) -> np.ndarray:
-        """``f(θ; x_n)`` for every example, shape ``(n, K)``."""
+    def outputs(self, X, *, chunk_size: int = 128) -> np.ndarray:
+        """``f(θ; x_n)`` for every example, shape ``(n, K)``, in chunks of ``chunk_size``
+        examples (128: on Lyu & Li's MNIST CNN each chunk's tensors stay below glibc's mmap
+        threshold; chunks of 1,024 spent half their CPU time in page faults)."""
         T = self._tensor(X)
         outs = []
         with self._torch.no_grad():
@@ -811,11 +813,19 @@ class TorchNet:
         """
         self._check_sizes(chunk_size, block_size)
         T, rows, Wp = self._pair_setup(X, y, rows, classes)
-        m = len(rows)
-        store = self._factor_store(T, rows, Wp, chunk_size)
-        block = self._factor_block
+        return self._gram_symmetric((len(rows), self._factor_store(T, rows, Wp, chunk_size)),
+                                    block_size)
 
-        G = np.zeros((m, m))
+    def _gram_symmetric(self, fac, block_size: int = 2048, out=None) -> np.ndarray:
+        """``G[a, a]`` from the factors ``fac = (m, store)`` of the pairs ``a``
+        (:meth:`_pair_factors`): upper blocks ``I ≤ J`` of ``block_size`` rows, mirrored (half
+        the products of :meth:`_gram_cross`), into ``out`` (an ``(m, m)`` array or view, e.g.
+        the diagonal block of a larger matrix) when given."""
+        m, store = fac
+        block = self._factor_block
+        G = np.zeros((m, m)) if out is None else out
+        if out is not None:
+            G[...] = 0.0
         starts = list(range(0, m, block_size))
         for kind, arrays, meta in store.values():
             for i0 in starts:
@@ -925,19 +935,14 @@ class TorchNet:
         T, rows, Wp = self._pair_setup(X, y, rows, classes)
         return len(rows), self._factor_store(T, rows, Wp, chunk_size)
 
-    @staticmethod
-    def _merge_factors(fa, fb):
-        """The factors of the pairs of ``fa`` followed by those of ``fb``."""
-        (ma, sa), (mb, sb) = fa, fb
-        return ma + mb, {path: [kind, [None if x is None else np.concatenate([x, sb[path][1][i]])
-                                       for i, x in enumerate(arrays)], meta]
-                         for path, (kind, arrays, meta) in sa.items()}
-
-    def _gram_cross(self, fa, fb, block_size: int = 2048):
+    def _gram_cross(self, fa, fb, block_size: int = 2048, out=None):
         """``G[a, b]`` from the factors of the pairs ``a`` and ``b``, in blocks of
-        ``block_size`` rows of each."""
+        ``block_size`` rows of each, into ``out`` (an ``(m_a, m_b)`` array or view) when
+        given."""
         (ma, sa), (mb, sb) = fa, fb
-        G = np.zeros((ma, mb))
+        G = np.zeros((ma, mb)) if out is None else out
+        if out is not None:
+            G[...] = 0.0
         for path, (kind, arrays, meta) in sa.items():
             brr = sb[path][1]
             for i0 in range(0, ma, block_size):
@@ -958,7 +963,7 @@ class TorchNet:
 
     # --- kinks -----------------------------------------------------------------------------
 
-    def kink_counts(self, X, *, rtol: float = 1e-7, chunk_size: int = 1024) -> dict[str, int]:
+    def kink_counts(self, X, *, rtol: float = 1e-7, chunk_size: int = 128) -> dict[str, int]:
         """Near-kink counts per module path: ReLU/LeakyReLU inputs with ``|z| ≤ rtol·max|z|``
         (over the layer and the batch) and max-pool windows whose two largest entries differ by
         at most ``rtol·max|z|``."""

@@ -43,6 +43,8 @@ class KKTConfig:
         Initial working set size (the smallest margins). Every round costs a pass ``A r`` over
         the candidates off the working set (bench_kkt.py, n = 10,000, d = 784, width 1000: about
         0.5 s CPU), so starting at 1000 rather than 200 saves four such rounds there (11 → 7).
+        PyTorch nets: the first working set is this many candidate pairs of smallest margin
+        (every candidate when there are at most this many), whatever the number of examples.
     working_set_batch : int
         Least number of violators added per round (up to half the current size is added, most
         violated first, so the number of rounds is logarithmic; adding up to the current size

@@ -20,15 +20,16 @@ modules). The constraints ``a`` are the candidates: examples (one output) or
   backward pass, ``v = ∇_θ Σ_a λ_a q_a(θ̃)``, ``ε = ||θ̃ − v||`` — the reported value is
   achieved, not a model's prediction. Passes over the data go by distinct example (the pairs'
   output weights summed per example) in chunks.
-- Multi-class working set (more than ``KKTConfig.working_set_min_candidates`` candidate pairs):
-  the QP runs on each candidate example's maximal competitors (the Clarke rule of the max,
-  docs/theory.md §7 multi-class) and its optimality for **every** candidate pair is checked by
-  one forward-mode pass: the reduced cost ``⟨∇q_a, v − θ̃⟩ + η (q_a − 1)`` of each pair outside
+- Working set (more than ``KKTConfig.working_set_min_candidates`` candidate pairs): the QP runs
+  on the ``KKTConfig.working_set_initial`` pairs of smallest margin (largest natural multiplier)
+  and its optimality for **every** candidate pair is checked by one forward-mode pass: the
+  reduced cost ``⟨∇q_a, v − θ̃⟩ + η (q_a − 1)`` of each pair outside
   must be ``>= 0``, relative to ``L q_a <= ||∇q_a|| ||θ̃||`` (so the violation is over-stated,
   never hidden). The most violating pairs (at least ``KKTConfig.working_set_batch``, at most half
   the working set more; every pair outside once the working set would pass
   ``KKTConfig.working_set_max_share`` of the candidates) are added — only their Gram rows
-  ``G[new, W ∪ new]`` are computed (:meth:`TorchNet.pair_gram_between`) — and the QP is
+  ``G[new, W ∪ new]`` are computed, from the working set's layer factors kept between rounds,
+  and appended as a block row (:class:`_BlockRowGram`: nothing is copied) — and the QP is
   solved again, warm-started from the previous multipliers, until no pair outside violates
   beyond ``TOLERANCES.kkt_working_set_rtol`` (then the working set's optimum is the full
   program's: certified) or
@@ -63,9 +64,12 @@ __all__: list[str] = []
 
 logger = logging.getLogger(__name__)
 
-#: examples per forward/backward pass (a chunk of Lyu & Li's MNIST CNN holds ≈ 0.4 GB of
-#: float64 activations and their gradients)
-_CHUNK = 512
+#: examples per forward/backward pass. 128 keeps each of a chunk's float64 tensors of Lyu &
+#: Li's MNIST CNN (conv1's output: 128·32·24·24·8 B = 19 MB) below glibc's largest mmap
+#: threshold (32 MB), so freed activations are reused instead of returned to the OS and
+#: zero-filled again: at 512 a forward-mode pass over 2,000 examples spent 2.0 of its 4.3 CPU
+#: seconds in page faults, at 128 0.1 of 3.6 (docs/benchmarks.md, branch torchws2)
+_CHUNK = 128
 
 
 def _pairs(F: np.ndarray, y: np.ndarray):
@@ -151,10 +155,11 @@ def _solve_qp(G, b, nc, R, budget_row, budget, x0, cfg: KKTConfig, *,
     fallback when GPCG does not converge on a program of at most four times that size.
     Returns ``(ν, η, method text)``; optimality is certified by the caller."""
     cone = ConeStructure(nc, np.zeros(0, dtype=int), 0.0)
-    colscale = np.sqrt(np.maximum(np.diag(G), 1e-300))
+    diag = G.diagonal()
+    colscale = np.sqrt(np.maximum(diag, 1e-300))
     meth = ""
     if nc > cfg.first_order_min_variables:
-        fo = solve_cone_qp_gpcg(G.__matmul__, np.diag(G), b, cone, col_scale=colscale,
+        fo = solve_cone_qp_gpcg(G.__matmul__, diag, b, cone, col_scale=colscale,
                                 obj_scale=R, tol=TOLERANCES.kkt_working_set_rtol,
                                 budget_row=budget_row, budget=budget, x0=x0,
                                 max_iter=cfg.first_order_max_iter)
@@ -163,16 +168,89 @@ def _solve_qp(G, b, nc, R, budget_row, budget, x0, cfg: KKTConfig, *,
         if fo.converged or nc > 4 * cfg.first_order_min_variables:
             return fo.nu, fo.eta, meth
         meth += "; not converged, interior point instead: "
-    res = solve_cone_qp(G, b, cone, tol=TOLERANCES.kkt_qp_tol, budget_row=budget_row,
-                        budget=budget)
+    res = solve_cone_qp(G if isinstance(G, np.ndarray) else G.dense(), b, cone,
+                        tol=TOLERANCES.kkt_qp_tol, budget_row=budget_row, budget=budget)
     return res.nu, res.eta, meth + (f"interior-point QP on the {nc}x{nc} pair Gram matrix "
                                     f"({res.iterations} it.)")
 
 
-def _working_set(rows, q_pairs, q_examples, cand, rtol):
-    """The candidate pairs whose competitor is (nearly) the maximal one of its example — the
-    Clarke rule of the max, ``q_{nj} <= q_n + rtol`` — as a boolean mask over ``cand``."""
-    return q_pairs[cand] <= q_examples[rows[cand]] + rtol
+def _initial_working_set(qt, cand, cfg: KKTConfig):
+    """The first working set, a boolean mask over ``cand``: every candidate pair when there are
+    at most ``KKTConfig.working_set_min_candidates``, else the ``KKTConfig.working_set_initial``
+    pairs of smallest margin ``q_a(θ̃)`` — those of largest natural multiplier, which for the exp
+    and logistic losses decrease with the margin (docs/theory.md §7.7)."""
+    nc = cand.size
+    ws = np.ones(nc, dtype=bool)
+    if nc > cfg.working_set_min_candidates and nc > cfg.working_set_initial:
+        ws[:] = False
+        ws[np.argsort(qt[cand], kind="stable")[:cfg.working_set_initial]] = True
+    return ws
+
+
+class _BlockRowGram:
+    """The working set's pair Gram matrix, grown by block rows and never copied.
+
+    Adding pairs ``N`` to the working set ``W`` appends their rows ``G[N, W ∪ N]`` as one
+    ``(|N|, |W| + |N|)`` block, so the blocks hold the lower block triangle of ``G``; a product
+    uses each block twice (``B v[:M]`` for the rows ``N``, ``B[:, :|W|]ᵀ v[N]`` for the columns
+    ``W``), so ``G`` is never assembled: memory about half of ``G``'s, nothing copied when the
+    set grows (docs/theory.md §7.7)."""
+
+    def __init__(self):
+        self.blocks: list[np.ndarray] = []
+        self.size = 0
+
+    @property
+    def shape(self):
+        return (self.size, self.size)
+
+    def append(self, block: np.ndarray) -> None:
+        if block.shape[1] != self.size + block.shape[0]:
+            raise ValueError(f"a block of new rows must have shape (m, {self.size} + m); got "
+                             f"{block.shape}.")
+        self.blocks.append(block)
+        self.size += block.shape[0]
+
+    def __matmul__(self, v):
+        out = np.zeros(self.size)
+        s0 = 0
+        for B in self.blocks:
+            s1 = s0 + B.shape[0]
+            out[s0:s1] += B @ v[:s1]
+            if s0:
+                out[:s0] += B[:, :s0].T @ v[s0:s1]
+            s0 = s1
+        return out
+
+    def diagonal(self) -> np.ndarray:
+        s0, out = 0, []
+        for B in self.blocks:
+            out.append(np.diagonal(B[:, s0:s0 + B.shape[0]]))
+            s0 += B.shape[0]
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def dense(self) -> np.ndarray:
+        G = np.empty(self.shape)
+        s0 = 0
+        for B in self.blocks:
+            s1 = s0 + B.shape[0]
+            G[s0:s1, :s1] = B
+            G[:s0, s0:s1] = B[:, :s0].T
+            s0 = s1
+        return G
+
+
+def _new_rows(tn, facs, fac_new):
+    """``G[N, W ∪ N]`` for new pairs ``N`` (layer factors ``fac_new``) against the working set
+    ``W`` (its factors ``facs``, one store per round), written into one preallocated block."""
+    m, M = fac_new[0], sum(f[0] for f in facs)
+    B = np.empty((m, M + m))
+    s0 = 0
+    for f in facs:
+        tn._gram_cross(fac_new, f, out=B[:, s0:s0 + f[0]])
+        s0 += f[0]
+    tn._gram_symmetric(fac_new, out=B[:, M:])
+    return B
 
 
 def _normalise(tn, X, y):
@@ -214,7 +292,8 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     :func:`solvers.check_kkt`, which validates the tolerances). ``config`` (default
     :class:`KKTConfig`) sets when GPCG replaces the interior point
     (``first_order_min_variables``, ``first_order_max_iter``) and when the multi-class working
-    set starts (``working_set_min_candidates``), how many pairs a round adds at least
+    set starts (``working_set_min_candidates``) and its first size (``working_set_initial``),
+    how many pairs a round adds at least
     (``working_set_batch``), when all are added (``working_set_max_share``) and the cap on the
     rounds (``working_set_max_rounds``)."""
     cfg = KKTConfig() if config is None else config
@@ -237,19 +316,17 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     qt = q_all / q_hat_min
     cand = np.flatnonzero(qt <= support_factor)
     nc = cand.size
-    # the program's variables: every candidate pair, or — when that Gram matrix is big and the
-    # Clarke rule leaves fewer — a working set of each candidate example's maximal competitors,
-    # whose optimality for the full candidate program is checked by one forward-mode pass
-    ws = np.ones(nc, dtype=bool)
-    if K > 1 and nc > cfg.working_set_min_candidates:
-        ws = _working_set(rows_all, qt, q_ex / q_hat_min, cand,
-                          kink_rtol * float(np.max(np.abs(F))) / q_hat_min)
+    # the program's variables: every candidate pair, or — above
+    # KKTConfig.working_set_min_candidates — a working set starting from the
+    # KKTConfig.working_set_initial smallest-margin pairs, whose optimality for the full
+    # candidate program is checked by one forward-mode pass per round
+    ws = _initial_working_set(qt, cand, cfg)
     sel = cand[ws]
     rows, classes, qc = rows_all[sel], cls_all[sel], qt[sel]
     nw = sel.size
     if nw ** 2 > max_dense_entries:
-        hint = (" or config=KKTConfig(working_set_min_candidates=0) to start from each example's "
-                "maximal competitor" if K > 1 and nw == nc else "")
+        hint = (", or config=KKTConfig(working_set_initial=...) to start from fewer pairs"
+                if nw < nc else "")
         raise ValueError(f"the Gram matrix would have {nw}² entries, above max_dense_entries="
                          f"{max_dense_entries}: pass check_kkt(..., max_dense_entries={nw ** 2}) "
                          f"({nw}² float64 take {nw ** 2 * 8 / 2 ** 30:.1f} GiB), a smaller "
@@ -275,7 +352,10 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     nat_eps = float(np.linalg.norm(theta - scale * v_nat))
     stage("natural multipliers")
 
-    G = tilde.pair_gram(X, y, rows, classes)
+    # the working set's layer factors (one store per round) and its Gram matrix by block rows
+    facs = [tilde._pair_factors(X, y, rows, classes, _CHUNK)]
+    G = _BlockRowGram()
+    G.append(tilde._gram_symmetric(facs[0]))
     b = L * qc
     stage("gram")
 
@@ -291,13 +371,12 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     # forward-mode pass, add the most violating pairs (their Gram rows only), until none violates
     sel = cand[ws]                      # the working set, in the order of G's rows
     rounds, ws_sizes, warm, ws_stop = 0, [], "natural multipliers", ""
-    fac_w = None                        # the working set's layer factors, once pairs are added
     while True:
         rounds += 1
         ws_sizes.append(int(nw))
         nu, eta, qp_method = _solve_qp(G, b, nw, R, qc - 1.0, budget, x0, cfg, warm=warm)
         cone = ConeStructure(nw, np.zeros(0, dtype=int), 0.0)
-        colscale = np.sqrt(np.maximum(np.diag(G), 1e-300))
+        colscale = np.sqrt(np.maximum(G.diagonal(), 1e-300))
         viol, comp = cone_optimality(G, b, nu, cone, colscale, R, budget_row=qc - 1.0,
                                      budget=budget, eta=eta)
         stage("qp")
@@ -324,6 +403,8 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
             viol_out = float(np.max(rel_out, initial=0.0))
             n_viol_out = int(np.sum(rel_out > TOLERANCES.kkt_optimality_rtol))
         stage("certification")
+        logger.info("torch KKT working set round %d: %d pairs; %s; largest relative dual "
+                    "violation outside %.1e", rounds, nw, qp_method, viol_out)
         add = np.flatnonzero(rel_out > TOLERANCES.kkt_working_set_rtol)
         if add.size == 0:
             break
@@ -339,15 +420,11 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
             ws_stop = (f"; stopped: adding {new.size} pairs would exceed max_dense_entries="
                        f"{max_dense_entries}")
             break
-        # only the new pairs' Gram rows G[new, W ∪ new] (TorchNet.pair_gram_between, with the
-        # working set's layer factors kept between rounds: a round's passes cover the new pairs)
-        if fac_w is None:
-            fac_w = tilde._pair_factors(X, y, rows, classes)
-        fac_new = tilde._pair_factors(X, y, rows_all[new], cls_all[new])
-        Gnw = tilde._gram_cross(fac_new, fac_w)
-        G = np.block([[G, Gnw.T], [Gnw, tilde._gram_cross(fac_new, fac_new)]])
-        del Gnw
-        fac_w = tilde._merge_factors(fac_w, fac_new)
+        # only the new pairs' Gram rows G[new, W ∪ new], from the working set's layer factors
+        # kept between rounds (a round's passes cover the new pairs), appended as a block row
+        fac_new = tilde._pair_factors(X, y, rows_all[new], cls_all[new], _CHUNK)
+        G.append(_new_rows(tilde, facs, fac_new))
+        facs.append(fac_new)
         del fac_new
         ws[np.searchsorted(cand, new)] = True
         sel = np.concatenate([sel, new])
@@ -367,7 +444,7 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     if kk.viol_out is not None:     # the pairs outside priced again, with their kinks
         viol_out, n_viol_out = kk.viol_out, kk.n_viol_out
     stage("kinks")
-    del G, fac_w
+    del G, facs
     euler_vals = _euler(tilde, X, y, rows, classes)
     euler = float(np.max(np.abs(euler_vals - b)) / (L * float(qc.max())))
     opt_res = max(viol, comp, viol_out)
@@ -404,7 +481,7 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
     if n_viol_out:
         verdict += (f" ({n_viol_out} candidate pairs outside the working set could lower ε"
                     f"{ws_stop})")
-    ws_note = (f"; working set: {rounds} round(s) from the {ws_sizes[0]} maximal-competitor "
+    ws_note = (f"; working set: {rounds} round(s) from the {ws_sizes[0]} smallest-margin "
                f"pairs to {nw} of the {nc} candidate pairs (sizes {ws_sizes}){ws_stop}, the "
                f"other {n_out} priced by a forward-mode pass (largest relative dual violation "
                f"{viol_out:.1e})" if ws_sizes[0] < nc else "")

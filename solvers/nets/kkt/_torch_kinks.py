@@ -631,6 +631,7 @@ def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, c
     k = C.shape[0]
     Gx = _cross(tn, X, y, rows, classes, T, r, Wp, C)         # (nw, k)
     Gk = C @ C.T
+    G = G.dense() if hasattr(G, "dense") else G            # the working set's block rows
     Ga = np.block([[G, Gx], [Gx.T, 0.5 * (Gk + Gk.T)]])
     theta = tn.flat()
     ba = np.concatenate([b, C @ theta])

@@ -1,0 +1,151 @@
+"""The torch ℓ2 KKT check's example-level working set on Lyu & Li's MNIST CNN (issue 11).
+
+The check (:func:`solvers.check_kkt`, every example a candidate: ``support_factor`` just above
+``max q_n / min q_n``) is run stage by stage (``extra['seconds']``: margins, natural
+multipliers, Gram, QP, certification = ε recomputed by a backward pass, the reduced costs of the
+candidate pairs outside the working set by a forward-mode pass and Euler's identity, kinks) with
+the peak resident memory (``ru_maxrss``) at the end of each stage, for one or more sizes of the
+first working set (``KKTConfig.working_set_initial``), in one process (so their ratios are
+measured under the same load).
+
+Instances:
+
+- default: the architecture ``[Conv 32 5×5 (bias), MaxPool 2, Conv 64 3×3, MaxPool 2,
+  Linear 1024, Linear 10]`` (1,667,904 parameters) at random initialisation (seed 0) labelling
+  its own ``n`` Gaussian 28×28 inputs (the instance of ``bench_torch_kkt.py``);
+- ``--trained S.pt``: the trained instance of ``bench_torch_kkt.py`` (``--export``; e.g.
+  ``/tmp/rs4/instances/cnn_trained_n10000.pt``): its state dict, with ``X`` and ``y`` rebuilt by
+  that file's ``gaussian_images(n, 0)`` and ``teacher_labels(X, 1, 0)`` (branch cnninst);
+- ``--data D.npz --state S.pt``: any trained instance, ``X`` and ``y`` (class indices) from
+  ``D.npz`` and the state dict of the same architecture from ``S.pt`` (``--n`` then takes the
+  first ``n`` examples; every one must be fitted).
+
+Run: ``OPENBLAS_NUM_THREADS=1 python tests/benchmarks/bench_torch_ws.py --n 10000 --threads 1
+--trained /tmp/rs4/instances/cnn_trained_n10000.pt`` (without ``--trained``: the random
+instance; add ``--initial 500 1000 2000`` to compare first sizes). Prints one line per stage and
+a summary per run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import resource
+import time
+import warnings
+
+import numpy as np
+import torch
+from torch import nn
+
+from solvers import check_kkt
+from solvers.nets import TorchNet
+from solvers.nets.kkt import KKTConfig
+
+
+def lyu_li_cnn(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(32, 64, 3, bias=False), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Flatten(), nn.Linear(64 * 5 * 5, 1024, bias=False), nn.ReLU(),
+        nn.Linear(1024, 10, bias=False))
+
+
+def peak_gib() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+class _StageRSS(logging.Handler):
+    """Records the peak RSS at the end of each stage of the check (its INFO log lines)."""
+
+    def __init__(self):
+        super().__init__(logging.INFO)
+        self.rss: dict[str, float] = {}
+
+    def emit(self, record):
+        msg = record.getMessage()
+        if msg.startswith("torch KKT check: ") and " done " in msg:
+            self.rss[msg[len("torch KKT check: "):msg.index(" done ")]] = peak_gib()
+
+
+def run_check(label, net, X, y, sf, config):
+    handler = _StageRSS()
+    log = logging.getLogger("solvers.nets.kkt._torch")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    t0 = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # the status is printed below
+        rep = check_kkt(net, X, y, support_factor=sf, max_dense_entries=2 * 10**8,
+                        config=config)
+    wall = time.perf_counter() - t0
+    log.removeHandler(handler)
+    print(f"[{label}]")
+    for stage, sec in rep.extra["seconds"].items():
+        print(f"  {stage:20s} {sec:7.1f} s   peak RSS {handler.rss.get(stage, np.nan):.2f} GiB")
+    print(f"check: {wall:.1f} s wall, peak RSS {peak_gib():.2f} GiB; {rep.n_candidates} candidate "
+          f"pairs, working set {rep.extra['n_working_set']}, rounds "
+          f"{rep.extra.get('working_set_rounds')}, sizes {rep.extra.get('working_set_sizes')}, "
+          f"support {rep.support.size} examples "
+          f"({len(rep.extra.get('support_pairs', []))} pairs)")
+    print(f"  {rep.method}")
+    print(f"  {rep.verdict}")
+    print(f"  solver_status {rep.solver_status}, optimality residual "
+          f"{rep.optimality_residual:.1e}, Euler residual {rep.euler_residual:.1e}, "
+          f"ε/||θ̃|| {rep.epsilon_relative:.8g}, natural {rep.natural_epsilon_relative:.4g}",
+          flush=True)
+    return rep
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=2000)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--initial", type=int, nargs="+", default=[KKTConfig().working_set_initial],
+                    help="KKTConfig.working_set_initial values, one run each")
+    ap.add_argument("--max-rounds", type=int, default=KKTConfig().working_set_max_rounds,
+                    help="KKTConfig.working_set_max_rounds (1: the passes over n without the "
+                         "rounds that grow the working set)")
+    ap.add_argument("--data", help="npz with X (n, 1, 28, 28) and y (class indices)")
+    ap.add_argument("--state", help="state dict of the architecture (with --data)")
+    ap.add_argument("--trained", help="state dict exported by bench_torch_kkt.py --export")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    if args.trained:
+        try:
+            from bench_torch_kkt import gaussian_images, teacher_labels
+        except ImportError as exc:
+            raise SystemExit("--trained needs gaussian_images and teacher_labels from "
+                             "tests/benchmarks/bench_torch_kkt.py (branch cnninst); use --data "
+                             "and --state instead.") from exc
+        X = gaussian_images(args.n, 0)
+        y = teacher_labels(X, 1, 0)
+        module = lyu_li_cnn().double()
+        module.load_state_dict(torch.load(args.trained, map_location="cpu", weights_only=True))
+        net, what = TorchNet(module), f"trained ({args.trained})"
+    elif args.data:
+        d = np.load(args.data)
+        X, y = np.asarray(d["X"][:args.n], dtype=np.float64), np.asarray(d["y"][:args.n])
+        module = lyu_li_cnn().double()          # the saved parameters' precision is kept
+        module.load_state_dict(torch.load(args.state, map_location="cpu", weights_only=True))
+        net, what = TorchNet(module), f"trained ({args.data})"
+    else:
+        net = TorchNet(lyu_li_cnn())
+        X = np.random.default_rng(0).normal(size=(args.n, 1, 28, 28))
+        y = net.outputs(X).argmax(axis=1)
+        what = "random, self-labelled"
+    q = net.margins(X, y)
+    sf = float(q.max() / q.min()) * (1 + 1e-9)
+    print(f"{what}: P = {net.n_params:,}, n = {len(y)}, degree {net.degree}, torch threads "
+          f"{args.threads}, OPENBLAS_NUM_THREADS {os.environ.get('OPENBLAS_NUM_THREADS')}, "
+          f"load average {os.getloadavg()[0]:.1f}; support_factor {sf:.3g} (every example)")
+    for k in args.initial:
+        run_check(f"working_set_initial={k}", net, X, y, sf,
+                  KKTConfig(working_set_initial=k, working_set_max_rounds=args.max_rounds))
+    print(f"load average at the end {os.getloadavg()[0]:.1f}")
+
+
+if __name__ == "__main__":
+    main()
