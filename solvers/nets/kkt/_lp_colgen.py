@@ -66,6 +66,10 @@ __all__: list[str] = []
 
 logger = logging.getLogger(__name__)
 
+#: Constraint generation for numpy MLPs: initial coordinates and coordinates added per round
+#: (module constants so that tests and benchmarks can change them).
+_INITIAL, _BATCH = 200, 200
+
 
 @dataclass(frozen=True)
 class ColgenResult:
@@ -432,7 +436,8 @@ class ColgenPrograms(Programs):
                                lg.combination, lg.apply, rtol=self.norm_rtol,
                                solver_eps=TOLERANCES.solver_eps, budget_row=r,
                                budget=self.budget, nu0=nu0,
-                               gap_rtol=TOLERANCES.kkt_working_set_rtol)
+                               gap_rtol=TOLERANCES.kkt_working_set_rtol, initial=_INITIAL,
+                               batch=_BATCH)
 
     def solve(self, bld: Build, r=None, x0=None) -> Step:
         prob = self.prob
