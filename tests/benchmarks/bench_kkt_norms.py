@@ -2,7 +2,7 @@
 
     OPENBLAS_NUM_THREADS=1 python tests/benchmarks/bench_kkt_norms.py \
         [--sizes 500x300,2000x300,10000x1000] [--norm 1 inf] [--explicit-up-to 3e7] \
-        [--time-limit 900] [--batch 200] [--baseline DIR]
+        [--time-limit 900] [--batch 200] [--log] [--baseline DIR]
 
 The instance is bench_kkt's (``make_instance``: a 2-layer ReLU net, d = 784, Gaussian data
 labelled by the net, margins uniform in [1, 4], no kink examples), with every example a
@@ -27,7 +27,8 @@ import resource
 import time
 
 
-def _run(n, m, norm, route, q, baseline=None, batch=None):
+def _run(n, m, norm, route, q, baseline=None, batch=None, log=False):
+    import logging
     import sys
     from pathlib import Path
 
@@ -48,6 +49,9 @@ def _run(n, m, norm, route, q, baseline=None, batch=None):
     assert route != "baseline" or Path(solvers.__file__).resolve().is_relative_to(
         Path(baseline).resolve()), solvers.__file__
     mde = 10**12 if route == "explicit" else 1
+    if log:  # per-round progress (coordinates, bounds, simplex iterations) on stderr
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(message)s")
+        logging.getLogger("solvers.nets.kkt._lp_colgen").setLevel(logging.DEBUG)
     if batch and route == "colgen":
         from solvers.nets.kkt import _lp_colgen
 
@@ -71,6 +75,8 @@ def main(argv=None):
     ap.add_argument("--time-limit", type=float, default=900.0)
     ap.add_argument("--batch", type=int, default=None,
                     help="coordinates added per round by constraint generation (default 200)")
+    ap.add_argument("--log", action="store_true",
+                    help="log each generation round on stderr (shows progress of killed runs)")
     ap.add_argument("--baseline", default=None,
                     help="also run constraint generation from this source tree (older commit)")
     args = ap.parse_args(argv)
@@ -86,7 +92,7 @@ def main(argv=None):
             for route in routes:
                 q = ctx.Queue()
                 pr = ctx.Process(target=_run, args=(n, m, norm, route, q, args.baseline,
-                                                           args.batch))
+                                                           args.batch, args.log))
                 t0 = time.perf_counter()
                 pr.start()
                 pr.join(args.time_limit)
