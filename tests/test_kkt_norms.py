@@ -21,6 +21,9 @@ from hypothesis import assume, given, settings
 
 from solvers.datasets import make_separable
 from solvers.nets.kkt import check_kkt
+from solvers.nets.kkt._lp import solve_cone_lp
+from solvers.nets.kkt._lp_colgen import solve_lp_colgen
+from solvers.nets.kkt._qp import ConeStructure
 from solvers.programs import solve_max_margin
 from solvers.tolerances import TOLERANCES
 from tests.strategies import fitted_nets
@@ -92,6 +95,45 @@ def test_exact_kkt_point_through_constraint_generation(p):
     assert np.linalg.norm(w_off - w) >= 0.05 * np.linalg.norm(w)    # a real move
     off = check_kkt([w_off[None]], X, y, norm=p, activation="linear", max_dense_entries=FORCE)
     assert off.epsilon_relative > NOT_KKT_EPS
+
+
+@pytest.mark.parametrize("p", [1, np.inf])
+def test_warm_started_rounds_give_the_explicit_lp_optimum_and_a_valid_bound(p, monkeypatch):
+    """Many small rounds on one kept HiGHS model (dual simplex from the previous basis).
+
+    The restricted LP of the last round is a relaxation of the explicit LP (._lp), so its optimum
+    (``lower``) is at most the explicit optimum, and the achieved ε at least it; the gap closes
+    only if every round's rows (coordinates, cuts) are still in the model and each warm-started
+    re-solve reached the relaxation's true optimum. Dropping a round's rows (or keeping a stale
+    objective after new rows) leaves the gap open or the bound above the optimum.
+    """
+    import solvers.nets.kkt._lp_colgen as cg
+
+    monkeypatch.setattr(cg, "_WARM_START", {1.0: True, np.inf: True})  # ℓ∞'s default is cold
+    w, X, y = _perturbed_max_margin(p, 0)
+    q = y * (X @ w)
+    q = q / q.min()
+    cand = np.flatnonzero(q <= 3.0)
+    theta = w / np.sqrt((y * (X @ w)).min())          # q̃_min = 1 (degree 1)
+    M = (y[cand, None] * X[cand]).T                   # (P, N): ∇q_a = y_a x_a
+    rtol = 2e-2
+    R = float(np.linalg.norm(theta, ord=p))
+    budget = (1e-3 if p == 1 else 1e-4) * R ** 2
+    cone = ConeStructure(cand.size, np.zeros(0, dtype=int), 0.0)
+    kw = dict(rtol=rtol, solver_eps=TOLERANCES.solver_eps, budget_row=q[cand] - 1.0,
+              budget=budget)
+    _, eps_ref, _, _, ok = solve_cone_lp(M, theta, float(p), cone, **kw)
+    assert ok and 0.1 < eps_ref / R < 0.9                           # a non-trivial optimum
+    res = solve_lp_colgen(theta, float(p), cone, lambda S: M[S], lambda nu: M @ nu,
+                          lambda v: M.T @ v, gap_rtol=TOLERANCES.kkt_working_set_rtol,
+                          initial=5, batch=5, **kw)
+    assert res.rounds >= 3                                          # the multi-round path
+    assert "warm-started" in res.message and "0 cold re-solve(s)" in res.message
+    assert res.gap_relative <= TOLERANCES.kkt_working_set_rtol     # certified by the gap
+    assert res.lower / R <= eps_ref / R + SAME_LP_RTOL              # a valid lower bound
+    assert res.eps / R == pytest.approx(eps_ref / R, rel=SAME_LP_RTOL, abs=SAME_LP_RTOL)
+    assert res.eps == pytest.approx(                                 # ε is achieved by ν
+        np.linalg.norm(res.g - M @ res.nu, ord=np.inf if p == 1 else 1), rel=1e-12)
 
 
 # ------------------------------------------------------------------ PyTorch
