@@ -306,8 +306,9 @@ def check_kkt_torch(net, X, y, *, loss: str, eps_tol: float, delta_tol: float,
         nonlocal clock
         now = time.perf_counter()
         seconds[name] = seconds.get(name, 0.0) + now - clock
+        logger.info("torch KKT check: %s done (%.1f s; this stage %.1f s in all)", name,
+                    now - clock, seconds[name])
         clock = now
-        logger.info("torch KKT check: %s done (%.1f s)", name, seconds[name])
 
     unit, F, y, rows_all, cls_all, q_all, q_ex, q_hat_min, log_q_min = _normalise(tn, X, y)
     n, K = F.shape
