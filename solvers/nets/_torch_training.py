@@ -186,6 +186,8 @@ def train_torch(module, X, y, *, loss: str = "cross_entropy", steps: int = 1000,
         m = float(np.max(np.abs(theta)))      # q_min / ||θ||^L at unit norm: no overflow
         unit = net.scaled(1.0 / m).scaled(1.0 / float(np.linalg.norm(theta / m)))
         hist["normalized_margin"].append(float(unit.margins(X, y).min()))
+        log.info("train_torch: step %d/%d, log loss %.6g, lr %.3g, %d rolled back, normalised "
+                 "margin %.4g", k, steps, v, lr_t, rollbacks, hist["normalized_margin"][-1])
 
     hist = {"steps": [], "log_loss": [], "lr": [], "normalized_margin": []}
     wanted = {int(c) for c in checkpoints}
@@ -203,9 +205,9 @@ def train_torch(module, X, y, *, loss: str = "cross_entropy", steps: int = 1000,
     lr_t = float(lr)
     v, g = value_and_grad()
     v0 = v
+    accepted = rollbacks = in_a_row = 0
     record(0, v)
     snapshot(0)
-    accepted = rollbacks = in_a_row = 0
     while accepted < steps and in_a_row < max_rollbacks and v >= min_log_loss:
         saved = [p.detach().clone() for p in params]
         with torch.no_grad():
