@@ -91,6 +91,15 @@ def _independent_margins(module, X, y):
     return np.array(q)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one intra-op thread (two oversubscribe a loaded machine, 10× slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def teacher_problem():
     """A random-teacher CNN problem: 8×8 Gaussian images, 3 classes from a teacher of the
@@ -103,14 +112,21 @@ def teacher_problem():
     return X, y
 
 
-def test_fit_torch_fits_every_example_and_returns_float64(teacher_problem):
+@pytest.fixture(scope="module")
+def fitted(teacher_problem):
     from solvers.nets import fit_torch
 
     X, y = teacher_problem
     module = _cnn(1)
+    return module, fit_torch(module, X, y, batch_size=16, lr=1e-2, max_epochs=200,
+                             progress=False)
+
+
+def test_fit_torch_fits_every_example_and_returns_float64(teacher_problem, fitted):
+    X, y = teacher_problem
+    module, r = fitted
     q0 = _independent_margins(module, X, y)
     assert (q0 <= 0).sum() > 20                          # far from fitted at initialisation
-    r = fit_torch(module, X, y, batch_size=16, lr=1e-2, max_epochs=200, progress=False)
     assert r.status == "fitted"
     assert _independent_margins(r.net.module, X, y).min() > 0
     assert all(p.dtype == torch.float64 for p in r.net.module.parameters())
@@ -122,14 +138,14 @@ def test_fit_torch_fits_every_example_and_returns_float64(teacher_problem):
     assert all(p.dtype == torch.float32 for p in module.parameters())   # the user's copy kept
 
 
-def test_fit_torch_rollback_phase_continues_from_the_fitted_net(teacher_problem):
+def test_fit_torch_rollback_phase_continues_from_the_fitted_net(teacher_problem, fitted):
     from solvers.nets import fit_torch
 
     X, y = teacher_problem
-    base = fit_torch(_cnn(1), X, y, batch_size=16, lr=1e-2, max_epochs=200, progress=False)
+    _, base = fitted
     r = fit_torch(_cnn(1), X, y, batch_size=16, lr=1e-2, max_epochs=200, progress=False,
-                  rollback_steps=40, rollback_lr=0.05, chunk_size=32)
-    assert r.rollback is not None and r.rollback.steps[-1] == 40
+                  rollback_steps=15, rollback_lr=0.005, chunk_size=32)
+    assert r.rollback is not None and r.rollback.steps[-1] == 15
     # same seed: the same minibatch phase; the roll-back starts from its net
     np.testing.assert_array_equal(r.epoch_fitted, base.epoch_fitted)
     np.testing.assert_allclose(r.rollback.log_loss[0],
