@@ -69,3 +69,131 @@ def test_checkpoints_keep_copies_of_the_net_along_training():
     np.testing.assert_array_equal(r.snapshots[20].flat(), r.net.flat())
     np.testing.assert_array_equal(r.snapshots[0].flat(), TorchNet(module).flat())
     assert not np.array_equal(r.snapshots[5].flat(), r.net.flat())
+
+
+# --- fit_torch: minibatch phase until every example is fitted, then the float64 roll-back ---
+
+def _cnn(seed, K=3):
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Conv2d(1, 6, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                         nn.Linear(6 * 3 * 3, 32, bias=False), nn.ReLU(),
+                         nn.Linear(32, K, bias=False))
+
+
+def _independent_margins(module, X, y):
+    """q_n from plain torch in float64, one example at a time (not TorchNet.margins)."""
+    m = copy.deepcopy(module).double().eval()
+    q = []
+    with torch.no_grad():
+        for x, t in zip(torch.from_numpy(X), y, strict=True):
+            out = m(x[None])[0]
+            q.append(float(out[t] - torch.cat([out[:t], out[t + 1:]]).max()))
+    return np.array(q)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    """Tiny tensors: one intra-op thread (two oversubscribe a loaded machine, 10× slower)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def teacher_problem():
+    """A random-teacher CNN problem: 8×8 Gaussian images, 3 classes from a teacher of the
+    student's shape (outputs standardised so the classes are balanced)."""
+    X = np.random.default_rng(0).normal(size=(90, 1, 8, 8))
+    with torch.no_grad():
+        F = _cnn(100).double()(torch.from_numpy(X))
+    y = ((F - F.mean(0)) / F.std(0)).argmax(1).numpy()
+    assert np.bincount(y, minlength=3).min() >= 15       # every class present
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def fitted(teacher_problem):
+    from solvers.nets import fit_torch
+
+    X, y = teacher_problem
+    module = _cnn(1)
+    return module, fit_torch(module, X, y, batch_size=16, lr=1e-2, max_epochs=200,
+                             progress=False)
+
+
+def test_fit_torch_fits_every_example_and_returns_float64(teacher_problem, fitted):
+    X, y = teacher_problem
+    module, r = fitted
+    q0 = _independent_margins(module, X, y)
+    assert (q0 <= 0).sum() > 20                          # far from fitted at initialisation
+    assert r.status == "fitted"
+    assert _independent_margins(r.net.module, X, y).min() > 0
+    assert all(p.dtype == torch.float64 for p in r.net.module.parameters())
+    # trained in float32: every parameter is a float32 value, held in float64
+    assert all(torch.equal(p, p.float().double()) for p in r.net.module.parameters())
+    assert r.epoch_fitted[-1] == len(y) and r.epochs == len(r.epoch_loss) >= 2
+    assert r.epoch_fitted[:-1].max() < len(y)            # it stopped at the first fitted epoch
+    assert any("float32" in note for note in r.net.notes)
+    assert all(p.dtype == torch.float32 for p in module.parameters())   # the user's copy kept
+
+
+def test_fit_torch_rollback_phase_continues_from_the_fitted_net(teacher_problem, fitted):
+    from solvers.nets import fit_torch
+
+    X, y = teacher_problem
+    _, base = fitted
+    r = fit_torch(_cnn(1), X, y, batch_size=16, lr=1e-2, max_epochs=200, progress=False,
+                  rollback_steps=15, rollback_lr=0.005, chunk_size=32)
+    assert r.rollback is not None and r.rollback.steps[-1] == 15
+    # same seed: the same minibatch phase; the roll-back starts from its net
+    np.testing.assert_array_equal(r.epoch_fitted, base.epoch_fitted)
+    np.testing.assert_allclose(r.rollback.log_loss[0],
+                               _independent_log_loss(base.net.module, X, y, "cross_entropy"),
+                               rtol=1e-10)
+    assert np.all(np.diff(r.rollback.log_loss) <= 0) and r.rollback.log_loss[-1] < \
+        r.rollback.log_loss[0]
+    np.testing.assert_array_equal(r.net.flat(), r.rollback.net.flat())
+    assert r.status == "fitted" and _independent_margins(r.net.module, X, y).min() > 0
+
+
+def test_fit_torch_reports_not_fitted_when_it_gives_up(teacher_problem):
+    from solvers.nets import fit_torch
+
+    X, y = teacher_problem
+    r = fit_torch(_cnn(1), X, y, batch_size=16, lr=1e-6, max_epochs=2, rollback_steps=5,
+                  progress=False)
+    assert r.status == "not fitted" and r.epochs == 2 and r.rollback is None
+    assert _independent_margins(r.net.module, X, y).min() <= 0
+    assert any("not every example was fitted" in note for note in r.notes)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"batch_size": 0}, "batch_size must be a positive integer"),
+    ({"max_epochs": 2.5}, "max_epochs must be a positive integer"),
+    ({"optimizer": "rmsprop"}, "optimizer must be one of"),
+    ({"dtype": "float16"}, "dtype must be one of"),
+    ({"lr": -1.0}, "lr must be a finite positive number"),
+    ({"rollback_steps": -1}, "rollback_steps must be a non-negative integer"),
+    ({"rollback_loss": "hinge"}, "rollback_loss must be one of"),
+])
+def test_fit_torch_bad_arguments(teacher_problem, kwargs, match):
+    from solvers.nets import fit_torch
+
+    X, y = teacher_problem
+    with pytest.raises(ValueError, match=match):
+        fit_torch(_cnn(1), X, y, **kwargs)
+
+
+def test_chunked_rollback_equals_the_full_batch_one():
+    """The running log-sum-exp over chunks gives the full-batch value and gradient."""
+    module, X, y = _problem(n=30)
+    full = train_torch(module, X, y, steps=30, lr=0.5, record_every=1)
+    chunked = train_torch(module, X, y, steps=30, lr=0.5, record_every=1, chunk_size=7)
+    # equal up to float64 rounding of the reordered sums, amplified over 30 steps (the losses
+    # are O(1); a wrong chunk weight e^{v_c − log 𝓛} changes them at O(1e-2) or more)
+    np.testing.assert_allclose(chunked.log_loss, full.log_loss, rtol=1e-9, atol=1e-9)
+    np.testing.assert_allclose(chunked.net.flat(), full.net.flat(), rtol=1e-9, atol=1e-9)
+    assert chunked.rollbacks == full.rollbacks > 0
+    with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
+        train_torch(module, X, y, chunk_size=0)

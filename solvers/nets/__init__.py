@@ -37,7 +37,7 @@ from ._shallow import (
 )
 from ._torch_adapter import augment_constant_feature, from_torch, load_torch, save_torch
 from ._torch_net import LayerInfo, TorchNet
-from ._torch_training import TorchTrainingResult, train_torch
+from ._torch_training import TorchFitResult, TorchTrainingResult, fit_torch, train_torch
 from ._training import TRAINING_METHODS, History, TrainingResult, train
 from ._weights_io import (
     MAX_ARRAY_BYTES,
@@ -60,6 +60,7 @@ __all__ = [
     "detect_file_format", "MAX_ARRAY_BYTES",
     "from_torch", "load_torch", "save_torch", "augment_constant_feature", "TorchNet", "LayerInfo",
     "train_torch", "TorchTrainingResult",
+    "fit_torch", "TorchFitResult",
     "ShallowRun", "WidthSearch", "init_shallow", "shallow_forward", "shallow_jacobian",
     "train_shallow", "train_shallow_batch", "minimal_width", "threshold_width",
     "check_kkt", "KKTReport",
