@@ -197,3 +197,27 @@ def test_chunked_rollback_equals_the_full_batch_one():
     assert chunked.rollbacks == full.rollbacks > 0
     with pytest.raises(ValueError, match="chunk_size must be a positive integer"):
         train_torch(module, X, y, chunk_size=0)
+
+
+@pytest.mark.parametrize("K", [1, 2, 3])
+def test_log_loss_gradient_is_finite_at_margins_beyond_exp_underflow(K):
+    """Once a margin passes ~745, softplus(s) underflows to 0 in the branch torch.where does not
+    take; its gradient must not turn the whole step into NaN (found by a new-user audit:
+    train_torch then rolled back every later step). The gradient is compared with the
+    expansion's own: d log ℓ / d s = 1 − e^s/2 ≈ 1 for s ≪ 0, spread as a softmax over examples."""
+    from solvers.nets._torch_training import _log_loss
+
+    if K == 1:
+        out = torch.tensor([[5.0], [800.0]], dtype=torch.float64, requires_grad=True)
+        y = torch.tensor([1, 1])
+    else:
+        out = torch.zeros((2, K), dtype=torch.float64)
+        out[0, 1:] = -5.0
+        out[1, 1:] = -800.0
+        out.requires_grad_(True)
+        y = torch.tensor([0, 0])
+    (g,) = torch.autograd.grad(_log_loss(torch, out, y, "cross_entropy"), out)
+    assert torch.isfinite(g).all()
+    # the far example's weight in the log-sum-exp is e^{-800}/… = 0: its gradient is exactly 0
+    assert float(g[1].abs().max()) == 0.0
+    assert float(g[0].abs().max()) > 0.5

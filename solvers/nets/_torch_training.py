@@ -86,7 +86,10 @@ def _log_loss(torch, out, y, loss):
     if loss == "exp":
         log_l = s
     else:  # log(log1p(e^s)), exact for s ≪ 0 through its expansion s − e^s/2
-        log_l = torch.where(s > -20, torch.log(torch.nn.functional.softplus(s)),
+        # both branches are differentiated: the log branch reads s clamped at -20, else its
+        # gradient at a large margin is 0 · ∞ = NaN (softplus(s) underflows to 0 near s < -745)
+        log_l = torch.where(s > -20,
+                            torch.log(torch.nn.functional.softplus(torch.clamp(s, min=-20.0))),
                             s - torch.exp(s) / 2)
     return torch.logsumexp(log_l, dim=0)
 
