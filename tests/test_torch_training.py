@@ -221,3 +221,21 @@ def test_log_loss_gradient_is_finite_at_margins_beyond_exp_underflow(K):
     # the far example's weight in the log-sum-exp is e^{-800}/… = 0: its gradient is exactly 0
     assert float(g[1].abs().max()) == 0.0
     assert float(g[0].abs().max()) > 0.5
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "exp"])
+def test_smoothed_margin_is_a_lower_bound_of_the_normalised_margin(loss):
+    """Lyu & Li's smoothed margin ℓ^{-1}(𝓛)/||θ||^L <= q_min/||θ||^L at every recorded step
+    (𝓛 >= ℓ(q_min) and ℓ^{-1} is decreasing; docs/theory.md §7.1), recomputed here from the
+    torch loss and the net's norm; and training raises it."""
+    module, X, y = _problem()
+    r = train_torch(module, X, y, loss=loss, steps=300, lr=0.5, record_every=1)
+    sm, nm = r.smoothed_margin, r.normalized_margin
+    assert sm.shape == nm.shape == r.steps.shape
+    assert np.all(sm <= nm + 1e-12)
+    log_L = _independent_log_loss(r.net.module, X, y, loss)
+    inv = -log_L if loss == "exp" else -np.log(np.expm1(np.exp(log_L)))
+    rho = np.linalg.norm(r.net.flat())
+    np.testing.assert_allclose(sm[-1], inv / rho ** r.net.degree, rtol=1e-9)
+    assert sm[-1] > 0 and sm[-1] > sm[0]
+    assert r.to_dict()["smoothed_margin"] == sm.tolist()

@@ -18,12 +18,14 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .._progress import progress as _progress
+from ..losses import inverse_loss
 from ._torch_net import TorchNet
 
 __all__ = ["train_torch", "TorchTrainingResult", "fit_torch", "TorchFitResult",
@@ -54,6 +56,10 @@ class TorchTrainingResult:
         Rejected steps (each rolled back).
     snapshots : dict of int to TorchNet
         The network at each requested checkpoint (accepted step count) that was reached.
+    smoothed_margin : numpy.ndarray
+        Lyu & Li's smoothed margin ``ℓ^{-1}(𝓛) / ||θ||^L`` at the recorded steps (``ℓ^{-1}`` of
+        the exponential loss for ``"exp"``, of the logistic loss for ``"cross_entropy"``,
+        docs/theory.md §7.1): a lower bound of ``normalized_margin`` that GD increases.
     status : str
         ``"fitted"`` when every example has a positive margin at the end, else ``"not fitted"``.
     """
@@ -67,10 +73,12 @@ class TorchTrainingResult:
     status: str
     notes: tuple = field(default=())
     snapshots: dict = field(default_factory=dict)
+    smoothed_margin: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def to_dict(self) -> dict:
         return {"steps": self.steps.tolist(), "log_loss": self.log_loss.tolist(),
                 "lr": self.lr.tolist(), "normalized_margin": self.normalized_margin.tolist(),
+                "smoothed_margin": self.smoothed_margin.tolist(),
                 "rollbacks": self.rollbacks, "status": self.status, "notes": list(self.notes)}
 
 
@@ -189,10 +197,16 @@ def train_torch(module, X, y, *, loss: str = "cross_entropy", steps: int = 1000,
         m = float(np.max(np.abs(theta)))      # q_min / ||θ||^L at unit norm: no overflow
         unit = net.scaled(1.0 / m).scaled(1.0 / float(np.linalg.norm(theta / m)))
         hist["normalized_margin"].append(float(unit.margins(X, y).min()))
+        # Lyu & Li's smoothed margin ℓ^{-1}(𝓛) / ||θ||^L (docs/theory.md §7.1), ||θ||^L as a log
+        log_rho = math.log(m) + math.log(float(np.linalg.norm(theta / m)))
+        inv = inverse_loss(v, "exp" if loss == "exp" else "logistic")
+        hist["smoothed_margin"].append(float(inv * math.exp(-net.degree * log_rho)))
         log.info("train_torch: step %d/%d, log loss %.6g, lr %.3g, %d rolled back, normalised "
-                 "margin %.4g", k, steps, v, lr_t, rollbacks, hist["normalized_margin"][-1])
+                 "margin %.4g, smoothed margin %.4g", k, steps, v, lr_t, rollbacks,
+                 hist["normalized_margin"][-1], hist["smoothed_margin"][-1])
 
-    hist = {"steps": [], "log_loss": [], "lr": [], "normalized_margin": []}
+    hist = {"steps": [], "log_loss": [], "lr": [], "normalized_margin": [],
+            "smoothed_margin": []}
     wanted = {int(c) for c in checkpoints}
     if any(c < 0 for c in wanted):
         raise ValueError(f"checkpoints must be non-negative step counts; got {sorted(wanted)}.")
@@ -248,7 +262,7 @@ def train_torch(module, X, y, *, loss: str = "cross_entropy", steps: int = 1000,
         net=copy.copy(net), steps=np.array(hist["steps"]), log_loss=np.array(hist["log_loss"]),
         lr=np.array(hist["lr"]), normalized_margin=np.array(hist["normalized_margin"]),
         rollbacks=rollbacks, status="fitted" if fitted else "not fitted", notes=notes,
-        snapshots=snapshots)
+        snapshots=snapshots, smoothed_margin=np.array(hist["smoothed_margin"]))
 
 
 @dataclass(frozen=True)
