@@ -218,7 +218,7 @@ class _StageRSS(logging.Handler):
             self.rss[msg[len("torch KKT check: "):msg.index(" done ")]] = peak_gib()
 
 
-def run_check(label, net, X, y, sf, config) -> None:
+def run_check(label, net, X, y, sf, config):
     handler = _StageRSS()
     log = logging.getLogger("solvers.nets.kkt._torch")
     log.addHandler(handler)
@@ -235,13 +235,16 @@ def run_check(label, net, X, y, sf, config) -> None:
         print(f"  {stage:20s} {sec:7.1f} s   peak RSS {handler.rss.get(stage, np.nan):.2f} GiB")
     print(f"check: {wall:.1f} s wall, peak RSS {peak_gib():.2f} GiB; {rep.n_candidates} candidate "
           f"pairs, working set {rep.extra['n_working_set']}, rounds "
-          f"{rep.extra.get('working_set_rounds')}, sizes {rep.extra.get('working_set_sizes')}")
+          f"{rep.extra.get('working_set_rounds')}, sizes {rep.extra.get('working_set_sizes')}, "
+          f"support {rep.support.size} examples "
+          f"({len(rep.extra.get('support_pairs', []))} pairs)")
     print(f"  {rep.method}")
     print(f"  {rep.verdict}")
     print(f"  solver_status {rep.solver_status}, optimality residual "
           f"{rep.optimality_residual:.1e}, Euler residual {rep.euler_residual:.1e}, "
-          f"ε/||θ̃|| {rep.epsilon_relative:.6g}, natural {rep.natural_epsilon_relative:.4g}",
+          f"ε/||θ̃|| {rep.epsilon_relative:.8g}, natural {rep.natural_epsilon_relative:.4g}",
           flush=True)
+    return rep
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ Instances:
   its own ``n`` Gaussian 28×28 inputs (the instance of ``bench_torch_kkt.py``);
 - ``--trained S.pt``: the trained instance of ``bench_torch_kkt.py`` (``--export``; e.g.
   ``/tmp/rs4/instances/cnn_trained_n10000.pt``): its state dict, with ``X`` and ``y`` rebuilt by
-  that file's ``gaussian_images(n, 0)`` and ``teacher_labels(X, 1, 0)`` (branch cnninst);
+  that file's ``gaussian_images(n, 0)`` and ``teacher_labels(X, 1, 0)``;
 - ``--data D.npz --state S.pt``: any trained instance, ``X`` and ``y`` (class indices) from
   ``D.npz`` and the state dict of the same architecture from ``S.pt`` (``--n`` then takes the
   first ``n`` examples; every one must be fitted).
@@ -29,74 +29,14 @@ a summary per run.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
-import resource
-import time
-import warnings
 
 import numpy as np
 import torch
-from torch import nn
+from bench_torch_kkt import gaussian_images, lyu_li_cnn, run_check, teacher_labels
 
-from solvers import check_kkt
 from solvers.nets import TorchNet
 from solvers.nets.kkt import KKTConfig
-
-
-def lyu_li_cnn(seed: int = 0) -> nn.Module:
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(1, 32, 5), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Conv2d(32, 64, 3, bias=False), nn.ReLU(), nn.MaxPool2d(2),
-        nn.Flatten(), nn.Linear(64 * 5 * 5, 1024, bias=False), nn.ReLU(),
-        nn.Linear(1024, 10, bias=False))
-
-
-def peak_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-class _StageRSS(logging.Handler):
-    """Records the peak RSS at the end of each stage of the check (its INFO log lines)."""
-
-    def __init__(self):
-        super().__init__(logging.INFO)
-        self.rss: dict[str, float] = {}
-
-    def emit(self, record):
-        msg = record.getMessage()
-        if msg.startswith("torch KKT check: ") and " done " in msg:
-            self.rss[msg[len("torch KKT check: "):msg.index(" done ")]] = peak_gib()
-
-
-def run_check(label, net, X, y, sf, config):
-    handler = _StageRSS()
-    log = logging.getLogger("solvers.nets.kkt._torch")
-    log.addHandler(handler)
-    log.setLevel(logging.INFO)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)   # the status is printed below
-        rep = check_kkt(net, X, y, support_factor=sf, max_dense_entries=2 * 10**8,
-                        config=config)
-    wall = time.perf_counter() - t0
-    log.removeHandler(handler)
-    print(f"[{label}]")
-    for stage, sec in rep.extra["seconds"].items():
-        print(f"  {stage:20s} {sec:7.1f} s   peak RSS {handler.rss.get(stage, np.nan):.2f} GiB")
-    print(f"check: {wall:.1f} s wall, peak RSS {peak_gib():.2f} GiB; {rep.n_candidates} candidate "
-          f"pairs, working set {rep.extra['n_working_set']}, rounds "
-          f"{rep.extra.get('working_set_rounds')}, sizes {rep.extra.get('working_set_sizes')}, "
-          f"support {rep.support.size} examples "
-          f"({len(rep.extra.get('support_pairs', []))} pairs)")
-    print(f"  {rep.method}")
-    print(f"  {rep.verdict}")
-    print(f"  solver_status {rep.solver_status}, optimality residual "
-          f"{rep.optimality_residual:.1e}, Euler residual {rep.euler_residual:.1e}, "
-          f"ε/||θ̃|| {rep.epsilon_relative:.8g}, natural {rep.natural_epsilon_relative:.4g}",
-          flush=True)
-    return rep
 
 
 def main() -> None:
@@ -114,12 +54,6 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.trained:
-        try:
-            from bench_torch_kkt import gaussian_images, teacher_labels
-        except ImportError as exc:
-            raise SystemExit("--trained needs gaussian_images and teacher_labels from "
-                             "tests/benchmarks/bench_torch_kkt.py (branch cnninst); use --data "
-                             "and --state instead.") from exc
         X = gaussian_images(args.n, 0)
         y = teacher_labels(X, 1, 0)
         module = lyu_li_cnn().double()
