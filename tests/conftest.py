@@ -31,3 +31,15 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 def rng() -> np.random.Generator:
     """A seeded generator: tests are reproducible and never touch global random state."""
     return np.random.default_rng(20261122)
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny torch models: intra-op threads only contend on the shared cores (10–25x slower under
+    load). Use with ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch  # only the torch test modules request it, after their importorskip
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

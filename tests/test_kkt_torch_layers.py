@@ -24,17 +24,12 @@ from solvers.nets import TorchNet  # noqa: E402
 from tests.test_kkt import CLARABEL, CROSS_RTOL, KKT_EPS_RTOL, META_RTOL  # noqa: E402
 from tests.test_torch_net import GRAM_RTOL, _autograd_rows  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 #: A δ budget large enough that many pairs carry multipliers, so ε is well below 1 and the
 #: comparison with the reference is not decided by λ = 0.
 DELTA_TOL = 0.5
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 class _Custom(nn.Module):

@@ -17,14 +17,7 @@ from solvers.nets import (  # noqa: E402
     save_torch,
 )
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: torch's intra-op threads only contend on the shared cores (25x slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 # Two float64 implementations of the same arithmetic (different summation order): rounding only.

@@ -20,20 +20,15 @@ F = torch.nn.functional
 from solvers import NotHomogeneousError, check_kkt  # noqa: E402
 from solvers.nets import TorchNet, train_torch  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
 #: The Gram from layer factors against per-example autograd: sums in another order, rounding only.
 GRAM_RTOL = GRAM_ATOL = 1e-12
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models: torch's intra-op threads only contend on the shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 # --- G1: functional kink sites ------------------------------------------------------------------
+
 
 class _Act(nn.Module):
     """2-2-1 MLP with a functional activation."""

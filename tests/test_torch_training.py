@@ -11,6 +11,8 @@ nn = torch.nn
 
 from solvers.nets import TorchNet, train_torch  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 
 def _problem(K=3, n=30, seed=0):
     rng = np.random.default_rng(seed)
@@ -89,15 +91,6 @@ def _independent_margins(module, X, y):
             out = m(x[None])[0]
             q.append(float(out[t] - torch.cat([out[:t], out[t + 1:]]).max()))
     return np.array(q)
-
-
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread():
-    """Tiny tensors: one intra-op thread (two oversubscribe a loaded machine, 10× slower)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")
