@@ -54,6 +54,7 @@ reduced cost is that of the worst Clarke vertex, ``⟨∇q_a, v − θ̃⟩ + η
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass, field
 
@@ -135,6 +136,17 @@ class KinkColumns:
 
 # --- detection ------------------------------------------------------------------------------
 
+
+@contextlib.contextmanager
+def _forward_hooks(mods, paths, fn):
+    """Call ``fn(path, inputs)`` on each forward of the modules ``paths``; removed on exit."""
+    handles = [mods[p].register_forward_hook(lambda m, inp, out, p=p: fn(p, inp)) for p in paths]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
 def _relu_alpha(mod) -> float:
     return float(getattr(mod, "negative_slope", 0.0)) if type(mod).__name__ == "LeakyReLU" \
         else 0.0
@@ -186,16 +198,10 @@ def _input_tangents(tn, Xc, paths, v):
         pr, t = fwAD.unpack_dual(inp)
         prim[p] = pr.detach()
         got[p] = torch.zeros_like(pr) if t is None else t.detach()
-    handles = [mods[p].register_forward_hook(lambda m, inp, o, p=p: keep(p, inp[0]))
-               for p in paths]
-    try:
-        with torch.no_grad(), fwAD.dual_level():
-            params = {k: fwAD.make_dual(q.detach(), v[k])
-                      for k, q in tn.module.named_parameters()}
-            functional_call(tn.module, params, (Xc,))
-    finally:
-        for h in handles:
-            h.remove()
+    with _forward_hooks(mods, paths, lambda p, inp: keep(p, inp[0])), torch.no_grad(), \
+            fwAD.dual_level():
+        params = {k: fwAD.make_dual(q.detach(), v[k]) for k, q in tn.module.named_parameters()}
+        functional_call(tn.module, params, (Xc,))
     return prim, got
 
 
@@ -264,30 +270,18 @@ def _detect(tn, X, y, rows, classes, rtol):
     # pass 1: the scale max|z| over the layer and the checked examples (as kink_counts), and
     # the near-kinks of modules called more than once (counted, not freed)
     scale = {p: 0.0 for p in paths}
-    handles = [mods[p].register_forward_hook(
-        lambda m, inp, out, p=p: scale.__setitem__(p, max(scale[p], float(inp[0].abs().max()))))
-        for p in paths]
-    try:
-        with torch.no_grad():
-            for s in range(0, ex.size, _CHUNK):
-                tn.module(T[torch.from_numpy(ex[s:s + _CHUNK])])
-    finally:
-        for h in handles:
-            h.remove()
+    with _forward_hooks(mods, paths, lambda p, inp: scale.__setitem__(
+            p, max(scale[p], float(inp[0].abs().max())))), torch.no_grad():
+        for s in range(0, ex.size, _CHUNK):
+            tn.module(T[torch.from_numpy(ex[s:s + _CHUNK])])
     tol = {p: rtol * (scale[p] or 1.0) for p in paths}
     if len(once) < len(paths):
         rep = [p for p in paths if calls[p] != 1]
-        handles = [mods[p].register_forward_hook(
-            lambda m, inp, out, p=p: flags.__setitem__(
+        with _forward_hooks(mods, rep, lambda p, inp: flags.__setitem__(
                 "repeated_module", flags["repeated_module"]
-                + tn._near_kinks(p, mods[p], inp[0], tol[p]))) for p in rep]
-        try:
-            with torch.no_grad():
-                for s in range(0, ex.size, _CHUNK):
-                    tn.module(T[torch.from_numpy(ex[s:s + _CHUNK])])
-        finally:
-            for h in handles:
-                h.remove()
+                + tn._near_kinks(p, mods[p], inp[0], tol[p]))), torch.no_grad():
+            for s in range(0, ex.size, _CHUNK):
+                tn.module(T[torch.from_numpy(ex[s:s + _CHUNK])])
 
     # pass 2, per example: candidate kinks whose column is not identically 0
     gen = torch.Generator().manual_seed(0)
