@@ -154,7 +154,7 @@ def _budget_search(solve, face_eta, b, x, r, beta, tol):
     x, opt, its = at(0.0, x)
     if not (r is not None and np.isfinite(beta)) or float(r @ x) <= beta * (1.0 + 1e-12):
         return x, 0.0, opt, its
-    e_lo, e_hi, best = 0.0, np.inf, None
+    e_lo, e_hi, best, lo = 0.0, np.inf, None, x
     eta = 0.0
     for _ in range(60):
         cand = face_eta(x)
@@ -169,13 +169,20 @@ def _budget_search(solve, face_eta, b, x, r, beta, tol):
             if phi >= -1e-12 * beta and opt <= tol:
                 break
         else:
-            e_lo = eta
+            e_lo, lo = eta, x
         if np.isfinite(e_hi) and e_hi - e_lo <= 1e-14 * e_hi:
             break
     if best is None:
         return x, eta, np.inf, its      # no feasible η found: reported as not converged
     x, opt = best
-    used = float(r @ x)
+    used, used_lo = float(r @ x), float(r @ lo)
+    if used < beta * (1.0 - 1e-12) and used_lo > beta and e_hi - e_lo <= 1e-14 * e_hi:
+        # a jump of rᵀx(η) at the root (singular G: the optimal set at that η is not a point):
+        # both ends are optimal for η = e_hi to rounding, so is the convex combination on the
+        # budget (G x, hence the gradient, is the same at both: unique residual)
+        t = (beta - used) / (used_lo - used)
+        x = t * lo + (1.0 - t) * x
+        used = float(r @ x)
     if used > beta:
         x = x * (beta / used)
     return x, e_hi, opt, its
@@ -238,5 +245,12 @@ def solve_cone_qp_newton(G: np.ndarray, b: np.ndarray, *, col_scale: np.ndarray,
         return (float(r[F] @ sol[:, 0]) - budget) / rv if rv > 0 else None
 
     x, eta, opt, its = _budget_search(solve, face_eta, b, x, r, budget, tol)
+    if has_budget and eta > 0:
+        # the final point's own measure with η, as :func:`._qp.cone_optimality` (budget
+        # complementarity included): the search may end on a point optimal for a nearby η only
+        g = mv(x) - b + eta * r
+        counts["matvecs"] += 1
+        opt = max(_optimality(g, x, cs, obj_scale),
+                  (abs(float(g @ x)) + eta * abs(budget - float(r @ x))) / obj_scale**2)
     return NewtonResult(x, eta, counts["matvecs"], counts["factorizations"],
                         counts["regularized"], its, float(opt), bool(opt <= tol))
