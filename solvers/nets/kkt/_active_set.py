@@ -164,7 +164,7 @@ def _budget_search(solve, face_eta, b, x, r, beta, tol):
         x, opt, it = at(eta, x)
         its += it
         phi = float(r @ x) - beta
-        if phi <= 0:
+        if phi <= 1e-12 * beta:     # within rounding of the budget: scaled onto it at the end
             e_hi, best = eta, (x, opt)
             if phi >= -1e-12 * beta and opt <= tol:
                 break
