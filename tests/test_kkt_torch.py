@@ -160,6 +160,22 @@ def test_gpcg_path_equals_interior_point_path():
     assert b.delta_relative == pytest.approx(a.delta_relative, rel=1e-4, abs=1e-8)
 
 
+def test_newton_path_equals_interior_point_path():
+    # KKTConfig.explicit_qp = "newton" (projected Newton, Cholesky face solves) on the same
+    # program as the interior point: the same certified ε, support and status
+    tn, X, y = _trained_cnn_40()
+    a = _check(tn, X, y, None, 5.0)
+    b = _check(tn, X, y, KKTConfig(first_order_min_variables=0, explicit_qp="newton"), 5.0)
+    assert a.method.startswith("interior-point") and b.method.startswith("projected Newton")
+    assert a.solver_status == b.solver_status == "optimal"
+    assert a.n_candidates == b.n_candidates > 40
+    assert b.epsilon_relative == pytest.approx(a.epsilon_relative, rel=1e-6)
+    np.testing.assert_array_equal(a.support, b.support)
+    assert a.support.size > 3
+    assert b.delta_relative == pytest.approx(a.delta_relative, rel=1e-4, abs=1e-8)
+    assert a.status == b.status
+
+
 def _self_labelled(seed, n=30):
     X = np.random.default_rng(3 + seed).normal(size=(n, 1, 6, 6))
     tn = TorchNet(_cnn(seed))

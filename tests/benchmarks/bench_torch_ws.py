@@ -39,6 +39,22 @@ from solvers.nets import TorchNet
 from solvers.nets.kkt import KKTConfig
 
 
+def _dump_programs(folder: str) -> None:
+    """Wrap the check's QP stage so that each call first saves its program."""
+    from solvers.nets.kkt import _torch
+
+    os.makedirs(folder, exist_ok=True)
+    solve, count = _torch._solve_qp, [0]
+
+    def dumping(G, b, nc, R, budget_row, budget, x0, cfg, **kw):
+        count[0] += 1
+        np.savez(os.path.join(folder, f"qp_{count[0]}.npz"),
+                 G=G if isinstance(G, np.ndarray) else G.dense(), b=b, R=R,
+                 budget_row=budget_row, budget=budget, x0=x0)
+        return solve(G, b, nc, R, budget_row, budget, x0, cfg, **kw)
+    _torch._solve_qp = dumping
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=2000)
@@ -51,7 +67,14 @@ def main() -> None:
     ap.add_argument("--data", help="npz with X (n, 1, 28, 28) and y (class indices)")
     ap.add_argument("--state", help="state dict of the architecture (with --data)")
     ap.add_argument("--trained", help="state dict exported by bench_torch_kkt.py --export")
+    ap.add_argument("--qp", nargs="+", default=[KKTConfig().explicit_qp],
+                    choices=["newton", "gpcg"], help="KKTConfig.explicit_qp values, one run each")
+    ap.add_argument("--dump-qp", metavar="DIR",
+                    help="save each round's working-set QP (G, b, budget row, budget, warm start) "
+                         "to DIR/qp_<round>.npz, for bench_torch_qp.py")
     args = ap.parse_args()
+    if args.dump_qp:
+        _dump_programs(args.dump_qp)
     torch.set_num_threads(args.threads)
     if args.trained:
         X = gaussian_images(args.n, 0)
@@ -75,9 +98,11 @@ def main() -> None:
     print(f"{what}: P = {net.n_params:,}, n = {len(y)}, degree {net.degree}, torch threads "
           f"{args.threads}, OPENBLAS_NUM_THREADS {os.environ.get('OPENBLAS_NUM_THREADS')}, "
           f"load average {os.getloadavg()[0]:.1f}; support_factor {sf:.3g} (every example)")
-    for k in args.initial:
-        run_check(f"working_set_initial={k}", net, X, y, sf,
-                  KKTConfig(working_set_initial=k, working_set_max_rounds=args.max_rounds))
+    for qp in args.qp:
+        for k in args.initial:
+            run_check(f"working_set_initial={k}, explicit_qp={qp}", net, X, y, sf,
+                      KKTConfig(working_set_initial=k, working_set_max_rounds=args.max_rounds,
+                                explicit_qp=qp))
     print(f"load average at the end {os.getloadavg()[0]:.1f}")
 
 

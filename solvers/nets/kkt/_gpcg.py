@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
-from ._qp import ConeStructure, _enforce_budget
+from ._qp import ConeStructure
 
 __all__: list[str] = []
 
@@ -289,26 +289,40 @@ def solve_cone_qp_gpcg(matvec, diag: np.ndarray, b: np.ndarray, cone: ConeStruct
     counter = [0]
     cs = np.maximum(col_scale[:cone.n], 1e-300)
 
-    def solve(eta, x):
-        c = b.copy()
-        if eta > 0:
-            c[:cone.n] -= eta * budget_row
+    def solve(c, x):
         return _solve_fixed(matvec, c, cone, w, x, cs, obj_scale, tol, max_iter, counter)
 
-    x, opt, its = solve(0.0, x)
+    x, eta, opt, its = budget_root_search(solve, b, cone.n, x, budget_row, budget)
+    return GPCGResult(x, eta, counter[0], its, float(opt), bool(opt <= tol))
+
+
+def budget_root_search(solve, b, n, x, budget_row, budget):
+    """The δ budget ``rᵀλ <= β`` through its multiplier ``η``: ``solve(c, x0)`` minimises
+    ``½νᵀGν − cᵀν`` over the cone from ``x0`` (returning ``(ν, optimality, iterations)``);
+    first with ``c = b``, and if that point exceeds the budget, for the ``η`` at which
+    ``c = b − η (r, 0)`` gives ``rᵀλ = β``. ``rᵀλ(η)`` is non-increasing and piecewise affine:
+    bracket the root, then regula falsi (Illinois variant), keeping the feasible end ``e_hi``
+    (``rᵀλ <= β``), each solve warm-started. Returns ``(ν, η, optimality, iterations)``, ``ν``
+    scaled into the budget."""
+
+    def at(eta, x):
+        c = b.copy()
+        if eta > 0:
+            c[:n] -= eta * budget_row
+        return solve(c, x)
+
+    x, opt, its = at(0.0, x)
     eta = 0.0
     has_budget = budget_row is not None and np.isfinite(budget)
-    if has_budget and float(budget_row @ x[:cone.n]) > budget * (1.0 + 1e-12):
-        # rᵀλ(η) is non-increasing and piecewise affine in η: bracket the root, then regula
-        # falsi (Illinois variant), keeping the feasible end ``e_hi`` (rᵀλ <= β)
-        f_lo = float(budget_row @ x[:cone.n]) - budget
-        e_lo, e_hi = 0.0, max(float(np.max(np.abs(b[:cone.n]) / np.maximum(budget_row, 1e-300)
+    if has_budget and float(budget_row @ x[:n]) > budget * (1.0 + 1e-12):
+        f_lo = float(budget_row @ x[:n]) - budget
+        e_lo, e_hi = 0.0, max(float(np.max(np.abs(b[:n]) / np.maximum(budget_row, 1e-300)
                                            * (budget_row > 0), initial=0.0)) * 1e-6, 1e-300)
         sols = {}
         for _ in range(80):
-            xe, oe, ie = solve(e_hi, x)
+            xe, oe, ie = at(e_hi, x)
             its += ie
-            f_hi = float(budget_row @ xe[:cone.n]) - budget
+            f_hi = float(budget_row @ xe[:n]) - budget
             if f_hi <= 0:
                 sols[e_hi] = (xe, oe)
                 break
@@ -321,9 +335,9 @@ def solve_cone_qp_gpcg(matvec, diag: np.ndarray, b: np.ndarray, cone: ConeStruct
             em = (e_lo * f_hi - e_hi * f_lo) / (f_hi - f_lo)
             if not (e_lo < em < e_hi):
                 em = 0.5 * (e_lo + e_hi)
-            xe, oe, ie = solve(em, sols[e_hi][0])
+            xe, oe, ie = at(em, sols[e_hi][0])
             its += ie
-            fm = float(budget_row @ xe[:cone.n]) - budget
+            fm = float(budget_row @ xe[:n]) - budget
             if fm <= 0:
                 e_hi, f_hi = em, fm
                 sols[e_hi] = (xe, oe)
@@ -337,5 +351,7 @@ def solve_cone_qp_gpcg(matvec, diag: np.ndarray, b: np.ndarray, cone: ConeStruct
                 side = 1
         eta = e_hi
         x, opt = sols[e_hi]
-        x = _enforce_budget(x, cone, budget_row, budget)
-    return GPCGResult(x, eta, counter[0], its, float(opt), bool(opt <= tol))
+        used = float(budget_row @ x[:n])
+        if used > budget:
+            x = x * (budget / used)
+    return x, eta, opt, its

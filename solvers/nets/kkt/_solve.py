@@ -67,6 +67,14 @@ class KKTConfig:
         has at most ``4 ·`` this many variables. Measured in ``bench_kkt.py`` (docs/benchmarks.md).
     first_order_max_iter : int
         ℓ2 GPCG: outer iterations per value of the budget multiplier.
+    explicit_qp : str
+        PyTorch nets' ℓ2 check, programs above ``first_order_min_variables`` on the explicit
+        working-set pair Gram: ``"newton"`` (projected Newton with a Cholesky factorisation of
+        each face, :mod:`._active_set`) or ``"gpcg"`` (:mod:`._gpcg`, products only). Either
+        result is certified the same way. Default GPCG by measurement: on the trained Lyu & Li
+        CNN's recorded programs it took 3.7 / 13.1 / 81.7 s CPU at 2,250 / 3,375 / 5,062 pairs,
+        projected Newton 5.7 / 29.8 / more (tests/benchmarks/bench_torch_qp.py,
+        docs/benchmarks.md).
     """
 
     working_set_min_candidates: int = 2000
@@ -78,6 +86,7 @@ class KKTConfig:
     phase2_max_variables: int = 1500
     first_order_min_variables: int = 1000
     first_order_max_iter: int = 300
+    explicit_qp: str = "gpcg"
 
     def __post_init__(self):
         for name in ("working_set_min_candidates", "working_set_initial", "working_set_batch",
@@ -88,6 +97,9 @@ class KKTConfig:
                     0 if name in ("working_set_min_candidates", "phase2_max_variables",
                                  "first_order_min_variables") else 1):
                 raise ValueError(f"KKTConfig.{name} must be a positive int; got {v!r}.")
+        if self.explicit_qp not in ("newton", "gpcg"):
+            raise ValueError(f"KKTConfig.explicit_qp must be 'newton' or 'gpcg'; got "
+                             f"{self.explicit_qp!r}.")
         if not (0.0 < self.working_set_max_share <= 1.0):
             raise ValueError(f"KKTConfig.working_set_max_share must be in (0, 1]; got "
                              f"{self.working_set_max_share!r}.")

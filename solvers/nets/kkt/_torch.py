@@ -54,10 +54,11 @@ import numpy as np
 
 from ...errors import NotFeasibleError
 from ...tolerances import TOLERANCES
+from ._active_set import solve_cone_qp_newton
 from ._gpcg import solve_cone_qp_gpcg
 from ._qp import ConeStructure, cone_optimality, solve_cone_qp
 from ._report import KKTReport, decide
-from ._solve import KKTConfig
+from ._solve import KKTConfig, _symmetric_product
 from ._torch_kinks import free_kinks
 
 __all__: list[str] = []
@@ -150,26 +151,46 @@ def _euler(tn, X, y, rows, classes):
 
 def _solve_qp(G, b, nc, R, budget_row, budget, x0, cfg: KKTConfig, *,
               warm: str = "natural multipliers"):
-    """The cone QP on the Gram matrix: GPCG (products with ``G``, warm start ``x0``) above
-    ``KKTConfig.first_order_min_variables`` variables, the interior point below it and as the
-    fallback when GPCG does not converge on a program of at most four times that size.
+    """The cone QP on the Gram matrix above ``KKTConfig.first_order_min_variables`` variables:
+    by ``KKTConfig.explicit_qp`` — projected Newton with exact face solves on the dense ``G``
+    (:func:`._active_set.solve_cone_qp_newton`) or GPCG (products with ``G``) — warm-started
+    from ``x0``; by the interior point below that size and as the fallback when the first-order
+    method does not converge on a program of at most four times that size.
     Returns ``(ν, η, method text)``; optimality is certified by the caller."""
     cone = ConeStructure(nc, np.zeros(0, dtype=int), 0.0)
     diag = G.diagonal()
     colscale = np.sqrt(np.maximum(diag, 1e-300))
     meth = ""
+    Gd = None
     if nc > cfg.first_order_min_variables:
-        fo = solve_cone_qp_gpcg(G.__matmul__, diag, b, cone, col_scale=colscale,
-                                obj_scale=R, tol=TOLERANCES.kkt_working_set_rtol,
-                                budget_row=budget_row, budget=budget, x0=x0,
-                                max_iter=cfg.first_order_max_iter)
-        meth = (f"gradient projection + CG on the {nc}x{nc} pair Gram matrix "
-                f"({fo.iterations} it., {fo.matvecs} products, warm start: {warm})")
+        if cfg.explicit_qp == "newton":
+            Gd = G if isinstance(G, np.ndarray) else G.dense()
+            fo = solve_cone_qp_newton(Gd, b, col_scale=colscale, obj_scale=R,
+                                      tol=TOLERANCES.kkt_working_set_rtol,
+                                      budget_row=budget_row, budget=budget, x0=x0,
+                                      max_iter=cfg.first_order_max_iter,
+                                      matvec=_symmetric_product(Gd))
+            meth = (f"projected Newton (Cholesky on each face) on the {nc}x{nc} pair Gram "
+                    f"matrix ({fo.iterations} it., {fo.factorizations} factorisations, "
+                    f"{fo.regularized} regularised, {fo.matvecs} products, warm start: {warm})")
+        else:
+            # on the dense copy by symmetric BLAS products (dsymv): 2.5 vs 5.2 ms CPU per
+            # product with the block rows at 3,375 pairs (docs/benchmarks.md, branch torchqp)
+            Gd = G if isinstance(G, np.ndarray) else G.dense()
+            fo = solve_cone_qp_gpcg(_symmetric_product(Gd), diag, b, cone, col_scale=colscale,
+                                    obj_scale=R, tol=TOLERANCES.kkt_working_set_rtol,
+                                    budget_row=budget_row, budget=budget, x0=x0,
+                                    max_iter=cfg.first_order_max_iter)
+            meth = (f"gradient projection + CG on the {nc}x{nc} pair Gram matrix "
+                    f"({fo.iterations} it., {fo.matvecs} products, warm start: {warm})")
+        logger.info("torch KKT QP: %s; internal optimality %.1e", meth, fo.optimality)
         if fo.converged or nc > 4 * cfg.first_order_min_variables:
             return fo.nu, fo.eta, meth
         meth += "; not converged, interior point instead: "
-    res = solve_cone_qp(G if isinstance(G, np.ndarray) else G.dense(), b, cone,
-                        tol=TOLERANCES.kkt_qp_tol, budget_row=budget_row, budget=budget)
+    if Gd is None:
+        Gd = G if isinstance(G, np.ndarray) else G.dense()
+    res = solve_cone_qp(Gd, b, cone, tol=TOLERANCES.kkt_qp_tol, budget_row=budget_row,
+                        budget=budget)
     return res.nu, res.eta, meth + (f"interior-point QP on the {nc}x{nc} pair Gram matrix "
                                     f"({res.iterations} it.)")
 
