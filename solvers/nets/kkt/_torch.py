@@ -150,21 +150,24 @@ def _euler(tn, X, y, rows, classes):
 
 
 def _solve_qp(G, b, nc, R, budget_row, budget, x0, cfg: KKTConfig, *,
-              warm: str = "natural multipliers"):
-    """The cone QP on the Gram matrix above ``KKTConfig.first_order_min_variables`` variables:
-    by ``KKTConfig.explicit_qp`` — projected Newton with exact face solves on the dense ``G``
-    (:func:`._active_set.solve_cone_qp_newton`) or GPCG (products with ``G``) — warm-started
-    from ``x0``; by the interior point below that size and as the fallback when the first-order
-    method does not converge on a program of at most four times that size.
+              warm: str = "natural multipliers", cone: ConeStructure | None = None):
+    """The cone QP on the Gram matrix (``nc`` variables; ``cone`` with kink variables for
+    :mod:`._torch_kinks`, default ``ν >= 0``) above ``KKTConfig.first_order_min_variables``
+    variables: by ``KKTConfig.explicit_qp`` — projected Newton with exact face solves
+    (:func:`._active_set.solve_cone_qp_newton`, ``ν >= 0`` only) or GPCG — warm-started from
+    ``x0``; by the interior point below that size and as the fallback when the first-order
+    method does not converge on a program of at most four times that size. Both first-order
+    methods multiply by a dense copy of ``G`` with symmetric BLAS (dsymv: 2.5 vs 5.2 ms CPU per
+    product with the block rows at 3,375 pairs, docs/benchmarks.md).
     Returns ``(ν, η, method text)``; optimality is certified by the caller."""
-    cone = ConeStructure(nc, np.zeros(0, dtype=int), 0.0)
-    diag = G.diagonal()
+    if cone is None:
+        cone = ConeStructure(nc, np.zeros(0, dtype=int), 0.0)
+    Gd = G if isinstance(G, np.ndarray) else G.dense()
+    diag = np.diag(Gd)
     colscale = np.sqrt(np.maximum(diag, 1e-300))
     meth = ""
-    Gd = None
     if nc > cfg.first_order_min_variables:
-        if cfg.explicit_qp == "newton":
-            Gd = G if isinstance(G, np.ndarray) else G.dense()
+        if cfg.explicit_qp == "newton" and cone.K == 0:
             fo = solve_cone_qp_newton(Gd, b, col_scale=colscale, obj_scale=R,
                                       tol=TOLERANCES.kkt_working_set_rtol,
                                       budget_row=budget_row, budget=budget, x0=x0,
@@ -174,9 +177,6 @@ def _solve_qp(G, b, nc, R, budget_row, budget, x0, cfg: KKTConfig, *,
                     f"matrix ({fo.iterations} it., {fo.factorizations} factorisations, "
                     f"{fo.regularized} regularised, {fo.matvecs} products, warm start: {warm})")
         else:
-            # on the dense copy by symmetric BLAS products (dsymv): 2.5 vs 5.2 ms CPU per
-            # product with the block rows at 3,375 pairs (docs/benchmarks.md, branch torchqp)
-            Gd = G if isinstance(G, np.ndarray) else G.dense()
             fo = solve_cone_qp_gpcg(_symmetric_product(Gd), diag, b, cone, col_scale=colscale,
                                     obj_scale=R, tol=TOLERANCES.kkt_working_set_rtol,
                                     budget_row=budget_row, budget=budget, x0=x0,
@@ -187,8 +187,6 @@ def _solve_qp(G, b, nc, R, budget_row, budget, x0, cfg: KKTConfig, *,
         if fo.converged or nc > 4 * cfg.first_order_min_variables:
             return fo.nu, fo.eta, meth
         meth += "; not converged, interior point instead: "
-    if Gd is None:
-        Gd = G if isinstance(G, np.ndarray) else G.dense()
     res = solve_cone_qp(Gd, b, cone, tol=TOLERANCES.kkt_qp_tol, budget_row=budget_row,
                         budget=budget)
     return res.nu, res.eta, meth + (f"interior-point QP on the {nc}x{nc} pair Gram matrix "

@@ -61,8 +61,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ...tolerances import TOLERANCES
-from ._gpcg import solve_cone_qp_gpcg
-from ._qp import ConeStructure, cone_optimality, solve_cone_qp
+from ._qp import ConeStructure, cone_optimality
 
 __all__: list[str] = []
 
@@ -605,7 +604,7 @@ def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, c
     margins and solution at ``θ̃`` (``tn``); ``R = ||θ̃||``, ``budget`` the δ budget;
     ``outside = (rows, classes, q)`` the candidate pairs outside the working set, priced again
     with the new residual."""
-    from ._torch import _combination
+    from ._torch import _combination, _solve_qp
 
     rows = np.asarray(rows, dtype=np.int64)
     classes = np.asarray(classes, dtype=np.int64)
@@ -632,25 +631,11 @@ def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, c
     cone = ConeStructure(nw, kc.pair, 0.0)
     colscale = np.sqrt(np.maximum(np.diag(Ga), 1e-300))
     x0 = np.concatenate([nu, np.zeros(k)])
-    N = nw + k
-    meth, res = "", None
-    if N > cfg.first_order_min_variables:
-        fo = solve_cone_qp_gpcg(Ga.__matmul__, np.diag(Ga), ba, cone, col_scale=colscale,
-                                obj_scale=R, tol=TOLERANCES.kkt_working_set_rtol,
-                                budget_row=qc - 1.0, budget=budget, x0=x0,
-                                max_iter=cfg.first_order_max_iter)
-        meth = f"gradient projection + CG ({fo.iterations} it.)"
-        if fo.converged or N > 4 * cfg.first_order_min_variables:
-            res = fo
-        else:
-            meth += "; not converged, interior point instead: "
-    if res is None:
-        res = solve_cone_qp(Ga, ba, cone, tol=TOLERANCES.kkt_qp_tol, budget_row=qc - 1.0,
-                            budget=budget)
-        meth += f"interior-point QP ({res.iterations} it.)"
-    viol, comp = cone_optimality(Ga, ba, res.nu, cone, colscale, R, budget_row=qc - 1.0,
-                                 budget=budget, eta=res.eta)
-    lam, mu = res.nu[:nw], res.nu[nw:]
+    nu_a, eta_a, meth = _solve_qp(Ga, ba, nw + k, R, qc - 1.0, budget, x0, cfg,
+                                  warm="the working set's multipliers", cone=cone)
+    viol, comp = cone_optimality(Ga, ba, nu_a, cone, colscale, R, budget_row=qc - 1.0,
+                                 budget=budget, eta=eta_a)
+    lam, mu = nu_a[:nw], nu_a[nw:]
     parts = _combination(tn, X, y, rows, classes, lam)
     v = np.concatenate([parts[n].ravel() for n in tn.parameter_names]) + C.T @ mu
     resid_flat = theta - v
@@ -659,7 +644,7 @@ def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, c
     resid = dict(zip(tn.parameter_names, np.split(resid_flat, np.cumsum(sizes)[:-1]),
                      strict=True))
     viol_out, n_viol_out = None, 0
-    out = _price_outside(tn, X, y, rows, classes, lam, resid_flat, res.eta, rtol, outside,
+    out = _price_outside(tn, X, y, rows, classes, lam, resid_flat, eta_a, rtol, outside,
                          always=True)
     if out is not None:
         viol_out, n_viol_out = out[0], out[1]
@@ -667,5 +652,5 @@ def free_kinks(tn, X, y, rows, classes, *, G, b, qc, nu, eta, R, budget, rtol, c
     method = (f"; Clarke slopes freed at {k} kink(s) ({meth} over {nw} pairs + {k} kink "
               f"variables, 0 <= μ <= λ; kink columns explicit, {k}x{P})")
     return KinkResult(True, n_kinks, by_module, exact, words, n_freed=k, lam=lam, mu=mu,
-                      eta=float(res.eta), eps=eps, resid=resid, viol=viol, comp=comp,
+                      eta=float(eta_a), eps=eps, resid=resid, viol=viol, comp=comp,
                       viol_out=viol_out, n_viol_out=n_viol_out, method=method, info=info)
